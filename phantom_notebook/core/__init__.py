@@ -1,0 +1,78 @@
+"""The queue engine: settings, envelopes, Lua scripts, queues and workers (no notebook deps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import MessageContext
+from .envelope import Envelope, MessagePriority
+from .errors import (
+    ConfigError,
+    ConnectionLostError,
+    DecodeError,
+    PayloadError,
+    PermissionDeniedError,
+    PhantomError,
+    PublishError,
+    QueueFullError,
+    Reject,
+    Retry,
+    UnknownQueueKindError,
+    ValidationError,
+)
+from .queues import Message, MessageQueue, QueueStats
+from .settings import QueueSettings, RedisSettings, RetrySettings, Settings
+from .subscription import Filter, Subscription
+from .worker import Worker
+
+
+def connect(url: str | None = None, *, settings: Settings | None = None,
+            origin: str | None = None, **redis_options: Any) -> MessageQueue:
+    """Connect to a phantom_notebook deployment.
+
+    With no ``url`` and no ``$PHANTOM_REDIS_URL`` this is the embedded in-process Redis
+    (fakeredis with Lua), shared by every producer, consumer and widget of the process.
+    ``redis://``, ``rediss://`` and ``unix://`` URLs reach a real server through one pool.
+    ``redis_options`` override fields of ``RedisSettings`` (e.g. ``key_prefix="team-a"``).
+    """
+    import dataclasses
+
+    from .connection import open_client, resolve_url
+
+    base = settings or Settings.load()
+    target = resolve_url(url) if url is not None or base.redis.url is None else base.redis.url
+    fields = {f.name: getattr(base.redis, f.name) for f in dataclasses.fields(base.redis)}
+    fields.update(redis_options, url=target)
+    redis_settings = RedisSettings(**fields)
+    full = dataclasses.replace(base, redis=redis_settings)
+    return MessageQueue(open_client(redis_settings), full, origin=origin)
+
+
+__all__ = [
+    "ConfigError",
+    "ConnectionLostError",
+    "DecodeError",
+    "Envelope",
+    "Filter",
+    "Message",
+    "MessageContext",
+    "MessagePriority",
+    "MessageQueue",
+    "PayloadError",
+    "PermissionDeniedError",
+    "PhantomError",
+    "PublishError",
+    "QueueFullError",
+    "QueueSettings",
+    "QueueStats",
+    "RedisSettings",
+    "Reject",
+    "Retry",
+    "RetrySettings",
+    "Settings",
+    "Subscription",
+    "UnknownQueueKindError",
+    "ValidationError",
+    "Worker",
+    "connect",
+]

@@ -1,0 +1,108 @@
+"""The ``MessageContext`` a handler receives: settle the message, extend its lease."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .envelope import Envelope
+
+if TYPE_CHECKING:
+    from .lane import Lane
+    from .scripts import Delivery
+
+
+@dataclass
+class Outcome:
+    """How a delivery ended: ``ack``, ``retry`` (with optional delay), ``dead`` or ``leave``."""
+
+    action: str
+    delay_s: float | None = None
+    reason: str = ""
+    error: BaseException | None = None
+
+
+class MessageContext:
+    """Handed to every handler with the message: ack, nack, reject, extend the lease."""
+
+    def __init__(self, envelope: Envelope, delivery: Delivery, lane: Lane) -> None:
+        self.envelope = envelope
+        self.delivery = delivery
+        self._lane = lane
+        self._outcome: Outcome | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "
+                f"delivery_count={self.delivery_count})")
+
+    @property
+    def queue(self) -> str:
+        """The queue the message came from."""
+        return self._lane.queue
+
+    @property
+    def group(self) -> str:
+        """The consumer group this delivery belongs to."""
+        return self._lane.group
+
+    @property
+    def consumer(self) -> str:
+        """The name of the consumer (worker) handling the message."""
+        return self._lane.consumer
+
+    @property
+    def delivery_count(self) -> int:
+        """How often Redis has handed out this stored entry (1 on first delivery)."""
+        return self.delivery.delivery_count
+
+    @property
+    def attempt(self) -> int:
+        """The processing attempt (1-based; grows with each retry)."""
+        return self.envelope.attempt
+
+    @property
+    def settled(self) -> bool:
+        """True once ack, nack or reject has been called."""
+        return self._outcome is not None
+
+    def ack(self) -> None:
+        """Mark the message processed: it leaves Redis in the next settle batch."""
+        self._settle(Outcome("ack"))
+
+    def nack(self, requeue: bool = True, delay_s: float | None = None) -> None:
+        """Give the message back: retry it (after ``delay_s``) or, with requeue=False, DLQ it."""
+        if requeue:
+            self._settle(Outcome("retry", delay_s=delay_s, reason="nacked"))
+        else:
+            self._settle(Outcome("dead", reason="nacked"))
+
+    def reject(self, reason: str = "rejected") -> None:
+        """Dead-letter the message now with ``reason``; it is not retried."""
+        self._settle(Outcome("dead", reason=reason))
+
+    def extend_lease(self) -> None:
+        """Reset the visibility timeout of this delivery (for long handlers)."""
+        self._lane.extend_leases([self.delivery])
+
+    def publish(self, queue: str, type: str, payload: Any, **options: Any) -> str:
+        """Publish a follow-up message that shares this message's trace and correlation."""
+        env = self.envelope
+        trace_id = env.trace_id
+        options.setdefault("correlation_id", env.correlation_id or env.id)
+        options.setdefault("causation_id", env.id)
+        if trace_id:
+            from .envelope import new_traceparent
+
+            options.setdefault("traceparent", new_traceparent(trace_id))
+        return str(self._lane.mq.publish(queue, type, payload, **options))
+
+    def _settle(self, outcome: Outcome) -> None:
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = outcome
+
+    def take_outcome(self) -> Outcome | None:
+        """The outcome the handler chose, if any (used by the worker)."""
+        return self._outcome

@@ -1,0 +1,235 @@
+"""The envelope: what travels through a queue, and its wire format.
+
+Wire format (version 1)::
+
+    0x01 | u32 big-endian header length | header JSON (sorted keys) | body
+
+The header JSON is canonical (sorted keys, orjson) so it can serve as the associated data
+of AES-256-GCM; the body is the orjson-encoded payload, or its ciphertext when sealed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import orjson
+
+from .errors import DecodeError, PayloadError, ValidationError
+
+WIRE_VERSION = 1
+_HEAD = struct.Struct(">BI")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+class MessagePriority(IntEnum):
+    """Delivery priority. Lower value = delivered first; FIFO inside one level."""
+
+    CRITICAL = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+    @classmethod
+    def parse(cls, value: MessagePriority | int | str) -> MessagePriority:
+        """Accept an enum, its int value or its (case-insensitive) name."""
+        if isinstance(value, MessagePriority):
+            return value
+        try:
+            if isinstance(value, str):
+                return cls[value.strip().upper()]
+            return cls(value)
+        except (KeyError, ValueError):
+            names = ", ".join(p.name for p in cls)
+            raise ValidationError(f"invalid priority {value!r}: use one of {names}") from None
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a 26-character ULID: time-sortable to the millisecond, 80 random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
+
+
+def new_traceparent(trace_id: str | None = None) -> str:
+    """Return a W3C ``traceparent`` with a fresh span id (and trace id unless given)."""
+    tid = trace_id or os.urandom(16).hex()
+    return f"00-{tid}-{os.urandom(8).hex()}-01"
+
+
+def now_ms() -> int:
+    """The current wall-clock time in milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message: header fields in clear, ``payload`` the body. Change by ``replace``."""
+
+    id: str
+    type: str
+    queue: str
+    payload: Any
+    priority: MessagePriority = MessagePriority.NORMAL
+    schema_version: str = "1.0"
+    created_at_ms: int = 0
+    expires_at_ms: int | None = None
+    attempt: int = 1
+    traceparent: str = ""
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    origin: str | None = None
+    tlp: str = "CLEAR"
+    key_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Envelope:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex trace id of the W3C traceparent ('' when absent)."""
+        parts = self.traceparent.split("-")
+        return parts[1] if len(parts) == 4 else ""
+
+    def is_expired(self, at_ms: int) -> bool:
+        """True when the message has an expiry time at or before ``at_ms``."""
+        return self.expires_at_ms is not None and self.expires_at_ms <= at_ms
+
+    def header(self) -> dict[str, Any]:
+        """The header as a plain dict (the canonical associated data when encrypted)."""
+        h: dict[str, Any] = {
+            "id": self.id, "t": self.type, "q": self.queue, "p": int(self.priority),
+            "v": self.schema_version, "c": self.created_at_ms, "a": self.attempt,
+            "tp": self.traceparent, "tlp": self.tlp,
+        }
+        if self.expires_at_ms is not None:
+            h["x"] = self.expires_at_ms
+        if self.correlation_id:
+            h["co"] = self.correlation_id
+        if self.causation_id:
+            h["ca"] = self.causation_id
+        if self.origin:
+            h["o"] = self.origin
+        if self.key_id:
+            h["k"] = self.key_id
+        if self.headers:
+            h["h"] = dict(self.headers)
+        return h
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict with readable field names (for display and export)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["priority"] = self.priority.name
+        d["headers"] = dict(self.headers)
+        return d
+
+
+def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """Serialize a payload with orjson; raise ``PayloadError`` if impossible or too large."""
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise PayloadError(f"payload is not serializable: {exc}") from None
+    if len(body) > max_bytes:
+        raise PayloadError(
+            f"payload is {len(body):,} bytes, over the limit of {max_bytes:,} bytes")
+    return body
+
+
+def frame(header: Mapping[str, Any], body: bytes) -> bytes:
+    """Assemble header and body into the wire format."""
+    head = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+    return _HEAD.pack(WIRE_VERSION, len(head)) + head + body
+
+
+def unframe(raw: bytes) -> tuple[bytes, dict[str, Any], bytes]:
+    """Split wire bytes into (header bytes, header dict, body); ``DecodeError`` if malformed."""
+    if len(raw) < _HEAD.size:
+        raise DecodeError("decode_failed", f"envelope truncated ({len(raw)} bytes)", raw)
+    version, hlen = _HEAD.unpack_from(raw)
+    if version != WIRE_VERSION:
+        raise DecodeError("decode_failed", f"unknown wire version {version}", raw)
+    end = _HEAD.size + hlen
+    if end > len(raw):
+        raise DecodeError("decode_failed", "header length runs past the end", raw)
+    head = raw[_HEAD.size:end]
+    try:
+        header = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("decode_failed", f"header is not JSON: {exc}", raw) from None
+    if not isinstance(header, dict):
+        raise DecodeError("decode_failed", "header is not an object", raw)
+    return head, header, raw[end:]
+
+
+def envelope_from_header(header: Mapping[str, Any], payload: Any) -> Envelope:
+    """Build an ``Envelope`` from a decoded header; ``DecodeError`` on wrong field types."""
+    try:
+        env = Envelope(
+            id=_typed(header["id"], str), type=_typed(header["t"], str),
+            queue=_typed(header["q"], str), payload=payload,
+            priority=MessagePriority(_typed(header["p"], int)),
+            schema_version=_typed(header.get("v", "1.0"), str),
+            created_at_ms=_typed(header.get("c", 0), int),
+            expires_at_ms=_opt(header.get("x"), int),
+            attempt=_typed(header.get("a", 1), int),
+            traceparent=_typed(header.get("tp", ""), str),
+            correlation_id=_opt(header.get("co"), str),
+            causation_id=_opt(header.get("ca"), str),
+            origin=_opt(header.get("o"), str), tlp=_typed(header.get("tlp", "CLEAR"), str),
+            key_id=_opt(header.get("k"), str),
+            headers=_headers(header.get("h", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError("decode_failed", f"bad header field: {exc!r}") from None
+    return env
+
+
+def decode(raw: bytes) -> Envelope:
+    """Decode wire bytes of an unencrypted envelope; ``DecodeError`` when malformed."""
+    _, header, body = unframe(raw)
+    if header.get("k"):
+        raise DecodeError("decrypt_failed", "envelope is encrypted but no key ring is set", raw)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("decode_failed", f"payload is not JSON: {exc}", raw) from None
+    try:
+        return envelope_from_header(header, payload)
+    except DecodeError as exc:
+        raise DecodeError(exc.reason, exc.detail, raw) from None
+
+
+def encode(env: Envelope, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
+    """Encode an unencrypted envelope to wire bytes."""
+    return frame(env.header(), encode_payload(env.payload, max_bytes))
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _opt(value: Any, kind: type) -> Any:
+    return None if value is None else _typed(value, kind)
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("headers must map strings to strings")
+    return value

@@ -1,0 +1,299 @@
+"""A lane: the fetch -> dispatch -> settle loop of one consumer group on one queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from .context import MessageContext, Outcome
+from .envelope import Envelope, now_ms
+from .errors import DecodeError, Reject, Retry
+from .policies import RetryPolicy
+from .queues import METRICS_RETENTION_S
+from .scripts import Delivery, Settlement
+from .stats import WorkerStats
+from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from .queues import MessageQueue
+
+log = logging.getLogger("phantom_notebook.worker")
+
+
+class Lane:
+    """Runs the subscriptions of one (queue, group) pair inside a worker."""
+
+    def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
+                 stats: WorkerStats, *, poll_ms: int,
+                 submit: Callable[[Subscription, Callable[[], Any]], None] | None,
+                 pool: Executor | None) -> None:
+        self.mq = mq
+        self.subs = subs
+        self.queue = subs[0].queue
+        self.group = subs[0].group
+        self.consumer = consumer
+        self.stats = stats
+        self.settings = mq.declare(self.queue)
+        self.keys = mq.queue_keys(self.queue)
+        self.prefetch = max(s.prefetch_count for s in subs)
+        self.broadcast = self.settings.kind == "broadcast"
+        self.levels = "2" if self.settings.kind == "fifo" else "0123"
+        self.poll_ms = poll_ms
+        self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
+        self._submit_async = submit
+        self._pool = pool
+        self.inflight: dict[str, tuple[Delivery, float]] = {}
+        self._settlement = Settlement.empty()
+        self._cond = threading.Condition()
+        self._last_reclaim = -1e9
+        self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Fetch, dispatch and settle until ``stop`` is set; then drain what is in flight."""
+        backoff = 0.05
+        self.mq.ensure_group(self.queue, self.group)
+        while not stop.is_set():
+            try:
+                self.flush()
+                budget = self.prefetch - len(self.inflight)
+                if budget <= 0:
+                    self._wait_for_completion(0.05)
+                    continue
+                deliveries = self._fetch(budget)
+                if deliveries:
+                    self._dispatch(deliveries, stop)
+                backoff = 0.05
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
+                            self.queue, self.group, exc, backoff)
+                self.stats.reconnects += 1
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def drain(self, deadline: float) -> None:
+        """Wait for in-flight handlers until ``deadline`` (monotonic), then settle them."""
+        while self.inflight and time.monotonic() < deadline:
+            self._wait_for_completion(min(0.05, max(deadline - time.monotonic(), 0)))
+        for _ in range(3):
+            try:
+                self.flush()
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(0.2)
+
+    def _wait_for_completion(self, timeout_s: float) -> None:
+        with self._cond:
+            if not self._settlement:
+                self._cond.wait(timeout_s)
+
+    def _fetch(self, budget: int) -> list[Delivery]:
+        now = now_ms()
+        reclaim = 0
+        if time.monotonic() - self._last_reclaim >= self.settings.visibility_timeout_s / 4:
+            reclaim = self._vt_ms
+            self._last_reclaim = time.monotonic()
+        qs = self.settings
+        result = self.mq.scripts.fetch(
+            self.keys, self.mq.metrics_key(self.keys, now), group=self.group,
+            consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim,
+            max_deliveries=qs.max_deliveries, levels=self.levels,
+            metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+            delete=not self.broadcast)
+        self.stats.dead_lettered += result.dead_lettered
+        if result.deliveries:
+            return result.deliveries
+        if self.inflight:
+            self._wait_for_completion(0.01)
+            return []
+        block = self.poll_ms
+        if result.next_due_ms is not None:
+            block = min(block, max(result.next_due_ms - now_ms(), 0))
+        if block <= 0:
+            return []
+        streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
+        reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,  # type: ignore[arg-type]
+                                          count=budget, block=block)
+        out = []
+        for stream, entries in reply or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            level = self.keys.streams.index(name)
+            for sid, fields in entries:
+                out.append(Delivery(level, sid.decode(), fields[b"m"], 1))
+        out.sort(key=lambda d: d.level)
+        return out
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def _dispatch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
+        now = now_ms()
+        for d in deliveries:
+            try:
+                env = self.mq.codec.open(d.raw)
+            except DecodeError as exc:
+                self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
+                continue
+            if env.is_expired(now):
+                self._expire(d, env)
+                continue
+            sub = next((s for s in self.subs if s.matches(env)), None)
+            if sub is None:
+                err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
+                self._settle_raw(d, Outcome("dead", reason="unroutable", error=err), env)
+                continue
+            ctx = MessageContext(env, d, self)
+            with self._cond:
+                self.inflight[d.stream_id] = (d, time.monotonic())
+            if self.inline:
+                self._execute(sub, env, ctx)
+            elif sub.is_async:
+                assert self._submit_async is not None
+                self._submit_async(sub, lambda s=sub, e=env, c=ctx: self._execute_async(s, e, c))
+            else:
+                assert self._pool is not None
+                self._pool.submit(self._execute, sub, env, ctx)
+
+    def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
+        started = now_ms()
+        try:
+            sub.call(env, ctx)
+            error: BaseException | None = None
+        except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+            error = exc
+        self._complete(sub, env, ctx, error, started)
+
+    async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
+        started = now_ms()
+        try:
+            await sub.call(env, ctx)
+            error: BaseException | None = None
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        self._complete(sub, env, ctx, error, started)
+
+    def _complete(self, sub: Subscription, env: Envelope, ctx: MessageContext,
+                  error: BaseException | None, started_ms: int) -> None:
+        outcome = ctx.take_outcome()
+        if outcome is None:
+            if error is None:
+                outcome = Outcome("ack") if sub.auto_ack else Outcome("leave")
+            elif isinstance(error, Reject):
+                outcome = Outcome("dead", reason="rejected", error=error)
+            elif isinstance(error, Retry):
+                outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
+            else:
+                outcome = Outcome("retry", reason="handler_error", error=error)
+        if outcome.action == "retry":
+            attempt = max(env.attempt, ctx.delivery_count) if self.broadcast else env.attempt
+            policy = RetryPolicy(sub.retry_settings)
+            if error is not None and not policy.should_retry(attempt, error, sub.non_retryable):
+                reason = "non_retryable" if isinstance(error, sub.non_retryable) else \
+                    "retries_exhausted"
+                outcome = Outcome("dead", reason=reason, error=error)
+            elif outcome.delay_s is None:
+                outcome.delay_s = policy.delay_s(attempt)
+        self.stats.record(outcome.action, now_ms() - env.created_at_ms,
+                          now_ms() - started_ms, started_ms - env.created_at_ms)
+        self._settle_raw(ctx.delivery, outcome, env)
+
+    def _expire(self, d: Delivery, env: Envelope) -> None:
+        if self.settings.expired_action == "drop":
+            with self._cond:
+                self._settlement.acks.append((d.level, d.stream_id))
+                self._settlement.counters["expired"] = \
+                    self._settlement.counters.get("expired", 0) + 1
+            self.stats.expired += 1
+            return
+        self._settle_raw(d, Outcome("dead", reason="expired"), env)
+        self.stats.expired += 1
+
+    def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None) -> None:
+        """Queue the outcome of delivery ``d`` for the next batched settle call."""
+        now = now_ms()
+        with self._cond:
+            self.inflight.pop(d.stream_id, None)
+            batch = self._settlement
+            if outcome.action == "ack":
+                batch.acks.append((d.level, d.stream_id))
+            elif outcome.action == "retry" and env is not None and not self.broadcast:
+                first = int(env.headers.get("pn-first-failure-ms", now))
+                retry_env = env.replace(attempt=env.attempt + 1, headers={
+                    **env.headers, "pn-first-failure-ms": str(first),
+                    "pn-last-error": _short(outcome.error)})
+                due = now + int((outcome.delay_s or 0) * 1000)
+                raw = self.mq.codec.seal(retry_env, self.settings.max_payload_bytes)
+                batch.retries.append((d.level, d.stream_id, due, raw))
+            elif outcome.action == "dead":
+                first = int(env.headers.get("pn-first-failure-ms", now)) if env else now
+                attempts = env.attempt if env else d.delivery_count
+                err = outcome.error
+                batch.dead.append((
+                    d.level, d.stream_id, d.raw, outcome.reason,
+                    type(err).__name__ if err else "", str(err) if err else outcome.reason,
+                    _traceback(err), attempts, self.consumer, first))
+                if env is None or outcome.reason in ("decode_failed", "decrypt_failed"):
+                    batch.counters["failed"] = batch.counters.get("failed", 0) + 1
+            # "leave" (and broadcast retries): stays pending until reclaimed after the
+            # visibility timeout, which counts as the next delivery
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Write all queued outcomes in one settle call (kept for retry if Redis fails)."""
+        with self._cond:
+            batch, self._settlement = self._settlement, Settlement.empty()
+        if not batch:
+            return
+        qs = self.settings
+        now = now_ms()
+        try:
+            acked, retried, dead = self.mq.scripts.settle(
+                self.keys, self.mq.metrics_key(self.keys, now), batch, group=self.group,
+                delete=not self.broadcast, now_ms=now,
+                metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+                dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000))
+        except Exception:
+            with self._cond:  # put it back; settle is idempotent per stream id
+                self._settlement.acks[:0] = batch.acks
+                self._settlement.retries[:0] = batch.retries
+                self._settlement.dead[:0] = batch.dead
+                for k, v in batch.counters.items():
+                    self._settlement.counters[k] = self._settlement.counters.get(k, 0) + v
+            raise
+        self.stats.settled(int(acked), int(retried), int(dead))
+
+    def extend_leases(self, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of ``deliveries`` so they are not reclaimed (XCLAIM JUSTID)."""
+        by_level: dict[int, list[str]] = {}
+        for d in deliveries:
+            by_level.setdefault(d.level, []).append(d.stream_id)
+        pipe = self.mq.client.pipeline(transaction=False)
+        for level, ids in by_level.items():
+            pipe.xclaim(self.keys.stream(level), self.group, self.consumer, 0, ids, justid=True)
+        pipe.execute()
+
+    def renew_old_leases(self, older_than_s: float) -> int:
+        """Extend the lease of every in-flight delivery started more than ``older_than_s`` ago."""
+        cutoff = time.monotonic() - older_than_s
+        with self._cond:
+            old = [d for d, started in self.inflight.values() if started <= cutoff]
+        if old:
+            self.extend_leases(old)
+        return len(old)
+
+
+def _short(err: BaseException | None) -> str:
+    return "" if err is None else f"{type(err).__name__}: {err}"[:200]
+
+
+def _traceback(err: BaseException | None) -> str:
+    if err is None or err.__traceback__ is None:
+        return ""
+    return "".join(traceback.format_exception(err, limit=-5))[-2000:]

@@ -1,0 +1,330 @@
+"""``MessageQueue``: declare queues, publish to them, subscribe handlers, read their state."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+
+from .codec import Codec, PlainCodec
+from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
+from .errors import UnknownQueueKindError, ValidationError
+from .keys import GlobalKeys, QueueKeys, check_queue_name
+from .scripts import Scripts
+from .settings import QUEUE_KINDS, QueueSettings, Settings
+
+METRICS_BUCKET_S = 10
+METRICS_RETENTION_S = 24 * 3600
+DEFAULT_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to publish with ``publish_batch``."""
+
+    type: str
+    payload: Any
+    priority: MessagePriority | int | str = MessagePriority.NORMAL
+    delay: timedelta | float | None = None
+    deliver_at: datetime | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    dedup_key: str | None = None
+    ttl_s: float | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """The depth of one queue, split by state."""
+
+    queue: str
+    kind: str
+    ready: int
+    in_flight: int
+    delayed: int
+    dead: int
+    by_priority: dict[str, int]
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting or being handled (excludes dead letters)."""
+        return self.ready + self.in_flight + self.delayed
+
+
+class MessageQueue:
+    """A connection to one phantom_notebook deployment (a Redis and a key prefix)."""
+
+    def __init__(self, client: redis.Redis, settings: Settings,
+                 codec: Codec | None = None, origin: str | None = None) -> None:
+        self.client = client
+        self.settings = settings
+        self.codec: Codec = codec or PlainCodec()
+        self.origin = origin
+        self.keys = GlobalKeys(settings.redis.key_prefix)
+        self.scripts = Scripts(client)
+        self.embedded = settings.redis.url is None
+        self._declared: dict[str, QueueSettings] = {}
+        self._lock = threading.Lock()
+        self._subscriptions: list[Any] = []
+
+    def __repr__(self) -> str:
+        where = "embedded" if self.embedded else repr(self.settings.redis)
+        return f"MessageQueue({where}, prefix={self.keys.prefix!r})"
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def declare(self, queue: str, kind: str | None = None, **overrides: Any) -> QueueSettings:
+        """Create (or look up) ``queue`` and return its settings.
+
+        The kind is stored in Redis so every process agrees on it; declaring an existing
+        queue with a different kind raises ``ValidationError``.
+        """
+        check_queue_name(queue)
+        if kind is not None and kind not in QUEUE_KINDS:
+            raise UnknownQueueKindError(
+                f"unknown queue kind {kind!r} for {queue!r}: use one of {', '.join(QUEUE_KINDS)}")
+        with self._lock:
+            known = self._declared.get(queue)
+        if known is not None and kind in (None, known.kind) and not overrides:
+            return known
+        qs = self.settings.for_queue(queue)
+        if kind is not None or overrides:
+            qs = qs.replace(**({"kind": kind} if kind else {}), **overrides)
+        keys = self.queue_keys(queue)
+        stored = self.client.hget(keys.meta, "kind")
+        if stored is not None and stored.decode() != qs.kind:
+            if kind is not None:
+                raise ValidationError(
+                    f"queue {queue!r} exists with kind {stored.decode()!r}, not {kind!r}")
+            qs = qs.replace(kind=stored.decode())
+        if stored is None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hsetnx(keys.meta, "kind", qs.kind)
+            pipe.hsetnx(keys.meta, "created_ms", now_ms())
+            pipe.sadd(self.keys.queues, queue)
+            pipe.execute()
+        with self._lock:
+            self._declared[queue] = qs
+        return qs
+
+    def queue_keys(self, queue: str) -> QueueKeys:
+        """The Redis keys of ``queue``."""
+        return self.keys.queue(queue)
+
+    def queues(self) -> list[str]:
+        """Every queue name known to this deployment, sorted."""
+        return sorted(m.decode() for m in self.client.smembers(self.keys.queues))
+
+    def ensure_group(self, queue: str, group: str) -> None:
+        """Create consumer ``group`` on every stream of ``queue`` (idempotent).
+
+        Competing-consumer queues start a new group at the beginning so messages published
+        before the first worker are delivered; broadcast groups start at "now".
+        """
+        qs = self.declare(queue)
+        start = "$" if qs.kind == "broadcast" else "0"
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.queue_keys(queue).streams:
+            pipe.xgroup_create(stream, group, id=start, mkstream=True)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, queue: str, type: str, payload: Any, *,
+                priority: MessagePriority | int | str = MessagePriority.NORMAL,
+                delay: timedelta | float | None = None, deliver_at: datetime | None = None,
+                headers: Mapping[str, str] | None = None, dedup_key: str | None = None,
+                ttl_s: float | None = None, correlation_id: str | None = None,
+                causation_id: str | None = None, traceparent: str | None = None) -> str:
+        """Publish one message; returns its id (the first message's id for a duplicate).
+
+        Raises ``PayloadError`` (unserializable or oversize payload), ``QueueFullError``
+        and ``ValidationError`` before anything reaches Redis where possible.
+        """
+        msg = Message(type, payload, priority, delay, deliver_at, headers or {}, dedup_key,
+                      ttl_s, correlation_id, causation_id, traceparent)
+        return self.publish_batch(queue, [msg])[0]
+
+    def publish_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]],
+                      ) -> list[str]:
+        """Publish many messages to ``queue`` in one round trip; returns their ids in order.
+
+        All or nothing: a bad message raises before anything is written, and a batch that
+        does not fit under ``max_queue_size`` raises ``QueueFullError`` with nothing written.
+        """
+        qs = self.declare(queue)
+        items = [m if isinstance(m, Message) else Message(*m) for m in messages]
+        if not items:
+            return []
+        if qs.kind == "pubsub":
+            return self._publish_live(queue, qs, items)
+        now = now_ms()
+        rows: list[tuple[int, int, str | None, str, bytes]] = []
+        for m in items:
+            env, due = self._envelope(queue, qs, m, now)
+            raw = self.codec.seal(env, qs.max_payload_bytes)
+            level = 2 if qs.kind == "fifo" else int(env.priority)
+            rows.append((level, due, self._dedup_key(qs, m, raw), env.id, raw))
+        keys = self.queue_keys(queue)
+        return self.scripts.publish(
+            keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
+            dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
+            metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0)
+
+    def _envelope(self, queue: str, qs: QueueSettings, m: Message,
+                  now: int) -> tuple[Envelope, int]:
+        if not isinstance(m.type, str) or not m.type:
+            raise ValidationError(f"message type must be a non-empty string, got {m.type!r}")
+        due = _due_ms(m.delay, m.deliver_at, now)
+        ttl = m.ttl_s if m.ttl_s is not None else qs.message_ttl_s
+        expires = None if ttl is None else max(due, now) + int(ttl * 1000)
+        env = Envelope(
+            id=new_id(now), type=m.type, queue=queue, payload=m.payload,
+            priority=MessagePriority.parse(m.priority), created_at_ms=now,
+            expires_at_ms=expires, traceparent=m.traceparent or new_traceparent(),
+            correlation_id=m.correlation_id, causation_id=m.causation_id,
+            origin=self.origin, headers=dict(m.headers))
+        return env, due
+
+    @staticmethod
+    def _dedup_key(qs: QueueSettings, m: Message, raw: bytes) -> str | None:
+        if m.dedup_key is not None:
+            return m.dedup_key
+        if not qs.enable_deduplication:
+            return None
+        digest = hashlib.blake2b(m.type.encode(), digest_size=16)
+        digest.update(_content(m.payload))
+        return "h:" + digest.hexdigest()
+
+    def _publish_live(self, queue: str, qs: QueueSettings, items: list[Message]) -> list[str]:
+        now = now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        ids = []
+        for m in items:
+            env, _ = self._envelope(queue, qs, m, now)
+            pipe.publish(self.keys.channel(f"{queue}:{env.type}"),
+                         self.codec.seal(env, qs.max_payload_bytes))
+            ids.append(env.id)
+        pipe.execute()
+        return ids
+
+    def metrics_key(self, keys: QueueKeys, at_ms: int, qs: QueueSettings | None = None) -> str:
+        """The metrics hash of the time bucket containing ``at_ms``."""
+        bucket = at_ms // 1000 // METRICS_BUCKET_S * METRICS_BUCKET_S
+        return keys.metrics(bucket)
+
+    # -- subscribing ----------------------------------------------------------------------------
+
+    def subscribe(self, queue: str, type_pattern: str, handler: Any, **options: Any) -> Any:
+        """Register ``handler`` for messages of ``queue`` whose type matches ``type_pattern``.
+
+        Options: ``auto_ack`` (True), ``prefetch_count`` (100), ``max_concurrency`` (1),
+        ``filter`` (a ``Filter``), ``group`` (consumer group; broadcast queues give each
+        group every message), ``retry`` (a ``RetrySettings`` overriding the queue's).
+        Returns the ``Subscription``; a ``Worker`` runs them (``run_worker`` is a shortcut).
+        """
+        from .subscription import Subscription
+
+        qs = self.declare(queue)
+        sub = Subscription.create(queue, type_pattern, handler, qs, **options)
+        self._subscriptions.append(sub)
+        return sub
+
+    @property
+    def subscriptions(self) -> list[Any]:
+        """Subscriptions registered with ``subscribe`` and not yet handed to a worker."""
+        return list(self._subscriptions)
+
+    def worker(self, **options: Any) -> Any:
+        """A ``Worker`` running every subscription registered on this connection."""
+        from .worker import Worker
+
+        return Worker(self, self._subscriptions, **options)
+
+    # -- reading state ----------------------------------------------------------------------------
+
+    def stats(self, queues: Iterable[str] | None = None) -> list[QueueStats]:
+        """Depth per queue and state (ready, in flight, delayed, dead), in one round trip."""
+        names = list(queues) if queues is not None else self.queues()
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            keys = self.queue_keys(name)
+            pipe.hget(keys.meta, "kind")
+            for stream in keys.streams:
+                pipe.xlen(stream)
+            for stream in keys.streams:
+                pipe.xinfo_groups(stream)
+            pipe.zcard(keys.delayed)
+            pipe.xlen(keys.dlq)
+        out = pipe.execute(raise_on_error=False)
+        result = []
+        step = 3 + 2 * len(QueueKeys("", "x").streams)
+        for i, name in enumerate(names):
+            row = out[i * step:(i + 1) * step]
+            kind = row[0].decode() if isinstance(row[0], bytes) else "priority"
+            lengths = [_int(x) for x in row[1:5]]
+            groups = [g if isinstance(g, list) else [] for g in row[5:9]]
+            result.append(_stats(name, kind, lengths, groups, _int(row[9]), _int(row[10])))
+        return result
+
+
+def _stats(name: str, kind: str, lengths: list[int], groups: list[list[dict[str, Any]]],
+           delayed: int, dead: int) -> QueueStats:
+    levels = [p.name for p in MessagePriority]
+    if kind == "broadcast":
+        ready_by = [max((_int(g.get("lag")) for g in gs), default=n) for n, gs in
+                    zip(lengths, groups, strict=True)]
+        in_flight = sum(max((_int(g.get("pending")) for g in gs), default=0) for gs in groups)
+        ready = sum(ready_by)
+    else:
+        in_flight = sum(sum(_int(g.get("pending")) for g in gs) for gs in groups)
+        ready_by = lengths
+        ready = max(sum(lengths) - in_flight, 0)
+    return QueueStats(name, kind, ready, in_flight, delayed, dead,
+                      dict(zip(levels, ready_by, strict=True)))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _content(payload: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _due_ms(delay: timedelta | float | None, deliver_at: datetime | None, now: int) -> int:
+    if delay is not None and deliver_at is not None:
+        raise ValidationError("give either delay or deliver_at, not both")
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise ValidationError(f"delay must be >= 0, got {seconds} s")
+        return now + int(seconds * 1000) if seconds > 0 else 0
+    if deliver_at is not None:
+        if deliver_at.tzinfo is None:
+            raise ValidationError("deliver_at must be timezone-aware (e.g. datetime.now(UTC))")
+        return max(int(deliver_at.timestamp() * 1000), 0)
+    return 0
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout_s`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)

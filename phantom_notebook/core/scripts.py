@@ -1,0 +1,153 @@
+"""Typed wrappers around the Lua scripts in ``scripts/`` (one ``.lua`` file per operation).
+
+Every wrapper passes all keys in KEYS (never built inside Lua) so the scripts run on
+Redis Cluster: all keys of one queue share a hash tag and therefore a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+from .errors import QueueFullError
+from .keys import QueueKeys
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``scripts/<name>.lua``."""
+    return resources.files(__package__).joinpath(f"scripts/{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One entry handed out by ``fetch``: where it lives and how often it was delivered."""
+
+    level: int
+    stream_id: str
+    raw: bytes
+    delivery_count: int
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What ``fetch`` returned: deliveries, the next delayed due time, dead-lettered count."""
+
+    deliveries: list[Delivery]
+    next_due_ms: int | None
+    dead_lettered: int
+
+
+@dataclass
+class Settlement:
+    """A batch of outcomes to write in one ``settle`` call.
+
+    ``acks``: (level, stream id); ``retries``: (level, stream id, due ms, new envelope);
+    ``dead``: (level, stream id, envelope, reason, error type, error, traceback, attempts,
+    consumer, first failure ms); ``counters``: extra metric increments.
+    """
+
+    acks: list[tuple[int, str]]
+    retries: list[tuple[int, str, int, bytes]]
+    dead: list[tuple[int, str, bytes, str, str, str, str, int, str, int]]
+    counters: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> Settlement:
+        """A settlement with nothing in it."""
+        return cls([], [], [], {})
+
+    def __bool__(self) -> bool:
+        return bool(self.acks or self.retries or self.dead or self.counters)
+
+    def __len__(self) -> int:
+        return len(self.acks) + len(self.retries) + len(self.dead)
+
+
+class Scripts:
+    """The registered scripts of one Redis client (EVALSHA with automatic reload)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._publish = client.register_script(source("publish"))
+        self._fetch = client.register_script(source("fetch"))
+        self._settle = client.register_script(source("settle"))
+        self._trim = client.register_script(source("trim_broadcast"))
+
+    def publish(self, keys: QueueKeys, metrics_key: str, messages: list[tuple[int, int, str | None,
+                str, bytes]], *, max_size: int | None, dedup_window_ms: int, now_ms: int,
+                metrics_ttl_s: int, client: Any = None) -> list[str]:
+        """Publish ``(level, due_ms, dedup_key, id, envelope)`` tuples in one call.
+
+        Returns, per message, its id, or ``"=<first id>"`` for a suppressed duplicate.
+        Raises ``QueueFullError`` when the batch does not fit under ``max_size``.
+        """
+        dedup_keys: list[str] = []
+        argv: list[Any] = [max_size or 0, dedup_window_ms, now_ms, metrics_ttl_s, len(messages)]
+        for level, due, dedup, mid, env in messages:
+            index = 0
+            if dedup is not None:
+                dedup_keys.append(keys.dedup(dedup))
+                index = len(dedup_keys)
+            argv += [level, due, index, mid, env]
+        all_keys = [*keys.streams, keys.delayed, metrics_key, *dedup_keys]
+        try:
+            out = self._publish(keys=all_keys, args=argv, client=client)
+        except redis.ResponseError as exc:
+            raise _queue_full(exc, keys.queue) from None
+        return [x.decode() if isinstance(x, bytes) else x for x in out]
+
+    def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
+              now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
+              metrics_ttl_s: int, delete: bool, promote_limit: int = 1000) -> FetchResult:
+        """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
+        flat, next_due, dead = self._fetch(
+            keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key],
+            args=[group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
+                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0"])
+        deliveries = [
+            Delivery(int(flat[i]), _s(flat[i + 1]), flat[i + 2], int(flat[i + 3]))
+            for i in range(0, len(flat), 4)
+        ]
+        return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead))
+
+    def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
+               delete: bool, now_ms: int, metrics_ttl_s: int, dlq_retention_ms: int,
+               client: Any = None) -> Any:
+        """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
+        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s,
+                           dlq_retention_ms, len(batch.acks)]
+        for level, sid in batch.acks:
+            argv += [level, sid]
+        argv.append(len(batch.retries))
+        for retry in batch.retries:
+            argv += list(retry)
+        argv.append(len(batch.dead))
+        for dead in batch.dead:
+            argv += list(dead)
+        argv.append(len(batch.counters))
+        for name, amount in batch.counters.items():
+            argv += [name, amount]
+        return self._settle(keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key],
+                            args=argv, client=client)
+
+    def trim_broadcast(self, keys: QueueKeys) -> int:
+        """Remove broadcast entries every group has acked; returns how many."""
+        return int(self._trim(keys=list(keys.streams), args=[]))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _queue_full(exc: redis.ResponseError, queue: str) -> Exception:
+    text = str(exc)
+    if "QUEUE_FULL" in text:
+        parts = text.split("QUEUE_FULL", 1)[1].split()
+        depth, limit = (parts + ["?", "?"])[:2]
+        return QueueFullError(
+            f"queue {queue!r} is full: {depth} messages queued, max_queue_size is {limit}")
+    return exc

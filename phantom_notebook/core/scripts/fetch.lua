@@ -1,0 +1,104 @@
+--[[ fetch: promote due delayed messages, reclaim stale deliveries, read new ones.
+
+KEYS[1..4]  streams s:0 .. s:3
+KEYS[5]     delayed zset
+KEYS[6]     dlq stream
+KEYS[7]     metrics hash (current bucket)
+
+ARGV[1]  group           ARGV[2]  consumer        ARGV[3]  count (max entries to return)
+ARGV[4]  now ms          ARGV[5]  reclaim idle ms (0 = do not reclaim this time)
+ARGV[6]  max deliveries  ARGV[7]  promote limit   ARGV[8]  metrics TTL s (0 = off)
+ARGV[9]  levels to read, a string of digits in priority order, e.g. "0123" or "2"
+ARGV[10] "1" to XDEL dead-lettered entries (0 for broadcast streams shared by groups)
+
+Strict priority: level 0 is drained (reclaims first, then new entries) before level 1.
+A reclaimed entry whose delivery count exceeds max deliveries is moved to the DLQ (reason
+"max_deliveries") in this same call instead of being returned.
+
+Returns { flat entries: level, stream id, envelope, delivery count, ...,
+          next due ms of the delayed set (or -1), number dead-lettered here }
+]]
+local group, consumer = ARGV[1], ARGV[2]
+local remaining = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local reclaim_idle = tonumber(ARGV[5])
+local max_deliveries = tonumber(ARGV[6])
+local promote_limit = tonumber(ARGV[7])
+local metrics_ttl = tonumber(ARGV[8])
+local levels = ARGV[9]
+local delete = ARGV[10] == '1'
+
+-- 1. promote due delayed messages (atomic: ZREM in the same script as XADD)
+local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, promote_limit)
+for _, member in ipairs(due) do
+  local level = tonumber(string.sub(member, 1, 1))
+  redis.call('XADD', KEYS[level + 1], '*', 'm', string.sub(member, 2))
+  redis.call('ZREM', KEYS[5], member)
+end
+
+-- XREADGROUP replies {{stream, entries}} (nil when empty); the embedded fakeredis
+-- replies {stream, entries} (or {}): accept both shapes
+local function entries_of(res)
+  if not res or #res == 0 then return {} end
+  if type(res[1]) == 'table' then return res[1][2] end
+  return res[2]
+end
+
+local out = {}
+local delivered, dead = 0, 0
+for li = 1, #levels do
+  if remaining <= 0 then break end
+  local level = tonumber(string.sub(levels, li, li))
+  local stream = KEYS[level + 1]
+  -- 2. reclaim deliveries idle longer than the visibility timeout
+  if reclaim_idle > 0 then
+    local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, reclaim_idle, '0-0',
+                               'COUNT', remaining)
+    for _, entry in ipairs(claimed[2]) do
+      local sid, fields = entry[1], entry[2]
+      local info = redis.call('XPENDING', stream, group, sid, sid, 1)
+      local count = 1
+      if info[1] then count = tonumber(info[1][4]) end
+      if count > max_deliveries then
+        redis.call('XADD', KEYS[6], '*', 'm', fields[2], 'reason', 'max_deliveries',
+          'error_type', 'MaxDeliveriesExceeded',
+          'error', 'delivered ' .. count .. ' times without an ack (its worker keeps dying?)',
+          'attempts', count, 'consumer', consumer, 'group', group,
+          'first_failure_ms', now, 'last_failure_ms', now, 'stream_id', sid)
+        redis.call('XACK', stream, group, sid)
+        if delete then redis.call('XDEL', stream, sid) end
+        dead = dead + 1
+      else
+        out[#out + 1] = level
+        out[#out + 1] = sid
+        out[#out + 1] = fields[2]
+        out[#out + 1] = count
+        remaining = remaining - 1
+      end
+    end
+  end
+  -- 3. new entries
+  if remaining > 0 then
+    local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+                           'STREAMS', stream, '>')
+    for _, entry in ipairs(entries_of(res)) do
+      out[#out + 1] = level
+      out[#out + 1] = entry[1]
+      out[#out + 1] = entry[2][2]
+      out[#out + 1] = 1
+      remaining = remaining - 1
+    end
+  end
+end
+delivered = #out / 4
+
+if metrics_ttl > 0 and (delivered > 0 or dead > 0) then
+  if delivered > 0 then redis.call('HINCRBY', KEYS[7], 'delivered', delivered) end
+  if dead > 0 then redis.call('HINCRBY', KEYS[7], 'dead_lettered', dead) end
+  redis.call('EXPIRE', KEYS[7], metrics_ttl)
+end
+
+local next_due = -1
+local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+if first[2] then next_due = tonumber(first[2]) end
+return {out, next_due, dead}

@@ -1,0 +1,1 @@
+"""Test support: throwaway redis-server processes and worker handlers for subprocess tests."""
