@@ -41,7 +41,7 @@ def open_client(settings: RedisSettings) -> redis.Redis:
     if settings.url is None:
         import fakeredis
 
-        return fakeredis.FakeRedis(server=embedded_server())  # type: ignore[no-any-return]
+        return fakeredis.FakeRedis(server=embedded_server())  # type: ignore[no-any-return,unused-ignore]
     kwargs: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.command_timeout_s,

@@ -59,7 +59,13 @@ class MessageContext:
 
     @property
     def attempt(self) -> int:
-        """The processing attempt (1-based; grows with each retry)."""
+        """The processing attempt (1-based; grows with each retry).
+
+        On broadcast queues the stored entry is shared by every group and never rewritten,
+        so a retry there is a re-delivery of the same entry: the attempt is its delivery count.
+        """
+        if self._lane.broadcast:
+            return max(self.envelope.attempt, self.delivery_count)
         return self.envelope.attempt
 
     @property

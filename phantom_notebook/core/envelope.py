@@ -45,7 +45,9 @@ class MessagePriority(IntEnum):
         try:
             if isinstance(value, str):
                 return cls[value.strip().upper()]
-            return cls(value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return cls(value)
+            raise ValueError(value)
         except (KeyError, ValueError):
             names = ", ".join(p.name for p in cls)
             raise ValidationError(f"invalid priority {value!r}: use one of {names}") from None

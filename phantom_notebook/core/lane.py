@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import heapq
 import logging
 import threading
 import time
@@ -53,6 +55,10 @@ class Lane:
         self._settlement = Settlement.empty()
         self._cond = threading.Condition()
         self._last_reclaim = -1e9
+        # broadcast retries: the entry stays pending for this group and is re-claimed here
+        # when due (a crash leaves it pending, so another worker reclaims it after the
+        # visibility timeout); the shared stream is never written twice
+        self._local_retries: list[tuple[int, int, str, int]] = []
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -95,8 +101,23 @@ class Lane:
             if not self._settlement:
                 self._cond.wait(timeout_s)
 
+    def _due_local_retries(self, now: int) -> list[Delivery]:
+        due = []
+        while self._local_retries and self._local_retries[0][0] <= now:
+            due.append(heapq.heappop(self._local_retries))
+        out = []
+        for _, level, sid, count in due:
+            claimed = self.mq.client.xclaim(self.keys.stream(level), self.group, self.consumer,
+                                            0, [sid])
+            for entry_id, fields in claimed or []:
+                if fields:
+                    out.append(Delivery(level, _text(entry_id), fields[b"m"], count + 1))
+        return out
+
     def _fetch(self, budget: int) -> list[Delivery]:
         now = now_ms()
+        if self._local_retries and self._local_retries[0][0] <= now:
+            return self._due_local_retries(now)
         reclaim = 0
         if time.monotonic() - self._last_reclaim >= self.settings.visibility_timeout_s / 4:
             reclaim = self._vt_ms
@@ -117,17 +138,19 @@ class Lane:
         block = self.poll_ms
         if result.next_due_ms is not None:
             block = min(block, max(result.next_due_ms - now_ms(), 0))
+        if self._local_retries:
+            block = min(block, max(self._local_retries[0][0] - now_ms(), 0))
         if block <= 0:
             return []
         streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
-        reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,  # type: ignore[arg-type]
+        reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,
                                           count=budget, block=block)
         out = []
         for stream, entries in reply or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
             level = self.keys.streams.index(name)
             for sid, fields in entries:
-                out.append(Delivery(level, sid.decode(), fields[b"m"], 1))
+                out.append(Delivery(level, _text(sid), fields[b"m"], 1))
         out.sort(key=lambda d: d.level)
         return out
 
@@ -156,7 +179,7 @@ class Lane:
                 self._execute(sub, env, ctx)
             elif sub.is_async:
                 assert self._submit_async is not None
-                self._submit_async(sub, lambda s=sub, e=env, c=ctx: self._execute_async(s, e, c))
+                self._submit_async(sub, functools.partial(self._execute_async, sub, env, ctx))
             else:
                 assert self._pool is not None
                 self._pool.submit(self._execute, sub, env, ctx)
@@ -192,7 +215,7 @@ class Lane:
             else:
                 outcome = Outcome("retry", reason="handler_error", error=error)
         if outcome.action == "retry":
-            attempt = max(env.attempt, ctx.delivery_count) if self.broadcast else env.attempt
+            attempt = ctx.attempt
             policy = RetryPolicy(sub.retry_settings)
             if error is not None and not policy.should_retry(attempt, error, sub.non_retryable):
                 reason = "non_retryable" if isinstance(error, sub.non_retryable) else \
@@ -241,8 +264,11 @@ class Lane:
                     _traceback(err), attempts, self.consumer, first))
                 if env is None or outcome.reason in ("decode_failed", "decrypt_failed"):
                     batch.counters["failed"] = batch.counters.get("failed", 0) + 1
-            # "leave" (and broadcast retries): stays pending until reclaimed after the
-            # visibility timeout, which counts as the next delivery
+            elif outcome.action == "retry" and self.broadcast:
+                due = now + int((outcome.delay_s or 0) * 1000)
+                heapq.heappush(self._local_retries,
+                               (due, d.level, d.stream_id, d.delivery_count))
+            # "leave": stays pending until reclaimed after the visibility timeout
             self._cond.notify_all()
 
     def flush(self) -> None:
@@ -287,6 +313,10 @@ class Lane:
         if old:
             self.extend_leases(old)
         return len(old)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _short(err: BaseException | None) -> str:

@@ -64,7 +64,8 @@ class MessageQueue:
 
     def __init__(self, client: redis.Redis, settings: Settings,
                  codec: Codec | None = None, origin: str | None = None) -> None:
-        self.client = client
+        # redis-py's command stubs are unions of sync/async results; treat replies as Any
+        self.client: Any = client
         self.settings = settings
         self.codec: Codec = codec or PlainCodec()
         self.origin = origin

@@ -237,7 +237,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:  # noqa: C901 - a flat typ
             raise ConfigError(path, f"{value!r} is not allowed", ", ".join(map(str, allowed)))
         return value
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)  # type: ignore[type-var]
+        return _build(typing.cast(type, hint), value, path)
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -43,4 +43,4 @@ class WorkerStats:
         if not values:
             return None
         index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-        return values[index]
+        return float(values[index])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import inspect
 import re
@@ -60,8 +59,8 @@ class Subscription:
                    "non_retryable"}
         unknown = set(options) - allowed
         if unknown:
-            raise ValidationError(
-                f"unknown subscribe option {sorted(unknown)[0]!r}: use {', '.join(sorted(allowed))}")
+            raise ValidationError(f"unknown subscribe option {sorted(unknown)[0]!r}: "
+                                  f"use {', '.join(sorted(allowed))}")
         if settings.kind == "broadcast" and "group" not in options:
             options["group"] = _handler_name(handler)
         sub = cls(queue, type_pattern, handler, settings, **options)
@@ -103,8 +102,8 @@ def _adapt(handler: Any) -> tuple[Callable[..., Any], bool]:
     if not callable(target):
         raise ValidationError(
             f"handler {handler!r} is not callable and has no handle(message, context) method")
-    is_async = asyncio.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None))
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        type(target).__call__)
     try:
         params = [p for p in inspect.signature(target).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

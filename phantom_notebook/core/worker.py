@@ -112,7 +112,14 @@ class Worker:
         return bool(self._threads) and not self._stopped.is_set()
 
     def start(self) -> Worker:
-        """Start every lane and the keeper (lease renewal, heartbeat) in background threads."""
+        """Start every lane and the keeper (lease renewal, heartbeat) in background threads.
+
+        Consumer groups are created before this returns, so a broadcast group started now
+        receives every message published after ``start()``.
+        """
+        for lane in self.lanes:
+            if isinstance(lane, Lane):
+                self.mq.ensure_group(lane.queue, lane.group)
         for lane in self.lanes:
             t = threading.Thread(target=lane.run, args=(self._stop,),
                                  name=f"pn-lane-{lane.queue}-{lane.group}", daemon=True)

@@ -54,10 +54,11 @@ class RedisServer:
             try:
                 if client.ping():
                     break
-            except redis.RedisError:
+            except redis.RedisError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"redis-server on {self.port} did not start:\n{log}")
+                    raise RuntimeError(
+                        f"redis-server on {self.port} did not start:\n{log}") from exc
                 time.sleep(0.02)
         client.close()
         return self

@@ -1,0 +1,162 @@
+"""The ``phantom-notebook`` command: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from . import core
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``phantom-notebook``; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except core.PhantomError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phantom-notebook",
+        description="Redis-backed message queues for threat intelligence, and their tools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--redis-url", default=None,
+                       help="redis://, rediss:// or unix:// URL (default: $PHANTOM_REDIS_URL, "
+                            "else the embedded in-process Redis)")
+        p.add_argument("--settings", default=None, help="TOML settings file")
+        p.add_argument("--key-prefix", default=None, help="key prefix (default: pn)")
+        return p
+
+    demo = command("demo", "Publish a few thousand IOC-like messages across every queue kind, "
+                           "consume them and print a summary.")
+    demo.add_argument("--messages", type=int, default=3000, help="how many to publish")
+    demo.set_defaults(func=_demo)
+
+    worker = command("worker", "Run handlers from MODULE:OBJECT until SIGTERM/SIGINT.")
+    worker.add_argument("target", metavar="MODULE:OBJECT",
+                        help="a handler (with --queue) or a setup(mq) function that subscribes")
+    worker.add_argument("--queue", help="queue to consume (when OBJECT is a handler)")
+    worker.add_argument("--type", default="*", help="message type pattern (default: *)")
+    worker.add_argument("--group", default=None, help="consumer group (broadcast queues)")
+    worker.add_argument("--prefetch", type=int, default=100, help="max unacked per subscription")
+    worker.add_argument("--concurrency", type=int, default=1, help="handlers run at once")
+    worker.add_argument("--grace", type=float, default=30.0,
+                        help="seconds to finish in-flight work on SIGTERM")
+    worker.add_argument("--name", default=None, help="consumer name (default: host-pid-rand)")
+    worker.set_defaults(func=_worker)
+
+    publish = command("publish", "Publish one message (payload as JSON).")
+    publish.add_argument("queue")
+    publish.add_argument("type", help="message type, e.g. ioc.enrichment.request")
+    publish.add_argument("payload", help="JSON payload, e.g. '{\"ioc\": \"1.2.3.4\"}'")
+    publish.add_argument("--priority", default="NORMAL", help="CRITICAL, HIGH, NORMAL or LOW")
+    publish.add_argument("--delay", type=float, default=None, help="seconds before delivery")
+    publish.add_argument("--dedup-key", default=None, help="suppress duplicates with this key")
+    publish.add_argument("--kind", default=None,
+                         help="declare the queue with this kind if new "
+                              "(fifo, priority, delayed, pubsub, broadcast)")
+    publish.set_defaults(func=_publish)
+
+    stats = command("stats", "Depth per queue and state.")
+    stats.add_argument("queues", nargs="*", help="queues (default: all)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.set_defaults(func=_stats)
+    return parser
+
+
+def _connect(args: argparse.Namespace) -> core.MessageQueue:
+    settings = core.Settings.load(args.settings)
+    options: dict[str, Any] = {}
+    if args.key_prefix:
+        options["key_prefix"] = args.key_prefix
+    return core.connect(args.redis_url, settings=settings, **options)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .report_text import demo_table
+
+    mq = _connect(args)
+    results, elapsed = run_demo(mq, total=args.messages)
+    demo_table(results, elapsed, where=repr(mq))
+    return 0
+
+
+def _load(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise core.ValidationError(f"expected MODULE:OBJECT, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise core.ValidationError(f"cannot import {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise core.ValidationError(f"{module_name!r} has no attribute {attr!r}") from None
+
+
+def _worker(args: argparse.Namespace) -> int:
+    mq = _connect(args)
+    obj = _load(args.target)
+    if args.queue:
+        options: dict[str, Any] = {"prefetch_count": args.prefetch,
+                                   "max_concurrency": args.concurrency}
+        if args.group:
+            options["group"] = args.group
+        mq.subscribe(args.queue, args.type, obj, **options)
+    else:
+        obj(mq)
+    worker = mq.worker(name=args.name, grace_s=args.grace)
+    print(f"worker {worker.consumer} consuming {sorted({s.queue for s in worker.subscriptions})}"
+          f" on {mq!r}", flush=True)
+    return int(worker.run())
+
+
+def _publish(args: argparse.Namespace) -> int:
+    mq = _connect(args)
+    try:
+        payload = orjson.loads(args.payload)
+    except orjson.JSONDecodeError as exc:
+        raise core.ValidationError(f"payload is not valid JSON: {exc}") from None
+    if args.kind:
+        mq.declare(args.queue, kind=args.kind)
+    mid = mq.publish(args.queue, args.type, payload, priority=args.priority, delay=args.delay,
+                     dedup_key=args.dedup_key)
+    print(mid)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .report_text import stats_table
+
+    mq = _connect(args)
+    rows = mq.stats(args.queues or None)
+    if args.json:
+        print(orjson.dumps([{**r.__dict__, "depth": r.depth} for r in rows]).decode())
+    else:
+        stats_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

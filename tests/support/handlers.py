@@ -1,0 +1,34 @@
+"""Handlers that worker subprocesses run in tests; they record into the test's Redis.
+
+``PN_TEST_RECORD_URL`` / ``PN_TEST_RECORD_KEY`` say where: each handled message appends
+``<id>:<delivery count>`` to ``<key>:started`` before its work and ``<key>:done`` after.
+The payload's ``work_ms`` simulates handler work (an Event wait, not synchronization).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import redis
+
+_client: Any = None
+
+
+def _redis() -> Any:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["PN_TEST_RECORD_URL"])
+    return _client
+
+
+def record(message: Any, context: Any) -> None:
+    """Record start, do ``work_ms`` of simulated work, record completion."""
+    key = os.environ["PN_TEST_RECORD_KEY"]
+    tag = f"{message.id}:{context.delivery_count}"
+    _redis().rpush(f"{key}:started", tag)
+    work_ms = message.payload.get("work_ms", 0) if isinstance(message.payload, dict) else 0
+    if work_ms:
+        threading.Event().wait(work_ms / 1000)  # simulated work
+    _redis().rpush(f"{key}:done", tag)
