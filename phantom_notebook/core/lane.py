@@ -209,7 +209,7 @@ class Lane:
             if error is None:
                 outcome = Outcome("ack") if sub.auto_ack else Outcome("leave")
             elif isinstance(error, Reject):
-                outcome = Outcome("dead", reason="rejected", error=error)
+                outcome = Outcome("dead", reason=error.reason, error=error)
             elif isinstance(error, Retry):
                 outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
             else:

@@ -82,7 +82,7 @@ class Scripts:
                 metrics_ttl_s: int, client: Any = None) -> list[str]:
         """Publish ``(level, due_ms, dedup_key, id, envelope)`` tuples in one call.
 
-        Returns, per message, its id, or ``"=<first id>"`` for a suppressed duplicate.
+        Returns, per message, its id, or the first message's id for a suppressed duplicate.
         Raises ``QueueFullError`` when the batch does not fit under ``max_size``.
         """
         dedup_keys: list[str] = []
@@ -98,7 +98,7 @@ class Scripts:
             out = self._publish(keys=all_keys, args=argv, client=client)
         except redis.ResponseError as exc:
             raise _queue_full(exc, keys.queue) from None
-        return [x.decode() if isinstance(x, bytes) else x for x in out]
+        return [_s(x).removeprefix("=") for x in out]
 
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,

@@ -26,18 +26,25 @@ Durability = Literal["none", "replicated", "fsync"]
 ExpiredAction = Literal["dead_letter", "drop"]
 
 
+_SECRET_PARAMS = {"password", "pass", "secret", "token", "ssl_password"}
+
+
 def mask_url(url: str | None) -> str | None:
     """Return ``url`` with any password replaced by ``***``."""
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:***@{host}{port}"
+    query = "&".join(
+        f"{k}=***" if k.lower() in _SECRET_PARAMS else (f"{k}={v}" if v or "=" in pair else k)
+        for pair in parts.query.split("&") if pair
+        for k, _, v in [pair.partition("=")])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class RetrySettings:
     jitter: float = 0.1  # +/- fraction of the delay
 
     def __post_init__(self) -> None:
+        _choice("retry.backoff_strategy", self.backoff_strategy, BackoffStrategy)
         _non_negative("retry.max_retries", self.max_retries)
         _non_negative("retry.initial_delay_s", self.initial_delay_s)
         _non_negative("retry.max_delay_s", self.max_delay_s)
@@ -118,6 +126,11 @@ class QueueSettings:
     durability: Durability = "none"
 
     def __post_init__(self) -> None:
+        _choice("queue.kind", self.kind, QueueKind)
+        _choice("queue.expired_action", self.expired_action, ExpiredAction)
+        _choice("queue.durability", self.durability, Durability)
+        if not isinstance(self.retry, RetrySettings):
+            raise ConfigError("queue.retry", f"{self.retry!r} is not a RetrySettings")
         if self.max_queue_size is not None:
             _positive("queue.max_queue_size", self.max_queue_size)
         if self.message_ttl_s is not None:
@@ -177,8 +190,16 @@ class Settings:
         redis = _build(RedisSettings, data.get("redis", {}), "redis")
         defaults = _build(QueueSettings, data.get("queue_defaults", {}), "queue_defaults")
         queues: dict[str, QueueSettings] = {}
-        for name, override in dict(data.get("queues", {})).items():
-            merged = {**_as_dict(defaults), **override}
+        overrides = data.get("queues", {})
+        if not isinstance(overrides, Mapping):
+            raise ConfigError("queues", f"expected a table, got {type(overrides).__name__}")
+        for name, override in overrides.items():
+            if not isinstance(override, Mapping):
+                raise ConfigError(f"queues.{name}",
+                                  f"expected a table, got {type(override).__name__}")
+            merged: dict[str, Any] = {**_as_dict(defaults), **override}
+            if isinstance(override.get("retry"), Mapping):
+                merged["retry"] = {**_as_dict(defaults.retry), **override["retry"]}
             queues[name] = _build(QueueSettings, merged, f"queues.{name}")
         return cls(redis=redis, queue_defaults=defaults, queues=types.MappingProxyType(queues))
 
@@ -262,11 +283,18 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:  # noqa: C901 - a flat typ
     return value
 
 
+def _choice(name: str, value: object, hint: Any) -> None:
+    allowed = get_args(hint)
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not allowed", ", ".join(allowed))
+
+
 def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
+            or value == float("inf"):
         raise ConfigError(name, f"{value!r} must be > 0", "a positive number")
 
 
 def _non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ConfigError(name, f"{value!r} must be >= 0", "a number >= 0")
