@@ -6,6 +6,7 @@ from typing import Any
 
 from .context import MessageContext
 from .envelope import Envelope, MessagePriority
+from .idempotency import idempotent
 from .errors import (
     ConfigError,
     ConnectionLostError,
@@ -21,7 +22,7 @@ from .errors import (
     ValidationError,
 )
 from .queues import Message, MessageQueue, QueueStats
-from .settings import QueueSettings, RedisSettings, RetrySettings, Settings
+from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .subscription import Filter, Subscription
 from .worker import Worker
 
@@ -49,6 +50,7 @@ def connect(url: str | None = None, *, settings: Settings | None = None,
 
 
 __all__ = [
+    "BreakerSettings",
     "ConfigError",
     "ConnectionLostError",
     "DecodeError",
@@ -75,4 +77,5 @@ __all__ = [
     "ValidationError",
     "Worker",
     "connect",
+    "idempotent",
 ]

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Outcome:
-    """How a delivery ended: ``ack``, ``retry`` (with optional delay), ``dead`` or ``leave``."""
+    """How a delivery ended.
+
+    ``ack``; ``retry`` (re-scheduled with attempt + 1 after ``delay_s``); ``dead``
+    (dead-lettered with ``reason``); ``drop`` (acked without handling, e.g. expired with
+    ``expired_action="drop"``); ``release`` (handed back untouched, no attempt used);
+    ``leave`` (stays pending until reclaimed after the visibility timeout).
+    """
 
     action: str
     delay_s: float | None = None

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .breaker import BreakerMiddleware
 from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
-from .policies import RetryPolicy
+from .middleware import Middleware, default_middleware
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
 from .stats import WorkerStats
@@ -60,6 +61,10 @@ class Lane:
         # visibility timeout); the shared stream is never written twice
         self._local_retries: list[tuple[int, int, str, int]] = []
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
+        breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
+                                self.settings.circuit_breaker)
+        self.breaker = BreakerMiddleware(self, breaker_settings)
+        self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -70,7 +75,7 @@ class Lane:
         while not stop.is_set():
             try:
                 self.flush()
-                budget = self.prefetch - len(self.inflight)
+                budget = self._budget()
                 if budget <= 0:
                     self._wait_for_completion(0.05)
                     continue
@@ -84,6 +89,27 @@ class Lane:
                 self.stats.reconnects += 1
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # the server lost its streams (restarted without persistence): recreate
+                log.warning("consumer group %s/%s vanished; recreating", self.queue, self.group)
+                self._safely(lambda: self.mq.ensure_group(self.queue, self.group))
+                stop.wait(backoff)
+
+    def _safely(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except redis.RedisError as exc:
+            log.warning("%s/%s: %s", self.queue, self.group, exc)
+
+    def _budget(self) -> int:
+        budget = self.prefetch - len(self.inflight)
+        for mw in self.middleware:
+            limit = mw.admit(self)
+            if limit is not None:
+                budget = min(budget, limit)
+        return budget
 
     def drain(self, deadline: float) -> None:
         """Wait for in-flight handlers until ``deadline`` (monotonic), then settle them."""
@@ -157,22 +183,27 @@ class Lane:
     # -- dispatch --------------------------------------------------------------------------------
 
     def _dispatch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
-        now = now_ms()
         for d in deliveries:
             try:
                 env = self.mq.codec.open(d.raw)
             except DecodeError as exc:
                 self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
                 continue
-            if env.is_expired(now):
-                self._expire(d, env)
+            if self.breaker.breaker.state == "open":
+                # fetched before the breaker opened: hand it back untouched (no attempt used)
+                self._settle_raw(d, Outcome("release"), env)
+                continue
+            ctx = MessageContext(env, d, self)
+            early = next((o for mw in self.middleware
+                          if (o := mw.before_process(self, env, ctx)) is not None), None)
+            if early is not None:
+                self._settle_raw(d, early, env)
                 continue
             sub = next((s for s in self.subs if s.matches(env)), None)
             if sub is None:
                 err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
                 self._settle_raw(d, Outcome("dead", reason="unroutable", error=err), env)
                 continue
-            ctx = MessageContext(env, d, self)
             with self._cond:
                 self.inflight[d.stream_id] = (d, time.monotonic())
             if self.inline:
@@ -214,29 +245,11 @@ class Lane:
                 outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
             else:
                 outcome = Outcome("retry", reason="handler_error", error=error)
-        if outcome.action == "retry":
-            attempt = ctx.attempt
-            policy = RetryPolicy(sub.retry_settings)
-            if error is not None and not policy.should_retry(attempt, error, sub.non_retryable):
-                reason = "non_retryable" if isinstance(error, sub.non_retryable) else \
-                    "retries_exhausted"
-                outcome = Outcome("dead", reason=reason, error=error)
-            elif outcome.delay_s is None:
-                outcome.delay_s = policy.delay_s(attempt)
+        for mw in self.middleware:
+            outcome = mw.after_process(self, sub, env, ctx, error, outcome)
         self.stats.record(outcome.action, now_ms() - env.created_at_ms,
                           now_ms() - started_ms, started_ms - env.created_at_ms)
         self._settle_raw(ctx.delivery, outcome, env)
-
-    def _expire(self, d: Delivery, env: Envelope) -> None:
-        if self.settings.expired_action == "drop":
-            with self._cond:
-                self._settlement.acks.append((d.level, d.stream_id))
-                self._settlement.counters["expired"] = \
-                    self._settlement.counters.get("expired", 0) + 1
-            self.stats.expired += 1
-            return
-        self._settle_raw(d, Outcome("dead", reason="expired"), env)
-        self.stats.expired += 1
 
     def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None) -> None:
         """Queue the outcome of delivery ``d`` for the next batched settle call."""
@@ -244,8 +257,12 @@ class Lane:
         with self._cond:
             self.inflight.pop(d.stream_id, None)
             batch = self._settlement
-            if outcome.action == "ack":
+            if outcome.reason == "expired":
+                batch.counters["expired"] = batch.counters.get("expired", 0) + 1
+            if outcome.action in ("ack", "drop"):
                 batch.acks.append((d.level, d.stream_id))
+            elif outcome.action == "release" and not self.broadcast:
+                batch.retries.append((d.level, d.stream_id, 0, d.raw))
             elif outcome.action == "retry" and env is not None and not self.broadcast:
                 first = int(env.headers.get("pn-first-failure-ms", now))
                 retry_env = env.replace(attempt=env.attempt + 1, headers={
@@ -264,8 +281,10 @@ class Lane:
                     _traceback(err), attempts, self.consumer, first))
                 if env is None or outcome.reason in ("decode_failed", "decrypt_failed"):
                     batch.counters["failed"] = batch.counters.get("failed", 0) + 1
-            elif outcome.action == "retry" and self.broadcast:
-                due = now + int((outcome.delay_s or 0) * 1000)
+            elif outcome.action in ("retry", "release") and self.broadcast:
+                delay_s = outcome.delay_s if outcome.action == "retry" else \
+                    self.breaker.breaker.settings.recovery_timeout_s
+                due = now + int((delay_s or 0) * 1000)
                 heapq.heappush(self._local_retries,
                                (due, d.level, d.stream_id, d.delivery_count))
             # "leave": stays pending until reclaimed after the visibility timeout

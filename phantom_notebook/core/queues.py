@@ -14,7 +14,7 @@ import redis
 
 from .codec import Codec, PlainCodec
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
-from .errors import UnknownQueueKindError, ValidationError
+from .errors import PublishError, QueueFullError, UnknownQueueKindError, ValidationError
 from .keys import GlobalKeys, QueueKeys, check_queue_name
 from .scripts import Scripts
 from .settings import QUEUE_KINDS, QueueSettings, Settings
@@ -146,7 +146,8 @@ class MessageQueue:
                 delay: timedelta | float | None = None, deliver_at: datetime | None = None,
                 headers: Mapping[str, str] | None = None, dedup_key: str | None = None,
                 ttl_s: float | None = None, correlation_id: str | None = None,
-                causation_id: str | None = None, traceparent: str | None = None) -> str:
+                causation_id: str | None = None, traceparent: str | None = None,
+                wait_s: float | None = None) -> str:
         """Publish one message; returns its id (the first message's id for a duplicate).
 
         Raises ``PayloadError`` (unserializable or oversize payload), ``QueueFullError``
@@ -154,14 +155,17 @@ class MessageQueue:
         """
         msg = Message(type, payload, priority, delay, deliver_at, headers or {}, dedup_key,
                       ttl_s, correlation_id, causation_id, traceparent)
-        return self.publish_batch(queue, [msg])[0]
+        return self.publish_batch(queue, [msg], wait_s=wait_s)[0]
 
-    def publish_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]],
-                      ) -> list[str]:
+    def publish_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]], *,
+                      wait_s: float | None = None) -> list[str]:
         """Publish many messages to ``queue`` in one round trip; returns their ids in order.
 
         All or nothing: a bad message raises before anything is written, and a batch that
-        does not fit under ``max_queue_size`` raises ``QueueFullError`` with nothing written.
+        does not fit under ``max_queue_size`` raises ``QueueFullError`` with nothing written
+        (after waiting up to ``wait_s`` seconds for room, when given). A publish Redis could
+        not confirm (connection lost, timeout) raises ``PublishError``: the caller always
+        knows; with a ``dedup_key`` it is safe to publish again.
         """
         qs = self.declare(queue)
         items = [m if isinstance(m, Message) else Message(*m) for m in messages]
@@ -177,10 +181,23 @@ class MessageQueue:
             level = 2 if qs.kind == "fifo" else int(env.priority)
             rows.append((level, due, self._dedup_key(qs, m, raw), env.id, raw))
         keys = self.queue_keys(queue)
-        return self.scripts.publish(
-            keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
-            dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
-            metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0)
+        deadline = time.monotonic() + (wait_s or 0)
+        pause = 0.005
+        while True:
+            try:
+                return self.scripts.publish(
+                    keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
+                    dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
+                    metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0)
+            except QueueFullError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)  # back-pressure: wait for consumers to make room
+                pause = min(pause * 2, 0.25)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise PublishError(
+                    f"publish of {len(rows)} message(s) to {queue!r} was not confirmed "
+                    f"({type(exc).__name__}: {exc}); it may or may not have been written") from exc
 
     def _envelope(self, queue: str, qs: QueueSettings, m: Message,
                   now: int) -> tuple[Envelope, int]:

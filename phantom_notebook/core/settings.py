@@ -105,6 +105,23 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class BreakerSettings:
+    """Circuit breaker of a subscription (the spec's parameters)."""
+
+    enabled: bool = True
+    failure_threshold: int = 5
+    recovery_timeout_s: float = 30.0
+    monitoring_period_s: float = 60.0
+    half_open_max_calls: int = 3
+
+    def __post_init__(self) -> None:
+        _positive("circuit_breaker.failure_threshold", self.failure_threshold)
+        _positive("circuit_breaker.recovery_timeout_s", self.recovery_timeout_s)
+        _positive("circuit_breaker.monitoring_period_s", self.monitoring_period_s)
+        _positive("circuit_breaker.half_open_max_calls", self.half_open_max_calls)
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     """Per-queue behaviour. Defaults follow the spec's production configuration."""
 
@@ -117,6 +134,7 @@ class QueueSettings:
     enable_deduplication: bool = False
     deduplication_window_s: float = 300.0
     retry: RetrySettings = field(default_factory=RetrySettings)
+    circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
     max_deliveries: int = 5
     visibility_timeout_s: float = 30.0
     max_payload_bytes: int = 1024 * 1024
@@ -198,8 +216,9 @@ class Settings:
                 raise ConfigError(f"queues.{name}",
                                   f"expected a table, got {type(override).__name__}")
             merged: dict[str, Any] = {**_as_dict(defaults), **override}
-            if isinstance(override.get("retry"), Mapping):
-                merged["retry"] = {**_as_dict(defaults.retry), **override["retry"]}
+            for nested in ("retry", "circuit_breaker"):
+                if isinstance(override.get(nested), Mapping):
+                    merged[nested] = {**_as_dict(getattr(defaults, nested)), **override[nested]}
             queues[name] = _build(QueueSettings, merged, f"queues.{name}")
         return cls(redis=redis, queue_defaults=defaults, queues=types.MappingProxyType(queues))
 
@@ -239,7 +258,7 @@ def _build(cls: type[T], data: Any, path: str) -> T:
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        if exc.field.split(".")[0] in {"queue", "redis", "retry"}:
+        if exc.field.split(".")[0] in {"queue", "redis", "retry", "circuit_breaker"}:
             leaf = exc.field.split(".", 1)[1]
             raise ConfigError(f"{path}.{leaf}", exc.problem, exc.allowed) from None
         raise

@@ -11,7 +11,7 @@ from typing import Any
 
 from .envelope import Envelope, MessagePriority
 from .errors import ValidationError
-from .settings import QueueSettings, RetrySettings
+from .settings import BreakerSettings, QueueSettings, RetrySettings
 
 DEFAULT_GROUP = "workers"
 
@@ -46,6 +46,7 @@ class Subscription:
     filter: Filter | None = None
     group: str = DEFAULT_GROUP
     retry: RetrySettings | None = None
+    breaker: BreakerSettings | None = None
     non_retryable: tuple[type[BaseException], ...] = ()
     _call: Callable[..., Any] | None = None
     _is_async: bool = False
@@ -56,7 +57,7 @@ class Subscription:
                **options: Any) -> Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
-                   "non_retryable"}
+                   "breaker", "non_retryable"}
         unknown = set(options) - allowed
         if unknown:
             raise ValidationError(f"unknown subscribe option {sorted(unknown)[0]!r}: "

@@ -1,0 +1,53 @@
+--[[ replay: move a batch of dead letters back into their queue, atomically.
+
+KEYS[1..4]  streams s:0 .. s:3
+KEYS[5]     delayed zset (only read: it counts towards the queue size)
+KEYS[6]     dlq stream
+KEYS[7]     metrics hash (current bucket)
+
+ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
+ARGV[2]  metrics TTL s (0 = off)
+ARGV[3]  number of dead letters n, then n groups of 3:
+         dlq entry id, level (0-3), new envelope (a fresh message re-sealed by the caller)
+
+Each dead letter still in the DLQ is XADDed to its level stream and XDELed from the DLQ in
+this same call, so a dead letter is never both replayed and kept, nor lost. One that is
+gone already (replayed or purged by someone else meanwhile) is skipped, never duplicated.
+
+Returns an array of n integers: 1 = replayed, 0 = skipped (no longer in the DLQ).
+Errors "QUEUE_FULL <depth> <max>" when the batch does not fit (nothing is written).
+]]
+local max_size = tonumber(ARGV[1])
+local metrics_ttl = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+
+if max_size > 0 then
+  local depth = redis.call('ZCARD', KEYS[5])
+  for i = 1, 4 do depth = depth + redis.call('XLEN', KEYS[i]) end
+  if depth + n > max_size then
+    return redis.error_reply('QUEUE_FULL ' .. depth .. ' ' .. max_size)
+  end
+end
+
+local out = {}
+local replayed = 0
+for i = 0, n - 1 do
+  local b = 4 + i * 3
+  local dlq_id, level = ARGV[b], tonumber(ARGV[b + 1])
+  -- XRANGE id id: empty when the entry is gone (same emptiness on fakeredis)
+  local found = redis.call('XRANGE', KEYS[6], dlq_id, dlq_id)
+  if #found > 0 then
+    redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 2])
+    redis.call('XDEL', KEYS[6], dlq_id)
+    out[#out + 1] = 1
+    replayed = replayed + 1
+  else
+    out[#out + 1] = 0
+  end
+end
+
+if metrics_ttl > 0 and replayed > 0 then
+  redis.call('HINCRBY', KEYS[7], 'replayed', replayed)
+  redis.call('EXPIRE', KEYS[7], metrics_ttl)
+end
+return out
