@@ -22,14 +22,16 @@ class WorkerProcess:
     """``phantom-notebook worker`` in a subprocess, recording into the test's Redis."""
 
     def __init__(self, redis_url: str, prefix: str, queue: str, *, concurrency: int,
-                 prefetch: int, visibility_timeout_s: float = 30.0, grace_s: float = 30) -> None:
+                 prefetch: int, visibility_timeout_s: float = 30.0, grace_s: float = 30,
+                 handler: str = "record", extra_env: dict[str, str] | None = None) -> None:
         self._log = tempfile.TemporaryFile()
         env = {**os.environ, "PN_TEST_RECORD_URL": redis_url, "PN_TEST_RECORD_KEY": prefix,
                "PHANTOM_QUEUE_VISIBILITY_TIMEOUT_S": str(visibility_timeout_s),
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        module = "tests.support.handlers" if handler == "record" else "tests.support.chaos_handlers"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "phantom_notebook.cli", "worker",
-             "tests.support.handlers:record", "--queue", queue, "--redis-url", redis_url,
+             f"{module}:{handler}", "--queue", queue, "--redis-url", redis_url,
              "--key-prefix", prefix, "--concurrency", str(concurrency),
              "--prefetch", str(prefetch), "--grace", str(grace_s)],
             env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)

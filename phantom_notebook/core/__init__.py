@@ -6,7 +6,6 @@ from typing import Any
 
 from .context import MessageContext
 from .envelope import Envelope, MessagePriority
-from .idempotency import idempotent
 from .errors import (
     ConfigError,
     ConnectionLostError,
@@ -21,6 +20,7 @@ from .errors import (
     UnknownQueueKindError,
     ValidationError,
 )
+from .idempotency import idempotent
 from .queues import Message, MessageQueue, QueueStats
 from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .subscription import Filter, Subscription
