@@ -3,6 +3,7 @@ replays keep their lineage and are processed again, and nothing is ever read unp
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import phantom_notebook as pn
 from phantom_notebook.core.dlq import (
     PAGE,
     REPLAYED_FROM,
+    REPLAYED_ORIGIN,
     DeadLetterNotFoundError,
     DeadLetterQueue,
 )
@@ -223,17 +225,53 @@ def test_a_replayed_message_keeps_its_lineage_and_is_processed_by_a_fixed_handle
     assert replayed_counter(mq, "intel") == 1
 
 
-def test_a_replay_keeps_an_existing_correlation_id_and_resets_retry_bookkeeping(
+def test_a_replay_keeps_the_correlation_id_and_drops_bookkeeping_and_signature(
         mq: pn.MessageQueue) -> None:
-    mid, raw = sealed(mq, "intel", attempt=4, correlation_id="case-42", headers={
-        "pn-first-failure-ms": "1", "pn-last-error": "ValueError: no", "src": "feed"})
+    mid, raw = sealed(mq, "intel", attempt=4, correlation_id="case-42", origin="feed",
+                      headers={"pn-first-failure-ms": "1", "pn-last-error": "ValueError: no",
+                               "pn-sig": "c2lnbmVk", "src": "feed"})
     sid = bury(mq, "intel", raw)
     [new] = DeadLetterQueue(mq, "intel").replay(mid)  # a message id works too
     [(_, fields)] = mq.client.xrange(mq.queue_keys("intel").stream(2))
     env = mq.codec.open(fields[b"m"])
     assert env.id == new and env.attempt == 1
     assert (env.correlation_id, env.causation_id) == ("case-42", mid)
-    assert env.headers == {"src": "feed", REPLAYED_FROM: sid}
+    assert env.origin == mq.origin  # whoever replays publishes the new message
+    assert env.headers == {"src": "feed", REPLAYED_FROM: sid, REPLAYED_ORIGIN: "feed"}
+
+
+def test_an_encrypted_signed_dead_letter_replays_into_a_verified_worker(
+        mq: pn.MessageQueue) -> None:
+    crypto = pytest.importorskip("phantom_notebook.core.crypto")
+    from phantom_notebook.core.keyring import KeyRing, SecretKey
+
+    ring = KeyRing([SecretKey("k1", os.urandom(32))])
+    feed_key, analyst_key = os.urandom(32), os.urandom(32)
+    verifier = crypto.OriginVerifier({"feed": feed_key, "analyst": analyst_key})
+    mq.codec = crypto.SealingCodec(ring, crypto.OriginSigner("feed", feed_key), verifier)
+    analyst = pn.MessageQueue(mq.client, mq.settings, origin="analyst", codec=crypto.SealingCodec(
+        ring, crypto.OriginSigner("analyst", analyst_key), verifier))
+    fixed = threading.Event()
+
+    def handler(message: pn.Envelope, context: pn.MessageContext) -> None:
+        if not fixed.is_set():
+            raise pn.Reject("bad")
+
+    got = Collector(handler)
+    original = mq.publish("intel", "ioc.raw", {"ioc": "evil.example"})
+    assert b"evil.example" not in mq.client.xrange(mq.queue_keys("intel").stream(2))[0][1][b"m"]
+    mq.subscribe("intel", "*", got)
+    dlq = DeadLetterQueue(analyst, "intel")
+    with mq.worker():
+        assert eventually(lambda: len(dlq) == 1)
+        fixed.set()
+        [replayed] = dlq.replay(original)
+        assert got.wait_for(1)
+    [env] = got.envelopes
+    assert (env.id, env.causation_id, env.payload) == (replayed, original,
+                                                       {"ioc": "evil.example"})
+    assert env.origin == "analyst" and env.headers[REPLAYED_ORIGIN] == "feed"
+    assert len(dlq) == 0
 
 
 def test_replaying_several_dead_letters_requires_confirm(mq: pn.MessageQueue) -> None:
@@ -430,15 +468,18 @@ def test_replaying_1200_dead_letters_is_one_evalsha_per_500(own_server: RedisSer
     mq = pn.connect(own_server.url, key_prefix="rp")
     try:
         mq.declare("bulk", max_queue_size=None)
+        dlq = DeadLetterQueue(mq, "bulk")
+        dlq.replay(bury(mq, "bulk", sealed(mq, "bulk")[1]))  # loads the script
         pipe = mq.client.pipeline(transaction=False)
         for _ in range(1200):
             bury(mq, "bulk", sealed(mq, "bulk")[1], client=pipe)
         pipe.execute()
         mq.client.config_resetstat()
-        assert len(DeadLetterQueue(mq, "bulk").replay(confirm=True)) == 1200
+        assert len(dlq.replay(confirm=True)) == 1200
         commands = mq.client.info("commandstats")
     finally:
         mq.client.close()
     assert commands["cmdstat_evalsha"]["calls"] == 3
+    assert "cmdstat_eval" not in commands and "cmdstat_script|load" not in commands
     assert commands["cmdstat_xadd"]["calls"] == 1200
     assert commands["cmdstat_xdel"]["calls"] == 1200

@@ -260,6 +260,22 @@ def test_a_half_open_breaker_lets_only_the_configured_probes_through() -> None:
     assert cb.state == "closed" and cb.permits() is None
 
 
+def test_a_success_resets_the_count_of_consecutive_failures() -> None:
+    cb = CircuitBreaker(pn.BreakerSettings(failure_threshold=3))
+    for success in (False, False, True, False, False, True, False, False):
+        cb.record(success)
+    assert cb.state == "closed"
+    cb.record(False)
+    assert cb.state == "open"
+
+
+def test_a_disabled_breaker_never_opens() -> None:
+    cb = CircuitBreaker(pn.BreakerSettings(enabled=False, failure_threshold=1))
+    for _ in range(10):
+        cb.record(False)
+    assert cb.state == "closed" and cb.permits() is None
+
+
 def test_failures_outside_the_monitoring_period_do_not_open_the_breaker() -> None:
     now = [0.0]
     cb = CircuitBreaker(pn.BreakerSettings(failure_threshold=3, monitoring_period_s=10),

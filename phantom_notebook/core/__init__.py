@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .context import MessageContext
+from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 from .envelope import Envelope, MessagePriority
 from .errors import (
     ConfigError,
@@ -53,6 +54,9 @@ __all__ = [
     "BreakerSettings",
     "ConfigError",
     "ConnectionLostError",
+    "DeadLetter",
+    "DeadLetterNotFoundError",
+    "DeadLetterQueue",
     "DecodeError",
     "Envelope",
     "Filter",

@@ -1,6 +1,8 @@
 """Circuit breaker per subscription lane: stop pulling while a downstream keeps failing.
 
-CLOSED -> OPEN after ``failure_threshold`` failures within ``monitoring_period_s``;
+CLOSED -> OPEN after ``failure_threshold`` consecutive failures within ``monitoring_period_s``
+(a success resets the count, as in pybreaker and Polly: a steady trickle of bad messages in
+heavy traffic is the retry policy's business, a downstream that fails every call is ours);
 OPEN -> HALF_OPEN after ``recovery_timeout_s``; HALF_OPEN lets at most
 ``half_open_max_calls`` probe messages through: that many successes close it, any failure
 opens it again. While open the lane fetches nothing, so messages wait in the queue instead of
@@ -83,7 +85,10 @@ class CircuitBreaker:
                         self.failures.clear()
                         self._set(CLOSED, now)
                 return
-            if success or self.state == OPEN:
+            if not self.settings.enabled or self.state == OPEN:
+                return
+            if success:
+                self.failures.clear()  # the threshold counts consecutive failures
                 return
             self.failures.append(now)
             while self.failures and now - self.failures[0] > self.settings.monitoring_period_s:

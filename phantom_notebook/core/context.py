@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .envelope import Envelope
+from .envelope import Envelope, now_ms
 
 if TYPE_CHECKING:
     from .lane import Lane
@@ -38,6 +38,7 @@ class MessageContext:
         self._lane = lane
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
+        self.received_ms = now_ms()
 
     def __repr__(self) -> str:
         return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
@@ -26,15 +26,12 @@ from .codec import peek_header
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent
 from .envelope import now_ms as _now
 from .errors import DecodeError, QueueFullError, ValidationError
-from .queues import METRICS_RETENTION_S
+from .queues import METRICS_RETENTION_S, MessageQueue
 from .scripts import source
-
-if TYPE_CHECKING:
-    from .queues import MessageQueue
 
 PAGE = 500
 REPLAYED_FROM = "pn-replayed-from"
-_RETRY_HEADERS = ("pn-first-failure-ms", "pn-last-error")  # retry bookkeeping, reset on replay
+REPLAYED_ORIGIN = "pn-replayed-origin"
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 _MAX_SEQ = 2**64 - 1
 Entry = tuple[str, dict[bytes, bytes]]
@@ -104,15 +101,10 @@ class _Filter:
         match = re.compile(fnmatch.translate(type_pattern)).match if type_pattern else None
         return cls(reasons, match, message_id, _ms(since, "since"), _ms(until, "until"))
 
-    @property
-    def empty(self) -> bool:
-        """True when the filter selects every dead letter."""
-        return self == _Filter()
-
     def bounds(self) -> tuple[str, str]:
         """The inclusive stream-id range of the time window (``until`` is exclusive)."""
         lo = "-" if self.since_ms is None else f"{max(self.since_ms, 0)}-0"
-        hi = "+" if self.until_ms is None else f"{self.until_ms - 1}-{_MAX_SEQ}"
+        hi = "+" if self.until_ms is None else f"{max(self.until_ms - 1, 0)}-{_MAX_SEQ}"
         return lo, hi
 
     def accepts(self, fields: dict[bytes, bytes]) -> bool:
@@ -139,7 +131,7 @@ class DeadLetterQueue:
         self._replay = mq.client.register_script(source("replay"))
 
     def __repr__(self) -> str:
-        return f"DeadLetterQueue({self.queue!r}, key={self.key!r})"
+        return f"DeadLetterQueue({self.queue!r})"
 
     def __len__(self) -> int:
         return int(self.mq.client.xlen(self.key))
@@ -165,7 +157,7 @@ class DeadLetterQueue:
               message_id: str | None = None) -> int:
         """How many dead letters match the filters (paged; XLEN when there are none)."""
         f = _Filter.make(reason, type_pattern, since, until, message_id)
-        if f.empty:
+        if f == _Filter():
             return len(self)
         return sum(1 for _ in self._scan(f, newest_first=False))
 
@@ -188,17 +180,15 @@ class DeadLetterQueue:
                message_id: str | None = None) -> builtins.list[str]:
         """Publish dead letters again as new messages; returns the new message ids.
 
-        Give ``ids`` (DLQ entry ids or message ids), or filters, or nothing for all; more
-        than one dead letter needs ``confirm=True``. Each replay is a new message (new id,
-        attempt 1) whose ``causation_id`` is the dead message's id, keeping its correlation
-        id (or taking the dead id as one), trace id and payload, with header
-        ``pn-replayed-from`` = the DLQ entry id. Undecodable dead letters raise
-        ``ValidationError`` before anything is written unless ``skip_undecodable=True``.
+        Give ``ids`` (DLQ entry ids or message ids), filters, or nothing for all; more than
+        one dead letter needs ``confirm=True``. A replay is a new message (new id, attempt 1,
+        this connection's origin) caused by the dead one (``causation_id``), with its
+        payload, trace id and correlation id (else the dead id), header ``pn-replayed-from``.
+        Undecodable ones raise ``ValidationError`` first unless ``skip_undecodable=True``.
         """
         qs = self.mq.declare(self.queue)
         if qs.kind == "pubsub":
-            raise ValidationError(f"queue {self.queue!r} is pub/sub: it has no stream to "
-                                  "replay into")
+            raise ValidationError(f"queue {self.queue!r} is pub/sub: no stream to replay into")
         f = _Filter.make(reason, type_pattern, since, until, message_id)
         select = self._selection(ids, f, confirm, "replay")
         if not skip_undecodable:
@@ -267,7 +257,7 @@ class DeadLetterQueue:
                    action: str) -> Callable[[], Iterator[Entry]]:
         """A re-iterable selection, after the confirm rule; later dead letters are excluded."""
         if ids is not None:
-            if not f.empty:
+            if f != _Filter():
                 raise ValidationError(f"{action}: give ids or filters, not both")
             found = {sid: fields for sid, fields in
                      (self._find(k) for k in ([ids] if isinstance(ids, str) else ids))}
@@ -329,16 +319,23 @@ class DeadLetterQueue:
         return [mid for (_, _, mid, _), ok in zip(rows, flags, strict=True) if int(ok)]
 
     def _reborn(self, dead: Envelope, dlq_id: str, now: int) -> Envelope:
-        """The replay of ``dead``: a new message caused by it, in the same trace."""
-        headers = {k: v for k, v in dead.headers.items() if k not in _RETRY_HEADERS}
+        """The replay of ``dead``: a new message caused by it, in the same trace.
+
+        ``pn-*`` headers (retry bookkeeping, origin signature) are dropped: this connection's
+        origin publishes the replay (a signing codec signs it afresh).
+        """
+        headers = {k: v for k, v in dead.headers.items() if not k.startswith("pn-")}
         headers[REPLAYED_FROM] = dlq_id
+        if dead.origin:
+            headers[REPLAYED_ORIGIN] = dead.origin
         expires = None
         if dead.expires_at_ms is not None:  # the same time to live, counted from now
             expires = now + max(dead.expires_at_ms - dead.created_at_ms, 0)
         return dead.replace(
-            id=new_id(now), queue=self.queue, created_at_ms=now, expires_at_ms=expires,
-            attempt=1, causation_id=dead.id, correlation_id=dead.correlation_id or dead.id,
-            traceparent=new_traceparent(dead.trace_id or None), headers=headers)
+            id=new_id(now), queue=self.queue, created_at_ms=now, expires_at_ms=expires, attempt=1,
+            origin=self.mq.origin, key_id=None, causation_id=dead.id, headers=headers,
+            correlation_id=dead.correlation_id or dead.id,
+            traceparent=new_traceparent(dead.trace_id or None))
 
     def _letter(self, entry: Entry) -> DeadLetter:
         sid, fields = entry
@@ -349,13 +346,10 @@ class DeadLetterQueue:
             env = self.mq.codec.open(raw)
         except DecodeError as exc:
             problem = f"{exc.reason}: {exc.detail}"
-        header = peek_header(raw) if env is None else {}
+        mid, kind, prio = (env.id, env.type, env.priority) if env else _clear(raw)
         text = {k.decode(): _text(v) for k, v in fields.items() if k != b"m"}
         return DeadLetter(
-            dlq_id=sid, queue=self.queue,
-            message_id=env.id if env else _opt_str(header.get("id")),
-            type=env.type if env else _opt_str(header.get("t")),
-            priority=env.priority if env else _priority(header.get("p")),
+            dlq_id=sid, queue=self.queue, message_id=mid, type=kind, priority=prio,
             reason=text.get("reason", ""), error_type=text.get("error_type", ""),
             attempts=_int(text.get("attempts")), consumer=text.get("consumer", ""),
             group=text.get("group", ""), first_failure_ms=_int(text.get("first_failure_ms")),
@@ -393,18 +387,13 @@ def _text(value: bytes | str) -> str:
 
 
 def _int(value: str | None) -> int:
-    try:
-        return int(value) if value else 0
-    except ValueError:
-        return 0
+    return int(value) if value and value.isdigit() else 0
 
 
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _priority(value: object) -> MessagePriority | None:
-    try:
-        return MessagePriority(value) if isinstance(value, int) else None
-    except ValueError:
-        return None
+def _clear(raw: bytes) -> tuple[str | None, str | None, MessagePriority | None]:
+    """Message id, type and priority from the clear header of undecodable bytes."""
+    header = peek_header(raw)
+    mid, kind, level = header.get("id"), header.get("t"), header.get("p")
+    prio = MessagePriority(level) if isinstance(level, int) and 0 <= level <= 3 else None
+    return (mid if isinstance(mid, str) else None, kind if isinstance(kind, str) else None,
+            prio)

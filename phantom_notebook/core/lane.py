@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .breaker import BreakerMiddleware
+from .codec import peek_header
 from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
+from .metrics import histogram_fields
 from .middleware import Middleware, default_middleware
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
 from .stats import WorkerStats
 from .subscription import Subscription
+from .tracing import TRACE_MAX_ENTRIES, clean
 
 if TYPE_CHECKING:
     from .queues import MessageQueue
@@ -154,7 +157,8 @@ class Lane:
             consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim,
             max_deliveries=qs.max_deliveries, levels=self.levels,
             metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
-            delete=not self.broadcast)
+            delete=not self.broadcast,
+            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0)
         self.stats.dead_lettered += result.dead_lettered
         if result.deliveries:
             return result.deliveries
@@ -194,6 +198,9 @@ class Lane:
                 self._settle_raw(d, Outcome("release"), env)
                 continue
             ctx = MessageContext(env, d, self)
+            if self.settings.enable_tracing:
+                with self._cond:
+                    self._settlement.event("delivered", f"{env.id}|{env.trace_id}|{ctx.attempt}|")
             early = next((o for mw in self.middleware
                           if (o := mw.before_process(self, env, ctx)) is not None), None)
             if early is not None:
@@ -247,8 +254,7 @@ class Lane:
                 outcome = Outcome("retry", reason="handler_error", error=error)
         for mw in self.middleware:
             outcome = mw.after_process(self, sub, env, ctx, error, outcome)
-        self.stats.record(outcome.action, now_ms() - env.created_at_ms,
-                          now_ms() - started_ms, started_ms - env.created_at_ms)
+        self._observe(env, ctx.received_ms, started_ms)
         self._settle_raw(ctx.delivery, outcome, env)
 
     def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None) -> None:
@@ -257,8 +263,9 @@ class Lane:
         with self._cond:
             self.inflight.pop(d.stream_id, None)
             batch = self._settlement
+            self._trace_outcome(batch, d, outcome, env)
             if outcome.reason == "expired":
-                batch.counters["expired"] = batch.counters.get("expired", 0) + 1
+                batch.count("expired")
             if outcome.action in ("ack", "drop"):
                 batch.acks.append((d.level, d.stream_id))
             elif outcome.action == "release" and not self.broadcast:
@@ -279,8 +286,8 @@ class Lane:
                     d.level, d.stream_id, d.raw, outcome.reason,
                     type(err).__name__ if err else "", str(err) if err else outcome.reason,
                     _traceback(err), attempts, self.consumer, first))
-                if env is None or outcome.reason in ("decode_failed", "decrypt_failed"):
-                    batch.counters["failed"] = batch.counters.get("failed", 0) + 1
+                if outcome.reason not in ("expired", "rejected"):
+                    batch.count("failed")
             elif outcome.action in ("retry", "release") and self.broadcast:
                 delay_s = outcome.delay_s if outcome.action == "retry" else \
                     self.breaker.breaker.settings.recovery_timeout_s
@@ -289,6 +296,39 @@ class Lane:
                                (due, d.level, d.stream_id, d.delivery_count))
             # "leave": stays pending until reclaimed after the visibility timeout
             self._cond.notify_all()
+
+    def _trace_outcome(self, batch: Settlement, d: Delivery, outcome: Outcome,
+                       env: Envelope | None) -> None:
+        if not self.settings.enable_tracing:
+            return
+        mid, tid, attempt = (env.id, env.trace_id, env.attempt) if env else \
+            (str(peek_header(d.raw).get("id", d.stream_id)), "", d.delivery_count)
+        detail = outcome.reason
+        if outcome.action == "retry":
+            detail = f"in {outcome.delay_s or 0:.3f}s: {_short(outcome.error) or outcome.reason}"
+        elif outcome.action == "dead" and outcome.error is not None:
+            detail = f"{outcome.reason}: {_short(outcome.error)}"
+        name = _EVENT.get(outcome.action, "")
+        if outcome.action == "retry" and outcome.reason == "nacked":
+            name = "nacked"
+        if outcome.reason == "expired":
+            batch.event("expired", f"{mid}|{tid}|{attempt}|{outcome.action}")
+        if name:
+            batch.event(name, f"{mid}|{tid}|{attempt}|{clean(detail)}")
+
+    def _observe(self, env: Envelope, received_ms: int, started_ms: int) -> None:
+        """Add this message's latencies to the batch's histograms (written by settle)."""
+        if not self.settings.enable_metrics:
+            return
+        done = now_ms()
+        fields = (histogram_fields("wait", [received_ms - env.created_at_ms])
+                  + histogram_fields("proc", [done - received_ms])
+                  + histogram_fields("e2e", [done - env.created_at_ms]))
+        with self._cond:
+            for name, amount in fields.items():
+                self._settlement.count(name, amount)
+        self.stats.record("", done - env.created_at_ms, done - started_ms,
+                          started_ms - env.created_at_ms)
 
     def flush(self) -> None:
         """Write all queued outcomes in one settle call (kept for retry if Redis fails)."""
@@ -303,14 +343,12 @@ class Lane:
                 self.keys, self.mq.metrics_key(self.keys, now), batch, group=self.group,
                 delete=not self.broadcast, now_ms=now,
                 metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
-                dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000))
+                dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000),
+                trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+                consumer=self.consumer)
         except Exception:
             with self._cond:  # put it back; settle is idempotent per stream id
-                self._settlement.acks[:0] = batch.acks
-                self._settlement.retries[:0] = batch.retries
-                self._settlement.dead[:0] = batch.dead
-                for k, v in batch.counters.items():
-                    self._settlement.counters[k] = self._settlement.counters.get(k, 0) + v
+                self._settlement.absorb(batch)
             raise
         self.stats.settled(int(acked), int(retried), int(dead))
 
@@ -332,6 +370,10 @@ class Lane:
         if old:
             self.extend_leases(old)
         return len(old)
+
+
+_EVENT = {"ack": "acked", "retry": "retried", "dead": "dead_lettered", "release": "released",
+          "drop": ""}
 
 
 def _text(value: bytes | str) -> str:

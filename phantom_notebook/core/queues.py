@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -16,11 +16,16 @@ from .codec import Codec, PlainCodec
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
 from .errors import PublishError, QueueFullError, UnknownQueueKindError, ValidationError
 from .keys import GlobalKeys, QueueKeys, check_queue_name
+from .metrics import BUCKET_S, RETENTION_S
 from .scripts import Scripts
 from .settings import QUEUE_KINDS, QueueSettings, Settings
+from .tracing import TRACE_MAX_ENTRIES
 
-METRICS_BUCKET_S = 10
-METRICS_RETENTION_S = 24 * 3600
+if TYPE_CHECKING:
+    from .dlq import DeadLetterQueue
+
+METRICS_BUCKET_S = BUCKET_S
+METRICS_RETENTION_S = RETENTION_S
 DEFAULT_GROUP = "workers"
 
 
@@ -174,12 +179,12 @@ class MessageQueue:
         if qs.kind == "pubsub":
             return self._publish_live(queue, qs, items)
         now = now_ms()
-        rows: list[tuple[int, int, str | None, str, bytes]] = []
+        rows: list[tuple[int, int, str | None, str, str, bytes]] = []
         for m in items:
             env, due = self._envelope(queue, qs, m, now)
             raw = self.codec.seal(env, qs.max_payload_bytes)
             level = 2 if qs.kind == "fifo" else int(env.priority)
-            rows.append((level, due, self._dedup_key(qs, m, raw), env.id, raw))
+            rows.append((level, due, self._dedup_key(qs, m, raw), env.id, env.trace_id, raw))
         keys = self.queue_keys(queue)
         deadline = time.monotonic() + (wait_s or 0)
         pause = 0.005
@@ -188,7 +193,9 @@ class MessageQueue:
                 return self.scripts.publish(
                     keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
                     dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
-                    metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0)
+                    metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+                    trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+                    actor=self.origin or "")
             except QueueFullError:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -270,6 +277,19 @@ class MessageQueue:
         return Worker(self, self._subscriptions, **options)
 
     # -- reading state ----------------------------------------------------------------------------
+
+    def dlq(self, queue: str) -> DeadLetterQueue:
+        """The dead-letter queue of ``queue``: list, inspect, replay, purge, trim."""
+        from .dlq import DeadLetterQueue
+
+        return DeadLetterQueue(self, queue)
+
+    def breakers(self, queue: str) -> dict[str, dict[str, Any]]:
+        """Circuit-breaker state of every worker lane on ``queue`` ("group:consumer" -> state)."""
+        import orjson
+
+        raw = self.client.hgetall(self.queue_keys(queue).breakers)
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
     def stats(self, queues: Iterable[str] | None = None) -> list[QueueStats]:
         """Depth per queue and state (ready, in flight, delayed, dead), in one round trip."""

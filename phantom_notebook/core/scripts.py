@@ -6,7 +6,7 @@ Redis Cluster: all keys of one queue share a hash tag and therefore a slot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -55,14 +55,33 @@ class Settlement:
     retries: list[tuple[int, str, int, bytes]]
     dead: list[tuple[int, str, bytes, str, str, str, str, int, str, int]]
     counters: dict[str, int]
+    trace: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Settlement:
         """A settlement with nothing in it."""
         return cls([], [], [], {})
 
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to a metric counter of this batch."""
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def event(self, name: str, item: str) -> None:
+        """Add a trace item to the batch's ``name`` event."""
+        self.trace.setdefault(name, []).append(item)
+
+    def absorb(self, other: Settlement) -> None:
+        """Put ``other`` (a batch that failed to write) in front of this one."""
+        self.acks[:0] = other.acks
+        self.retries[:0] = other.retries
+        self.dead[:0] = other.dead
+        for name, amount in other.counters.items():
+            self.count(name, amount)
+        for name, items in other.trace.items():
+            self.trace.setdefault(name, [])[:0] = items
+
     def __bool__(self) -> bool:
-        return bool(self.acks or self.retries or self.dead or self.counters)
+        return bool(self.acks or self.retries or self.dead or self.counters or self.trace)
 
     def __len__(self) -> int:
         return len(self.acks) + len(self.retries) + len(self.dead)
@@ -77,23 +96,25 @@ class Scripts:
         self._settle = client.register_script(source("settle"))
         self._trim = client.register_script(source("trim_broadcast"))
 
-    def publish(self, keys: QueueKeys, metrics_key: str, messages: list[tuple[int, int, str | None,
-                str, bytes]], *, max_size: int | None, dedup_window_ms: int, now_ms: int,
-                metrics_ttl_s: int, client: Any = None) -> list[str]:
-        """Publish ``(level, due_ms, dedup_key, id, envelope)`` tuples in one call.
+    def publish(self, keys: QueueKeys, metrics_key: str,
+                messages: list[tuple[int, int, str | None, str, str, bytes]], *,
+                max_size: int | None, dedup_window_ms: int, now_ms: int, metrics_ttl_s: int,
+                trace_cap: int = 0, actor: str = "", client: Any = None) -> list[str]:
+        """Publish ``(level, due_ms, dedup_key, id, trace_id, envelope)`` tuples in one call.
 
         Returns, per message, its id, or the first message's id for a suppressed duplicate.
         Raises ``QueueFullError`` when the batch does not fit under ``max_size``.
         """
         dedup_keys: list[str] = []
-        argv: list[Any] = [max_size or 0, dedup_window_ms, now_ms, metrics_ttl_s, len(messages)]
-        for level, due, dedup, mid, env in messages:
+        argv: list[Any] = [max_size or 0, dedup_window_ms, now_ms, metrics_ttl_s, trace_cap,
+                           actor, len(messages)]
+        for level, due, dedup, mid, tid, env in messages:
             index = 0
             if dedup is not None:
                 dedup_keys.append(keys.dedup(dedup))
                 index = len(dedup_keys)
-            argv += [level, due, index, mid, env]
-        all_keys = [*keys.streams, keys.delayed, metrics_key, *dedup_keys]
+            argv += [level, due, index, mid, tid, env]
+        all_keys = [*keys.streams, keys.delayed, metrics_key, keys.trace, *dedup_keys]
         try:
             out = self._publish(keys=all_keys, args=argv, client=client)
         except redis.ResponseError as exc:
@@ -102,12 +123,13 @@ class Scripts:
 
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
-              metrics_ttl_s: int, delete: bool, promote_limit: int = 1000) -> FetchResult:
+              metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
+              promote_limit: int = 1000) -> FetchResult:
         """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
         flat, next_due, dead = self._fetch(
-            keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key],
+            keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
             args=[group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
-                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0"])
+                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap])
         deliveries = [
             Delivery(int(flat[i]), _s(flat[i + 1]), flat[i + 2], int(flat[i + 3]))
             for i in range(0, len(flat), 4)
@@ -116,7 +138,7 @@ class Scripts:
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, dlq_retention_ms: int,
-               client: Any = None) -> Any:
+               trace_cap: int = 0, consumer: str = "", client: Any = None) -> Any:
         """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
         argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s,
                            dlq_retention_ms, len(batch.acks)]
@@ -131,7 +153,10 @@ class Scripts:
         argv.append(len(batch.counters))
         for name, amount in batch.counters.items():
             argv += [name, amount]
-        return self._settle(keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key],
+        argv += [trace_cap, consumer, len(batch.trace)]
+        for name, items in batch.trace.items():
+            argv += [name, ";".join(items)]
+        return self._settle(keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
                             args=argv, client=client)
 
     def trim_broadcast(self, keys: QueueKeys) -> int:

@@ -4,12 +4,14 @@ KEYS[1..4]  streams s:0 .. s:3
 KEYS[5]     delayed zset
 KEYS[6]     dlq stream
 KEYS[7]     metrics hash (current bucket)
+KEYS[8]     trace stream
 
 ARGV[1]  group           ARGV[2]  consumer        ARGV[3]  count (max entries to return)
 ARGV[4]  now ms          ARGV[5]  reclaim idle ms (0 = do not reclaim this time)
 ARGV[6]  max deliveries  ARGV[7]  promote limit   ARGV[8]  metrics TTL s (0 = off)
 ARGV[9]  levels to read, a string of digits in priority order, e.g. "0123" or "2"
 ARGV[10] "1" to XDEL dead-lettered entries (0 for broadcast streams shared by groups)
+ARGV[11] trace cap in entries (0 = no tracing)
 
 Strict priority: level 0 is drained (reclaims first, then new entries) before level 1.
 A reclaimed entry whose delivery count exceeds max deliveries is moved to the DLQ (reason
@@ -27,6 +29,8 @@ local promote_limit = tonumber(ARGV[7])
 local metrics_ttl = tonumber(ARGV[8])
 local levels = ARGV[9]
 local delete = ARGV[10] == '1'
+local trace_cap = tonumber(ARGV[11])
+local dead_items = {}
 
 -- 1. promote due delayed messages (atomic: ZREM in the same script as XADD)
 local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, promote_limit)
@@ -68,6 +72,10 @@ for li = 1, #levels do
         redis.call('XACK', stream, group, sid)
         if delete then redis.call('XDEL', stream, sid) end
         dead = dead + 1
+        -- the clear header is canonical JSON with sorted keys: read id and trace id from it
+        local mid = string.match(fields[2], '"id":"([^"]+)"') or '?'
+        local tid = string.match(fields[2], '"tp":"00%-(%x+)%-') or ''
+        dead_items[#dead_items + 1] = mid .. '|' .. tid .. '|' .. count .. '|max_deliveries'
       else
         out[#out + 1] = level
         out[#out + 1] = sid
@@ -96,6 +104,11 @@ if metrics_ttl > 0 and (delivered > 0 or dead > 0) then
   if delivered > 0 then redis.call('HINCRBY', KEYS[7], 'delivered', delivered) end
   if dead > 0 then redis.call('HINCRBY', KEYS[7], 'dead_lettered', dead) end
   redis.call('EXPIRE', KEYS[7], metrics_ttl)
+end
+
+if trace_cap > 0 and #dead_items > 0 then
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', trace_cap, '*', 'ev', 'dead_lettered',
+             'c', consumer, 'm', table.concat(dead_items, ';'))
 end
 
 local next_due = -1

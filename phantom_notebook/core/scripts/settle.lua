@@ -4,6 +4,7 @@ KEYS[1..4]  streams s:0 .. s:3
 KEYS[5]     delayed zset
 KEYS[6]     dlq stream
 KEYS[7]     metrics hash (current bucket)
+KEYS[8]     trace stream
 
 ARGV[1]  group
 ARGV[2]  "1" to XDEL settled entries (keeps XLEN = depth); "0" on broadcast streams
@@ -14,7 +15,9 @@ ARGV[6]  number of acks a, then a pairs: level, stream id
 then     number of retries r, then r groups of 4: level, stream id, due ms, new envelope
 then     number of dead letters d, then d groups of 10: level, stream id, envelope, reason,
          error type, error, traceback, attempts, consumer, first failure ms
-then     metric increments: k, then k pairs field, amount (e.g. failed, expired)
+then     metric increments: k, then k pairs field, amount (e.g. failed, expired, h:e2e:12)
+then     trace cap t (0 = no tracing), consumer, number of events e, then e pairs:
+         event name, items ("<id>|<trace id>|<attempt>|<detail>;...")
 
 Each entry is XACKed (and XDELed) in the same call that re-schedules or dead-letters it,
 so a crash can never both lose and keep a message. Returns {acked, retried, dead}.
@@ -71,14 +74,27 @@ if dead > 0 and dlq_retention > 0 then
   redis.call('XTRIM', KEYS[6], 'MINID', '~', now - dlq_retention)
 end
 
+local k = tonumber(ARGV[p]); p = p + 1
 if metrics_ttl > 0 then
   if acked > 0 then redis.call('HINCRBY', KEYS[7], 'acked', acked) end
   if retried > 0 then redis.call('HINCRBY', KEYS[7], 'retried', retried) end
   if dead > 0 then redis.call('HINCRBY', KEYS[7], 'dead_lettered', dead) end
-  local k = tonumber(ARGV[p]); p = p + 1
   for _ = 1, k do
     redis.call('HINCRBY', KEYS[7], ARGV[p], ARGV[p + 1]); p = p + 2
   end
   redis.call('EXPIRE', KEYS[7], metrics_ttl)
+else
+  p = p + 2 * k
+end
+
+local trace_cap = tonumber(ARGV[p])
+local consumer = ARGV[p + 1]
+local events = tonumber(ARGV[p + 2]); p = p + 3
+if trace_cap > 0 then
+  for _ = 1, events do
+    redis.call('XADD', KEYS[8], 'MAXLEN', '~', trace_cap, '*', 'ev', ARGV[p], 'c', consumer,
+               'm', ARGV[p + 1])
+    p = p + 2
+  end
 end
 return {acked, retried, dead}
