@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .codec import Codec, PlainCodec
 from .context import MessageContext
 from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 from .envelope import Envelope, MessagePriority
@@ -29,17 +30,22 @@ from .worker import Worker
 
 
 def connect(url: str | None = None, *, settings: Settings | None = None,
-            origin: str | None = None, **redis_options: Any) -> MessageQueue:
+            origin: str | None = None, codec: Codec | None = None,
+            **redis_options: Any) -> MessageQueue:
     """Connect to a phantom_notebook deployment.
 
     With no ``url`` and no ``$PHANTOM_REDIS_URL`` this is the embedded in-process Redis
     (fakeredis with Lua), shared by every producer, consumer and widget of the process.
     ``redis://``, ``rediss://`` and ``unix://`` URLs reach a real server through one pool.
     ``redis_options`` override fields of ``RedisSettings`` (e.g. ``key_prefix="team-a"``).
+    ``origin`` names this producer; with keys or origin keys configured (``[security]`` or
+    ``$PHANTOM_KEYS`` / ``$PHANTOM_ORIGIN_KEY`` / ``$PHANTOM_TRUSTED_ORIGINS``) payloads are
+    sealed with AES-256-GCM and signed; ``codec`` overrides that choice.
     """
     import dataclasses
 
     from .connection import open_client, resolve_url
+    from .security import build_codec
 
     base = settings or Settings.load()
     target = resolve_url(url) if url is not None or base.redis.url is None else base.redis.url
@@ -47,11 +53,15 @@ def connect(url: str | None = None, *, settings: Settings | None = None,
     fields.update(redis_options, url=target)
     redis_settings = RedisSettings(**fields)
     full = dataclasses.replace(base, redis=redis_settings)
-    return MessageQueue(open_client(redis_settings), full, origin=origin)
+    who = origin or full.security.origin
+    chosen = codec if codec is not None else build_codec(full.security, who)
+    return MessageQueue(open_client(redis_settings), full, codec=chosen, origin=who)
 
 
 __all__ = [
     "BreakerSettings",
+    "Codec",
+    "PlainCodec",
     "ConfigError",
     "ConnectionLostError",
     "DeadLetter",

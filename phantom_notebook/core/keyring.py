@@ -52,11 +52,13 @@ def generate_key() -> str:
 
 
 def check_key_id(key_id: object, field: str = "key id") -> str:
-    """Return ``key_id`` if it is a usable key id; ``ConfigError`` otherwise."""
+    """Return ``key_id`` if it is a usable key id; ``ConfigError`` otherwise.
+
+    The rejected value is not echoed: a swapped ``<base64>:<id>`` pair would leak the key.
+    """
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id) \
             or key_id in _RESERVED_IDS:
-        shown = repr(key_id)[:40]
-        raise ConfigError(field, f"{shown} is not a usable key id",
+        raise ConfigError(field, "the key id is not usable",
                           "1-32 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
     return key_id
 
@@ -277,7 +279,7 @@ def _parse_spec(spec: str) -> list[SecretKey]:
         kid, sep, text = item.partition(":")
         if not sep:
             raise ConfigError(ENV_KEYS, f"entry {n} is not '<id>:<base64>'")
-        keys.append(SecretKey.from_base64(kid.strip(), text, field=ENV_KEYS))
+        keys.append(SecretKey.from_base64(kid.strip(), text, field=f"{ENV_KEYS} entry {n}"))
     return keys
 
 

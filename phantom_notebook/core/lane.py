@@ -20,7 +20,7 @@ from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
 from .metrics import histogram_fields
-from .middleware import Middleware, default_middleware
+from .middleware import Middleware, TLPMiddleware, default_middleware
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
 from .stats import WorkerStats
@@ -68,6 +68,7 @@ class Lane:
                                 self.settings.circuit_breaker)
         self.breaker = BreakerMiddleware(self, breaker_settings)
         self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
+        self._tlp = TLPMiddleware()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -210,6 +211,10 @@ class Lane:
             if sub is None:
                 err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
                 self._settle_raw(d, Outcome("dead", reason="unroutable", error=err), env)
+                continue
+            denied = self._tlp.after_route(self, sub, env)
+            if denied is not None:
+                self._settle_raw(d, denied, env)
                 continue
             with self._cond:
                 self.inflight[d.stream_id] = (d, time.monotonic())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .policies import RetryPolicy
+from .tlp import tlp_rank
 
 if TYPE_CHECKING:
     from .lane import Lane
@@ -73,6 +74,29 @@ class RetryMiddleware(Middleware):
         return outcome
 
 
+class IntegrityMiddleware(Middleware):
+    """Refuse envelopes sealed for another queue (a copied stream entry still authenticates,
+    so the queue named in its authenticated header must be the one it was read from)."""
+
+    def before_process(self, lane: Lane, env: Envelope, ctx: MessageContext) -> Outcome | None:
+        if env.queue != lane.queue:
+            return Outcome("dead", reason="queue_mismatch",
+                           error=ValueError(f"envelope for queue {env.queue!r} found in "
+                                            f"{lane.queue!r}"))
+        return None
+
+
+class TLPMiddleware(Middleware):
+    """A message marked above a subscription's ``max_tlp`` is dead-lettered (``tlp_denied``)."""
+
+    def after_route(self, lane: Lane, sub: Subscription, env: Envelope) -> Outcome | None:
+        """Called once the subscription is known; None lets the message through."""
+        if sub.max_tlp is None or tlp_rank(env.tlp) <= tlp_rank(sub.max_tlp):
+            return None
+        return Outcome("dead", reason="tlp_denied", error=PermissionError(
+            f"message is TLP:{env.tlp}, subscription accepts up to TLP:{sub.max_tlp}"))
+
+
 def default_middleware() -> list[Middleware]:
     """The policies every lane runs, in order (the breaker is added per lane)."""
-    return [TTLMiddleware(), RetryMiddleware()]
+    return [IntegrityMiddleware(), TTLMiddleware(), RetryMiddleware()]

@@ -14,11 +14,18 @@ import redis
 
 from .codec import Codec, PlainCodec
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
-from .errors import PublishError, QueueFullError, UnknownQueueKindError, ValidationError
+from .errors import (
+    ConfigError,
+    PublishError,
+    QueueFullError,
+    UnknownQueueKindError,
+    ValidationError,
+)
 from .keys import GlobalKeys, QueueKeys, check_queue_name
 from .metrics import BUCKET_S, RETENTION_S
 from .scripts import Scripts
 from .settings import QUEUE_KINDS, QueueSettings, Settings
+from .tlp import parse_tlp
 from .tracing import TRACE_MAX_ENTRIES
 
 if TYPE_CHECKING:
@@ -44,6 +51,7 @@ class Message:
     correlation_id: str | None = None
     causation_id: str | None = None
     traceparent: str | None = None
+    tlp: str = "CLEAR"
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,10 @@ class MessageQueue:
                 raise ValidationError(
                     f"queue {queue!r} exists with kind {stored.decode()!r}, not {kind!r}")
             qs = qs.replace(kind=stored.decode())
+        if qs.enable_encryption and not getattr(self.codec, "keyring", None):
+            raise ConfigError(f"queues.{queue}.enable_encryption",
+                              "the queue requires encryption but no key ring is configured",
+                              "set [security] keys / key_file or $PHANTOM_KEYS")
         if stored is None:
             pipe = self.client.pipeline(transaction=False)
             pipe.hsetnx(keys.meta, "kind", qs.kind)
@@ -152,14 +164,14 @@ class MessageQueue:
                 headers: Mapping[str, str] | None = None, dedup_key: str | None = None,
                 ttl_s: float | None = None, correlation_id: str | None = None,
                 causation_id: str | None = None, traceparent: str | None = None,
-                wait_s: float | None = None) -> str:
+                tlp: str = "CLEAR", wait_s: float | None = None) -> str:
         """Publish one message; returns its id (the first message's id for a duplicate).
 
         Raises ``PayloadError`` (unserializable or oversize payload), ``QueueFullError``
         and ``ValidationError`` before anything reaches Redis where possible.
         """
         msg = Message(type, payload, priority, delay, deliver_at, headers or {}, dedup_key,
-                      ttl_s, correlation_id, causation_id, traceparent)
+                      ttl_s, correlation_id, causation_id, traceparent, tlp)
         return self.publish_batch(queue, [msg], wait_s=wait_s)[0]
 
     def publish_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]], *,
@@ -218,7 +230,7 @@ class MessageQueue:
             priority=MessagePriority.parse(m.priority), created_at_ms=now,
             expires_at_ms=expires, traceparent=m.traceparent or new_traceparent(),
             correlation_id=m.correlation_id, causation_id=m.causation_id,
-            origin=self.origin, headers=dict(m.headers))
+            origin=self.origin, tlp=parse_tlp(m.tlp), headers=dict(m.headers))
         return env, due
 
     @staticmethod
@@ -283,6 +295,13 @@ class MessageQueue:
         from .dlq import DeadLetterQueue
 
         return DeadLetterQueue(self, queue)
+
+    def health(self, queues: list[str] | None = None, window_s: float = 300.0,
+               thresholds: Any = None) -> Any:
+        """Run the health checks; returns a ``HealthReport`` (HTML in Jupyter, text here)."""
+        from .health import check_health
+
+        return check_health(self, queues, window_s, thresholds)
 
     def breakers(self, queue: str) -> dict[str, dict[str, Any]]:
         """Circuit-breaker state of every worker lane on ``queue`` ("group:consumer" -> state)."""

@@ -165,12 +165,42 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """Encryption keys, origin identity and trusted origins. Secrets never appear in a repr.
+
+    ``keys``: ``"k2:<base64>,k1:<base64>"`` (or ``key_file``: lines ``<id> <base64>``, mode
+    0600) with ``active_key`` encrypting; ``origin_key``: this producer's signing key
+    (``<base64>`` HMAC or ``ed25519:<base64 seed>``); ``trusted_origins``:
+    ``"origin:<base64>,feed:ed25519:<base64 public>"`` — consumers reject anything else.
+    Unset fields fall back to ``PHANTOM_KEYS`` / ``PHANTOM_KEY_FILE`` / ``PHANTOM_ACTIVE_KEY``.
+    """
+
+    keys: str | None = None
+    key_file: str | None = None
+    active_key: str | None = None
+    require_encryption: bool | None = None
+    insecure_key_file_ok: bool = False
+    origin: str | None = None
+    origin_key: str | None = None
+    trusted_origins: str | None = None
+
+    def __repr__(self) -> str:
+        shown = {"keys": "***" if self.keys else None, "key_file": self.key_file,
+                 "active_key": self.active_key, "origin": self.origin,
+                 "origin_key": "***" if self.origin_key else None,
+                 "trusted_origins": "***" if self.trusted_origins else None}
+        return "SecuritySettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings: Redis connection, default queue settings and per-queue overrides."""
 
     redis: RedisSettings = field(default_factory=RedisSettings)
     queue_defaults: QueueSettings = field(default_factory=QueueSettings)
     queues: Mapping[str, QueueSettings] = field(default_factory=dict)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    roles: Mapping[str, Any] = field(default_factory=dict)
 
     def for_queue(self, name: str) -> QueueSettings:
         """The settings of one queue: its override, else the defaults."""
@@ -201,10 +231,14 @@ class Settings:
     def from_dict(cls, data: Mapping[str, Any]) -> Settings:
         """Build settings from a mapping shaped like the TOML file."""
         data = dict(data)
-        unknown = set(data) - {"redis", "queue_defaults", "queues"}
+        sections = {"redis", "queue_defaults", "queues", "security", "roles"}
+        unknown = set(data) - sections
         if unknown:
-            raise ConfigError(sorted(unknown)[0], "unknown section",
-                              "redis, queue_defaults, queues")
+            raise ConfigError(sorted(unknown)[0], "unknown section", ", ".join(sorted(sections)))
+        security = _build(SecuritySettings, data.get("security", {}), "security")
+        roles = data.get("roles", {})
+        if not isinstance(roles, Mapping):
+            raise ConfigError("roles", f"expected a table, got {type(roles).__name__}")
         redis = _build(RedisSettings, data.get("redis", {}), "redis")
         defaults = _build(QueueSettings, data.get("queue_defaults", {}), "queue_defaults")
         queues: dict[str, QueueSettings] = {}
@@ -220,13 +254,15 @@ class Settings:
                 if isinstance(override.get(nested), Mapping):
                     merged[nested] = {**_as_dict(getattr(defaults, nested)), **override[nested]}
             queues[name] = _build(QueueSettings, merged, f"queues.{name}")
-        return cls(redis=redis, queue_defaults=defaults, queues=types.MappingProxyType(queues))
+        return cls(redis=redis, queue_defaults=defaults, queues=types.MappingProxyType(queues),
+                   security=security, roles=types.MappingProxyType(dict(roles)))
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     sections = {"PHANTOM_REDIS_": ("redis", RedisSettings),
-                "PHANTOM_QUEUE_": ("queue_defaults", QueueSettings)}
+                "PHANTOM_QUEUE_": ("queue_defaults", QueueSettings),
+                "PHANTOM_SECURITY_": ("security", SecuritySettings)}
     for prefix, (section, cls) in sections.items():
         names = {f.name for f in dataclasses.fields(cls)}
         for key, value in env.items():

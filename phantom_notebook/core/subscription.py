@@ -47,6 +47,7 @@ class Subscription:
     group: str = DEFAULT_GROUP
     retry: RetrySettings | None = None
     breaker: BreakerSettings | None = None
+    max_tlp: str | None = None
     non_retryable: tuple[type[BaseException], ...] = ()
     _call: Callable[..., Any] | None = None
     _is_async: bool = False
@@ -57,7 +58,7 @@ class Subscription:
                **options: Any) -> Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
-                   "breaker", "non_retryable"}
+                   "breaker", "max_tlp", "non_retryable"}
         unknown = set(options) - allowed
         if unknown:
             raise ValidationError(f"unknown subscribe option {sorted(unknown)[0]!r}: "
@@ -71,6 +72,10 @@ class Subscription:
                 raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
         if sub.max_concurrency > sub.prefetch_count:
             sub.prefetch_count = sub.max_concurrency
+        if sub.max_tlp is not None:
+            from .tlp import parse_tlp
+
+            sub.max_tlp = parse_tlp(sub.max_tlp)
         sub._call, sub._is_async = _adapt(handler)
         sub._matcher = re.compile(fnmatch.translate(type_pattern))
         return sub
