@@ -76,11 +76,38 @@ def _parser() -> argparse.ArgumentParser:
                               "(fifo, priority, delayed, pubsub, broadcast)")
     publish.set_defaults(func=_publish)
 
+    keys = sub.add_parser("keys", help="Generate encryption keys and rotate them.",
+                          description="Generate encryption keys and rotate them.")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    gen = keys_sub.add_parser("generate", help="Print a new key line '<id> <base64>' or add "
+                                               "it to a key file (0600).")
+    gen.add_argument("--id", default=None, help="key id (default: k<UTC timestamp>)")
+    gen.add_argument("--key-file", default=None, help="append to this key file instead")
+    gen.set_defaults(func=_keys_generate)
+    rot = keys_sub.add_parser(
+        "rotate", help="Activate a new key in the key file and re-encrypt everything stored "
+                       "(ready, delayed, dead-lettered) under it; resumable.")
+    for flag, text in [("--redis-url", "Redis URL (default: $PHANTOM_REDIS_URL)"),
+                       ("--settings", "TOML settings file"), ("--key-prefix", "key prefix")]:
+        rot.add_argument(flag, default=None, help=text)
+    rot.add_argument("--key-file", required=True, help="the key file (lines '<id> <base64>')")
+    rot.add_argument("--activate", default=None,
+                     help="make this existing key id active (default: generate a new key)")
+    rot.add_argument("--reseal-only", action="store_true",
+                     help="only re-encrypt stored messages under the current active key")
+    rot.set_defaults(func=_keys_rotate)
+    keys.set_defaults(func=lambda args: _help(keys))
+
     stats = command("stats", "Depth per queue and state.")
     stats.add_argument("queues", nargs="*", help="queues (default: all)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=_stats)
     return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def _connect(args: argparse.Namespace) -> core.MessageQueue:
@@ -143,6 +170,63 @@ def _publish(args: argparse.Namespace) -> int:
     mid = mq.publish(args.queue, args.type, payload, priority=args.priority, delay=args.delay,
                      dedup_key=args.dedup_key)
     print(mid)
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from .core.keyring import KeyRing, generate_key
+
+    key_id = args.id or time.strftime("k%Y%m%dT%H%M%SZ", time.gmtime())
+    if not args.key_file:
+        print(f"{key_id} {generate_key()}")
+        return 0
+    from pathlib import Path
+
+    path = Path(args.key_file)
+    if path.exists():
+        ring = KeyRing.from_file(path)
+        ring = ring.rotate(key_id)
+        ring = KeyRing.from_base64([(k, ring.key(k).to_base64()) for k in ring.ids],
+                                   active=KeyRing.from_file(path).active_id)
+    else:
+        ring = KeyRing.from_base64([(key_id, generate_key())], active=key_id)
+    ring.write_key_file(path)
+    print(f"added key {key_id!r} to {path} (active: {ring.active_id!r})")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from rich.progress import Progress
+
+    from .core.keyring import KeyRing
+    from .core.rotation import pending_count, reseal_all
+
+    ring = KeyRing.from_file(args.key_file)
+    if not args.reseal_only:
+        if args.activate:
+            ring = KeyRing.from_base64([(k, ring.key(k).to_base64()) for k in ring.ids],
+                                       active=args.activate)
+        else:
+            ring = ring.rotate(time.strftime("k%Y%m%dT%H%M%SZ", time.gmtime()))
+        ring.write_key_file(args.key_file)
+        print(f"active key is now {ring.active_id!r} (older keys still decrypt)")
+    settings = core.Settings.load(args.settings)
+    security = dataclasses.replace(settings.security, key_file=args.key_file, keys=None)
+    settings = dataclasses.replace(settings, security=security)
+    options = {"key_prefix": args.key_prefix} if args.key_prefix else {}
+    mq = core.connect(args.redis_url, settings=settings, **options)
+    total = pending_count(mq)
+    with Progress() as bar:
+        task = bar.add_task("re-encrypting", total=total)
+        report = reseal_all(mq, progress=lambda n: bar.advance(task, n))
+    print(f"re-encrypted {report.resealed:,} of {total:,} stored messages; "
+          f"{report.skipped_in_flight:,} in flight left to their workers; "
+          f"{report.unreadable:,} unreadable (will be dead-lettered)")
     return 0
 
 
