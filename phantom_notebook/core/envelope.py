@@ -100,6 +100,14 @@ class Envelope:
         """Return a copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
+    def __repr__(self) -> str:
+        # payloads can hold sources and PII: a repr shows their shape, never their content
+        shape = (f"<{type(self.payload).__name__}, {len(self.payload)} keys>"
+                 if isinstance(self.payload, dict) else f"<{type(self.payload).__name__}>")
+        return (f"Envelope(id={self.id!r}, type={self.type!r}, queue={self.queue!r}, "
+                f"priority={self.priority.name}, tlp={self.tlp}, attempt={self.attempt}, "
+                f"origin={self.origin!r}, payload={shape})")
+
     @property
     def trace_id(self) -> str:
         """The 32-hex trace id of the W3C traceparent ('' when absent)."""
