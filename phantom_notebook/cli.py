@@ -98,6 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     rot.set_defaults(func=_keys_rotate)
     keys.set_defaults(func=lambda args: _help(keys))
 
+    report = sub.add_parser("report", help="Scheduled reports (papermill).",
+                            description="Scheduled reports (papermill).")
+    report_sub = report.add_subparsers(dest="report_command", metavar="REPORT")
+    health = report_sub.add_parser(
+        "health", help="Run notebooks/health_report.ipynb, write reports/health-<UTC>.ipynb "
+                       "and .html (no code); exit 2 when health is critical.")
+    health.add_argument("--redis-url", default=None,
+                        help="Redis to report on (default: embedded with a seeded demo load)")
+    health.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"), help="notebook parameter (JSON or text)")
+    health.add_argument("--output-dir", default="reports", help="where reports land")
+    health.add_argument("--notebook", default=None, help="a different report notebook")
+    health.set_defaults(func=_report_health)
+    report.set_defaults(func=lambda args: _help(report))
+
     stats = command("stats", "Depth per queue and state.")
     stats.add_argument("queues", nargs="*", help="queues (default: all)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -228,6 +243,23 @@ def _keys_rotate(args: argparse.Namespace) -> int:
           f"{report.skipped_in_flight:,} in flight left to their workers; "
           f"{report.unreadable:,} unreadable (will be dead-lettered)")
     return 0
+
+
+def _report_health(args: argparse.Namespace) -> int:
+    from .notebook.reports import run_health_report
+
+    params: dict[str, Any] = {}
+    for name, value in args.parameter:
+        try:
+            params[name] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            params[name] = value
+    result = run_health_report(args.redis_url, parameters=params, output_dir=args.output_dir,
+                               notebook=args.notebook)
+    print(f"health: {result.status.upper()}")
+    print(f"notebook: {result.notebook}")
+    print(f"html:     {result.html}")
+    return result.exit_code
 
 
 def _stats(args: argparse.Namespace) -> int:

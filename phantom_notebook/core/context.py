@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +31,15 @@ class Outcome:
 class MessageContext:
     """Handed to every handler with the message: ack, nack, reject, extend the lease."""
 
-    def __init__(self, envelope: Envelope, delivery: Delivery, lane: Lane) -> None:
+    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms")
+
+    def __init__(self, envelope: Envelope, delivery: Delivery, lane: Lane,
+                 received_ms: int | None = None) -> None:
         self.envelope = envelope
         self.delivery = delivery
         self._lane = lane
         self._outcome: Outcome | None = None
-        self._lock = threading.Lock()
-        self.received_ms = now_ms()
+        self.received_ms = now_ms() if received_ms is None else received_ms
 
     def __repr__(self) -> str:
         return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "
@@ -112,9 +113,9 @@ class MessageContext:
         return str(self._lane.mq.publish(queue, type, payload, **options))
 
     def _settle(self, outcome: Outcome) -> None:
-        with self._lock:
-            if self._outcome is None:
-                self._outcome = outcome
+        # first call wins; a handler settles its own message, so no lock is needed
+        if self._outcome is None:
+            self._outcome = outcome
 
     def take_outcome(self) -> Outcome | None:
         """The outcome the handler chose, if any (used by the worker)."""

@@ -111,7 +111,10 @@ class Envelope:
     @property
     def trace_id(self) -> str:
         """The 32-hex trace id of the W3C traceparent ('' when absent)."""
-        parts = self.traceparent.split("-")
+        tp = self.traceparent
+        if len(tp) == 55 and tp[2] == "-" and tp[35] == "-":  # 00-<32 hex>-<16 hex>-01
+            return tp[3:35]
+        parts = tp.split("-")
         return parts[1] if len(parts) == 4 else ""
 
     def is_expired(self, at_ms: int) -> bool:
@@ -185,27 +188,41 @@ def unframe(raw: bytes) -> tuple[bytes, dict[str, Any], bytes]:
     return head, header, raw[end:]
 
 
+_STR_FIELDS = ("id", "t", "q")
+_OPTIONAL_STR = ("co", "ca", "o", "k")
+
+
 def envelope_from_header(header: Mapping[str, Any], payload: Any) -> Envelope:
-    """Build an ``Envelope`` from a decoded header; ``DecodeError`` on wrong field types."""
+    """Build an ``Envelope`` from a decoded header; ``DecodeError`` on wrong field types.
+
+    On the consume hot path: type checks are inline ``type(x) is T`` tests (a bool is not
+    an int here), one pass, no per-field function calls.
+    """
+    h = header
     try:
-        env = Envelope(
-            id=_typed(header["id"], str), type=_typed(header["t"], str),
-            queue=_typed(header["q"], str), payload=payload,
-            priority=MessagePriority(_typed(header["p"], int)),
-            schema_version=_typed(header.get("v", "1.0"), str),
-            created_at_ms=_typed(header.get("c", 0), int),
-            expires_at_ms=_opt(header.get("x"), int),
-            attempt=_typed(header.get("a", 1), int),
-            traceparent=_typed(header.get("tp", ""), str),
-            correlation_id=_opt(header.get("co"), str),
-            causation_id=_opt(header.get("ca"), str),
-            origin=_opt(header.get("o"), str), tlp=_typed(header.get("tlp", "CLEAR"), str),
-            key_id=_opt(header.get("k"), str),
-            headers=_headers(header.get("h", {})),
-        )
+        p, c, a = h["p"], h.get("c", 0), h.get("a", 1)
+        v, tp, tlp = h.get("v", "1.0"), h.get("tp", ""), h.get("tlp", "CLEAR")
+        x, headers = h.get("x"), h.get("h", {})
+        bad = [f for f in _STR_FIELDS if type(h[f]) is not str]
+        bad += [f for f in _OPTIONAL_STR if h.get(f) is not None and type(h[f]) is not str]
+        if type(p) is not int or type(c) is not int or type(a) is not int:
+            bad.append("p/c/a")
+        if type(v) is not str or type(tp) is not str or type(tlp) is not str:
+            bad.append("v/tp/tlp")
+        if x is not None and type(x) is not int:
+            bad.append("x")
+        if type(headers) is not dict or not all(
+                type(k) is str and type(val) is str for k, val in headers.items()):
+            bad.append("h")
+        if bad:
+            raise TypeError(f"wrong type in header field(s) {', '.join(bad)}")
+        return Envelope(
+            id=h["id"], type=h["t"], queue=h["q"], payload=payload,
+            priority=MessagePriority(p), schema_version=v, created_at_ms=c, expires_at_ms=x,
+            attempt=a, traceparent=tp, correlation_id=h.get("co"), causation_id=h.get("ca"),
+            origin=h.get("o"), tlp=tlp, key_id=h.get("k"), headers=headers)
     except (KeyError, TypeError, ValueError) as exc:
         raise DecodeError("decode_failed", f"bad header field: {exc!r}") from None
-    return env
 
 
 def decode(raw: bytes) -> Envelope:
@@ -226,20 +243,3 @@ def decode(raw: bytes) -> Envelope:
 def encode(env: Envelope, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
     """Encode an unencrypted envelope to wire bytes."""
     return frame(env.header(), encode_payload(env.payload, max_bytes))
-
-
-def _typed(value: Any, kind: type) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _opt(value: Any, kind: type) -> Any:
-    return None if value is None else _typed(value, kind)
-
-
-def _headers(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise TypeError("headers must map strings to strings")
-    return value

@@ -16,10 +16,11 @@ import redis
 
 from .breaker import BreakerMiddleware
 from .codec import peek_header
+from .connection import TRANSIENT_ERRORS
 from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
-from .metrics import histogram_fields
+from .metrics import LATENCY_FIELDS, bucket_index
 from .middleware import Middleware, TLPMiddleware, default_middleware
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
@@ -39,15 +40,18 @@ class Lane:
     def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
-                 pool: Executor | None) -> None:
+                 pool: Executor | None, partition: str | None = None) -> None:
         self.mq = mq
         self.subs = subs
         self.queue = subs[0].queue
+        # a partitioned queue runs one lane per partition: envelopes name the queue, the
+        # keys are the partition's
+        self.partition = partition or self.queue
         self.group = subs[0].group
         self.consumer = consumer
         self.stats = stats
         self.settings = mq.declare(self.queue)
-        self.keys = mq.queue_keys(self.queue)
+        self.keys = mq.queue_keys(self.partition)
         self.prefetch = max(s.prefetch_count for s in subs)
         self.broadcast = self.settings.kind == "broadcast"
         self.levels = "2" if self.settings.kind == "fifo" else "0123"
@@ -68,7 +72,12 @@ class Lane:
                                 self.settings.circuit_breaker)
         self.breaker = BreakerMiddleware(self, breaker_settings)
         self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
+        self._before = [m for m in self.middleware
+                        if type(m).before_process is not Middleware.before_process]
+        self._after = [m for m in self.middleware
+                       if type(m).after_process is not Middleware.after_process]
         self._tlp = TLPMiddleware()
+        self._tracing = self.settings.enable_tracing
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -87,12 +96,14 @@ class Lane:
                 if deliveries:
                     self._dispatch(deliveries, stop)
                 backoff = 0.05
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except TRANSIENT_ERRORS as exc:
+                # connection lost, READONLY after a failover, CLUSTERDOWN, TRYAGAIN: retried;
+                # Sentinel and Cluster clients re-resolve the master on the next connection
                 log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
-                            self.queue, self.group, exc, backoff)
+                            self.partition, self.group, exc, backoff)
                 self.stats.reconnects += 1
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 1.0)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -188,6 +199,14 @@ class Lane:
     # -- dispatch --------------------------------------------------------------------------------
 
     def _dispatch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
+        """Decode and route a fetched batch, then run its handlers.
+
+        Two passes so the batch's "delivered" trace events and in-flight bookkeeping are
+        recorded under one lock before any handler runs (and settles).
+        """
+        received = now_ms()
+        runnable: list[tuple[Subscription, Envelope, MessageContext]] = []
+        delivered: list[str] = []
         for d in deliveries:
             try:
                 env = self.mq.codec.open(d.raw)
@@ -198,26 +217,20 @@ class Lane:
                 # fetched before the breaker opened: hand it back untouched (no attempt used)
                 self._settle_raw(d, Outcome("release"), env)
                 continue
-            ctx = MessageContext(env, d, self)
-            if self.settings.enable_tracing:
-                with self._cond:
-                    self._settlement.event("delivered", f"{env.id}|{env.trace_id}|{ctx.attempt}|")
-            early = next((o for mw in self.middleware
-                          if (o := mw.before_process(self, env, ctx)) is not None), None)
-            if early is not None:
-                self._settle_raw(d, early, env)
+            ctx = MessageContext(env, d, self, received)
+            delivered.append(f"{env.id}|{env.trace_id}|{ctx.attempt}|")
+            sub, early = self._route(env, ctx)
+            if sub is None or early is not None:
+                self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
                 continue
-            sub = next((s for s in self.subs if s.matches(env)), None)
-            if sub is None:
-                err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
-                self._settle_raw(d, Outcome("dead", reason="unroutable", error=err), env)
-                continue
-            denied = self._tlp.after_route(self, sub, env)
-            if denied is not None:
-                self._settle_raw(d, denied, env)
-                continue
-            with self._cond:
-                self.inflight[d.stream_id] = (d, time.monotonic())
+            runnable.append((sub, env, ctx))
+        started = time.monotonic()
+        with self._cond:
+            if delivered and self.settings.enable_tracing:
+                self._settlement.trace.setdefault("delivered", []).extend(delivered)
+            for _, _, ctx in runnable:
+                self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
+        for sub, env, ctx in runnable:
             if self.inline:
                 self._execute(sub, env, ctx)
             elif sub.is_async:
@@ -226,6 +239,19 @@ class Lane:
             else:
                 assert self._pool is not None
                 self._pool.submit(self._execute, sub, env, ctx)
+
+    def _route(self, env: Envelope, ctx: MessageContext,
+               ) -> tuple[Subscription | None, Outcome | None]:
+        """The subscription for ``env``, or the outcome that settles it without a handler."""
+        for mw in self._before:
+            early = mw.before_process(self, env, ctx)
+            if early is not None:
+                return None, early
+        sub = next((s for s in self.subs if s.matches(env)), None)
+        if sub is None:
+            err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
+            return None, Outcome("dead", reason="unroutable", error=err)
+        return sub, self._tlp.after_route(self, sub, env)
 
     def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
@@ -257,17 +283,29 @@ class Lane:
                 outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
             else:
                 outcome = Outcome("retry", reason="handler_error", error=error)
-        for mw in self.middleware:
+        for mw in self._after:
             outcome = mw.after_process(self, sub, env, ctx, error, outcome)
-        self._observe(env, ctx.received_ms, started_ms)
-        self._settle_raw(ctx.delivery, outcome, env)
+        self._settle_raw(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
 
-    def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None) -> None:
-        """Queue the outcome of delivery ``d`` for the next batched settle call."""
+    def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None,
+                    timing: tuple[int, int] | None = None) -> None:
+        """Queue the outcome of delivery ``d`` for the next batched settle call.
+
+        ``timing`` = (received ms, handler started ms) adds the message's latencies to the
+        batch's histograms, all under the one lock acquisition of this call.
+        """
         now = now_ms()
         with self._cond:
             self.inflight.pop(d.stream_id, None)
             batch = self._settlement
+            if timing is not None and env is not None:
+                self._observe(batch, env, timing[0], timing[1], now)
+            if outcome.action == "ack" and self._tracing:
+                batch.trace.setdefault("acked", []).append(
+                    f"{env.id}|{env.trace_id}|{env.attempt}|ack" if env else "")
+                batch.acks.append((d.level, d.stream_id))
+                self._cond.notify_all()
+                return
             self._trace_outcome(batch, d, outcome, env)
             if outcome.reason == "expired":
                 batch.count("expired")
@@ -321,19 +359,17 @@ class Lane:
         if name:
             batch.event(name, f"{mid}|{tid}|{attempt}|{clean(detail)}")
 
-    def _observe(self, env: Envelope, received_ms: int, started_ms: int) -> None:
-        """Add this message's latencies to the batch's histograms (written by settle)."""
+    def _observe(self, batch: Settlement, env: Envelope, received_ms: int, started_ms: int,
+                 done: int) -> None:
+        """Add one message's latencies to the batch's histograms (caller holds the lock)."""
+        self.stats.record_unlocked(done - env.created_at_ms, done - started_ms)
         if not self.settings.enable_metrics:
             return
-        done = now_ms()
-        fields = (histogram_fields("wait", [received_ms - env.created_at_ms])
-                  + histogram_fields("proc", [done - received_ms])
-                  + histogram_fields("e2e", [done - env.created_at_ms]))
-        with self._cond:
-            for name, amount in fields.items():
-                self._settlement.count(name, amount)
-        self.stats.record("", done - env.created_at_ms, done - started_ms,
-                          started_ms - env.created_at_ms)
+        counters = batch.counters
+        for names, value in ((_WAIT, received_ms - env.created_at_ms),
+                             (_PROC, done - received_ms), (_E2E, done - env.created_at_ms)):
+            name = names[bucket_index(value)]
+            counters[name] = counters.get(name, 0) + 1
 
     def flush(self) -> None:
         """Write all queued outcomes in one settle call (kept for retry if Redis fails)."""
@@ -377,6 +413,7 @@ class Lane:
         return len(old)
 
 
+_WAIT, _PROC, _E2E = (LATENCY_FIELDS[k] for k in ("wait", "proc", "e2e"))
 _EVENT = {"ack": "acked", "retry": "retried", "dead": "dead_lettered", "release": "released",
           "drop": ""}
 

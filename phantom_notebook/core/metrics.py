@@ -33,6 +33,11 @@ BOUNDS_MS: tuple[float, ...] = tuple(_FIRST_MS * _GROWTH ** i for i in range(
     int(math.log(3_600_000 / _FIRST_MS, _GROWTH)) + 2))
 
 
+#: the hash field names of every histogram bucket, per latency kind (built once)
+LATENCY_FIELDS: dict[str, tuple[str, ...]] = {
+    kind: tuple(f"h:{kind}:{i}" for i in range(len(BOUNDS_MS))) for kind in LATENCY_KINDS}
+
+
 def bucket_index(value_ms: float) -> int:
     """The histogram bucket of a latency in milliseconds."""
     return min(bisect_left(BOUNDS_MS, max(value_ms, 0.0)), len(BOUNDS_MS) - 1)

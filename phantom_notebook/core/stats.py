@@ -29,6 +29,12 @@ class WorkerStats:
             self.end_to_end_ms.append(end_to_end_ms)
             self.processing_ms.append(processing_ms)
 
+    def record_unlocked(self, end_to_end_ms: float, processing_ms: float) -> None:
+        """Record one handled message; the caller serializes calls (a lane's lock)."""
+        self.handled += 1
+        self.end_to_end_ms.append(end_to_end_ms)
+        self.processing_ms.append(processing_ms)
+
     def settled(self, acked: int, retried: int, dead: int) -> None:
         """Count what a settle call wrote."""
         with self._lock:
