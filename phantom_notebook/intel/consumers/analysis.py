@@ -1,0 +1,147 @@
+"""The threat analysis consumer: an explained 0-100 risk score per indicator.
+
+``risk_score`` adds up factors, each a ``RiskFactor(factor, points, why)``:
+
+=================  =====================================================================
+reputation         +40 for the first feed listing the IOC itself, +10 per further feed
+                   (max +60); +15 once when it only hosts listed URLs
+threat             +10 when a listing says botnet C2, +5 for malware delivery/payload
+feed confidence    up to +10: the best listing confidence / 10
+confidence         the analyst's confidence / 5 (0..+20)
+network            -40 for private, loopback, documentation and other non-routable ranges
+benign             -50 for a digest of a well-known benign input (the empty file)
+related            +2 per related indicator (max +10)
+tlp                +5 for AMBER / AMBER+STRICT, +10 for RED: the source judged it sensitive
+=================  =====================================================================
+
+The sum is clamped to 0..100; 75+ is critical, 50+ high, 25+ medium, below that low.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from phantom_notebook.core.context import MessageContext
+from phantom_notebook.core.envelope import Envelope
+from phantom_notebook.core.queues import MessageQueue
+from phantom_notebook.intel.catalog import CATALOG, Catalog
+from phantom_notebook.intel.consumers.base import Consumer
+from phantom_notebook.intel.producers import AlertProducer
+from phantom_notebook.intel.schemas import (
+    IOCEnrichmentResult,
+    RiskFactor,
+    ThreatAnalysisRequest,
+    ThreatAnalysisResult,
+)
+
+__all__ = ["ThreatAnalysisConsumer", "risk_level", "risk_score"]
+
+_NON_ROUTABLE = {"private", "shared", "loopback", "link-local", "documentation", "broadcast",
+                 "unspecified", "reserved", "multicast"}
+_TLP_POINTS = {"AMBER": 5, "AMBER+STRICT": 5, "RED": 10}
+_THREAT_POINTS = {"botnet_cc": 10, "malware_download": 5, "payload": 5, "payload_delivery": 5}
+
+
+def _reputation(request: ThreatAnalysisRequest) -> list[RiskFactor]:
+    exact = sorted({h.feed for h in request.reputation if h.match == "exact"})
+    hosting = sorted({h.feed for h in request.reputation if h.match == "url-host"})
+    out = []
+    if exact:
+        points = min(40 + 10 * (len(exact) - 1), 60)
+        out.append(RiskFactor(factor="reputation", points=points,
+                              why=f"listed by {len(exact)} feed(s): {', '.join(exact)}"))
+    elif hosting:
+        out.append(RiskFactor(factor="reputation", points=15,
+                              why=f"hosts URLs listed by {', '.join(hosting)}"))
+    threats = {h.threat for h in request.reputation if h.threat}
+    best = max((_THREAT_POINTS.get(t, 0) for t in threats), default=0)
+    if best:
+        out.append(RiskFactor(factor="threat", points=best,
+                              why=f"feeds call it {', '.join(sorted(threats))}"))
+    if request.reputation:
+        top = max(h.confidence for h in request.reputation)
+        out.append(RiskFactor(factor="feed confidence", points=top // 10,
+                              why=f"best listing confidence {top}/100"))
+    return out
+
+
+def _network(enrichments: dict[str, dict[str, Any]]) -> list[RiskFactor]:
+    ip = enrichments.get("ip") or enrichments.get("domain", {}).get("ip")
+    if isinstance(ip, dict) and ip.get("category") in _NON_ROUTABLE:
+        where = ip.get("range_name") or ip["category"]
+        return [RiskFactor(factor="network", points=-40,
+                           why=f"{ip['category']} address ({where} {ip.get('range')}): "
+                               "not reachable from the internet")]
+    return []
+
+
+def risk_score(request: ThreatAnalysisRequest) -> tuple[int, list[RiskFactor]]:
+    """The clamped score and the factors that make it up (see the module docstring)."""
+    ioc = request.ioc
+    factors = _reputation(request)
+    factors.append(RiskFactor(factor="confidence", points=ioc.confidence // 5,
+                              why=f"indicator confidence {ioc.confidence}/100"))
+    factors += _network(request.enrichments)
+    benign = request.enrichments.get("hash", {}).get("known_benign")
+    if benign:
+        factors.append(RiskFactor(factor="benign", points=-50, why=f"well-known: {benign}"))
+    if request.related_iocs:
+        n = len(request.related_iocs)
+        factors.append(RiskFactor(factor="related", points=min(2 * n, 10),
+                                  why=f"seen together with {n} other indicator(s)"))
+    if ioc.tlp in _TLP_POINTS:
+        factors.append(RiskFactor(factor="tlp", points=_TLP_POINTS[ioc.tlp],
+                                  why=f"shared as TLP:{ioc.tlp}: the source judged it sensitive"))
+    total = sum(f.points for f in factors)
+    return max(0, min(100, total)), factors
+
+
+def risk_level(score: int) -> str:
+    """critical (75+), high (50+), medium (25+) or low."""
+    return "critical" if score >= 75 else "high" if score >= 50 else \
+        "medium" if score >= 25 else "low"
+
+
+def analyze(request: ThreatAnalysisRequest) -> ThreatAnalysisResult:
+    """Score one request (no publishing)."""
+    score, factors = risk_score(request)
+    return ThreatAnalysisResult(ioc=request.ioc, risk_score=score,
+                                risk_level=risk_level(score),  # type: ignore[arg-type]
+                                breakdown=factors)
+
+
+class ThreatAnalysisConsumer(Consumer):
+    """Handles ``threat.analysis.request`` (and ``ioc.enrichment.result`` when subscribed).
+
+    Publishes ``threat.analysis.result``; at or above ``alert_threshold`` it also raises an
+    ``alert.threat.notification`` (severity from the risk level), unless the threshold is None.
+    """
+
+    types: ClassVar[tuple[str, ...]] = ("threat.analysis.request",)
+
+    def __init__(self, mq: MessageQueue, *, result_queue: str | None = None,
+                 alert_threshold: int | None = 75,
+                 catalog: Catalog = CATALOG, origin: str | None = None) -> None:
+        super().__init__(mq, catalog=catalog, origin=origin)
+        self.result_queue = result_queue
+        self.alert_threshold = alert_threshold
+        self.alerts = AlertProducer(mq, origin=self.producer.origin, catalog=catalog)
+
+    def process(self, payload: ThreatAnalysisRequest | IOCEnrichmentResult, message: Envelope,
+                context: MessageContext) -> None:
+        """Score, publish the result, raise an alert above the threshold."""
+        if isinstance(payload, IOCEnrichmentResult):
+            payload = ThreatAnalysisRequest(ioc=payload.ioc, enrichments=payload.enrichments,
+                                            reputation=payload.reputation,
+                                            related_iocs=payload.related_iocs)
+        result = analyze(payload)
+        self.producer.publish("threat.analysis.result", result, queue=self.result_queue,
+                              context=context)
+        if self.alert_threshold is not None and result.risk_score >= self.alert_threshold:
+            ioc = result.ioc
+            why = "; ".join(f"{f.factor} {f.points:+d}: {f.why}" for f in result.breakdown)
+            self.alerts.publish_threat_alert(
+                "critical" if result.risk_level == "critical" else "high",
+                f"High-risk {ioc.ioc_type.value} {ioc.to_ioc().defanged} "
+                f"(risk {result.risk_score})", why, "ioc-risk", related_iocs=[ioc],
+                tags=["auto", f"risk:{result.risk_level}"], context=context)
