@@ -113,6 +113,25 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(func=_report_health)
     report.set_defaults(func=lambda args: _help(report))
 
+    acl = sub.add_parser("acl", help="Redis ACL users for the configured roles.",
+                         description="Render or install ACL SETUSER rules so Redis itself "
+                                     "enforces each role's grants.")
+    acl_sub = acl.add_subparsers(dest="acl_command", metavar="ACTION")
+    for name, text in [("render", "Print the ACL SETUSER commands (passwords as hashes)."),
+                       ("apply", "Install the users on the server (needs an admin login).")]:
+        p = acl_sub.add_parser(name, help=text, description=text)
+        for flag, help_text in [("--redis-url", "Redis URL (default: $PHANTOM_REDIS_URL)"),
+                                ("--settings", "TOML settings file ([roles], [acl.users])"),
+                                ("--key-prefix", "key prefix")]:
+            p.add_argument(flag, default=None, help=help_text)
+        p.add_argument("--user", action="append", default=[], metavar="NAME:ROLE",
+                       help="a user and its role (repeatable); its password comes from "
+                            "$PHANTOM_ACL_PASSWORD_<NAME>")
+        if name == "apply":
+            p.add_argument("--save", action="store_true", help="ACL SAVE to the aclfile")
+        p.set_defaults(func=_acl, acl_apply=name == "apply")
+    acl.set_defaults(func=lambda args: _help(acl))
+
     stats = command("stats", "Depth per queue and state.")
     stats.add_argument("queues", nargs="*", help="queues (default: all)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -260,6 +279,38 @@ def _report_health(args: argparse.Namespace) -> int:
     print(f"notebook: {result.notebook}")
     print(f"html:     {result.html}")
     return result.exit_code
+
+
+def _acl(args: argparse.Namespace) -> int:
+    import os
+
+    from .core.access import apply_acl, format_setuser, render_all
+
+    mq = _connect(args)
+    users: dict[str, tuple[str, str | None]] = {}
+    table = dict(mq.settings.acl.get("users", {}))
+    for spec in args.user:
+        name, _, role = spec.partition(":")
+        table[name] = {"role": role}
+    if not table:
+        raise core.ValidationError("no users: give --user NAME:ROLE or [acl.users.NAME] role")
+    for name, entry in table.items():
+        env = entry.get("password_env") or f"PHANTOM_ACL_PASSWORD_{name.upper()}"
+        password = os.environ.get(env)
+        if password is None:
+            raise core.ValidationError(f"no password for user {name!r}: set ${env}")
+        users[name] = (str(entry.get("role", "")), password)
+    rules = render_all(mq.access, users, prefix=mq.keys.prefix, queues=mq.queues())
+    if not args.acl_apply:
+        for name, user_rules in rules.items():
+            print(format_setuser(name, user_rules))
+        return 0
+    applied = apply_acl(mq.client, rules, save=args.save)
+    print(f"installed ACL users: {', '.join(applied.users)}")
+    if applied.save_error:
+        print(f"warning: ACL SAVE failed ({applied.save_error}); the users are live until "
+              "the server restarts", file=sys.stderr)
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:

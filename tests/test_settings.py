@@ -210,7 +210,7 @@ def config_error(text: str, tmp_path: Path) -> ConfigError:
                  "max_queue_size", id="unknown queue field"),
     pytest.param("[redis]\nhost = 'localhost'", "redis.host", "url", id="unknown redis field"),
     pytest.param("[redis_cluster]\nnodes = 3", "redis_cluster",
-                 "queue_defaults, queues, redis, roles, security", id="unknown section"),
+                 "acl, queue_defaults, queues, redis, roles, security", id="unknown section"),
     pytest.param('[redis]\nurl = "http://cache:6379"', "redis.url",
                  "redis://, rediss://, unix://", id="bad url scheme"),
     pytest.param("redis = 5", "redis", None, id="section that is not a table"),

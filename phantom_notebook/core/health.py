@@ -137,9 +137,12 @@ def check_health(mq: MessageQueue, queues: list[str] | None = None, window_s: fl
 def _memory(mq: MessageQueue, t: HealthThresholds) -> HealthCheck:
     try:
         info = mq.client.info("memory")
-    except Exception:  # noqa: BLE001 - the embedded Redis has no INFO
-        return HealthCheck("redis memory", OK, "server", "embedded",
-                           "in-process Redis (fakeredis): memory is the kernel's")
+    except Exception as exc:  # noqa: BLE001 - embedded Redis has no INFO; ACLs may refuse it
+        if mq.embedded:
+            return HealthCheck("redis memory", OK, "server", "embedded",
+                               "in-process Redis (fakeredis): memory is the kernel's")
+        return HealthCheck("redis memory", OK, "server", "not permitted",
+                           f"INFO refused for this user ({type(exc).__name__})")
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     if not limit:
         return HealthCheck("redis memory", OK, "server", f"{used / 2**20:.1f} MiB",

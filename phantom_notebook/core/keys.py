@@ -26,11 +26,14 @@ from .errors import ValidationError
 LEVELS = 4  # CRITICAL, HIGH, NORMAL, LOW
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+# a partition of a queue: <queue>#<i>[.<k>] (core/partitions.py)
+_PARTITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}#[0-9]{1,3}(\.[0-9]{1,6})?$")
 
 
 def check_queue_name(name: str) -> str:
     """Return ``name`` if it is a valid queue name, else raise ``ValidationError``."""
-    if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+    if not isinstance(name, str) or not (_QUEUE_NAME.match(name)
+                                         or _PARTITION_NAME.match(name)):
         raise ValidationError(
             f"invalid queue name {name!r}: use 1-128 characters from A-Z a-z 0-9 . _ - "
             "starting with a letter or digit"

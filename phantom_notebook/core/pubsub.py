@@ -42,7 +42,9 @@ class PubSubLane:
         self.settings = mq.declare(self.queue)
         self.keys = mq.queue_keys(self.queue)
         self.inflight: dict[str, Any] = {}
-        self.patterns = [mq.keys.channel(f"{self.queue}:{s.type_pattern}") for s in subs]
+        # one PSUBSCRIBE per queue; type patterns are matched here. Redis ACLs compare
+        # PSUBSCRIBE patterns literally, so one fixed pattern per queue keeps them simple.
+        self.patterns = [mq.keys.channel(f"{self.queue}:*")]
         self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
@@ -68,9 +70,6 @@ class PubSubLane:
                 pubsub.close()
 
     def _deliver(self, pattern: bytes | str, raw: bytes) -> None:
-        # Redis sends one pmessage per matching pattern: each goes to its own subscriptions
-        name = pattern.decode() if isinstance(pattern, bytes) else pattern
-        subs = [s for s, p in zip(self.subs, self.patterns, strict=True) if p == name]
         try:
             env = self.mq.codec.open(raw)
         except DecodeError as exc:
@@ -78,8 +77,8 @@ class PubSubLane:
             return
         started = now_ms()
         delivery = Delivery(2, env.id, raw, 1)
-        for sub in subs:
-            if sub.filter is None or sub.filter.accepts(env):
+        for sub in self.subs:
+            if sub.matches(env):
                 try:
                     sub.call(env, MessageContext(env, delivery, self))  # type: ignore[arg-type]
                 except Exception as exc:  # noqa: BLE001 - live delivery has no retry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .access import AccessPolicy
 from .codec import Codec, PlainCodec
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
 from .errors import (
@@ -23,6 +25,7 @@ from .errors import (
 )
 from .keys import GlobalKeys, QueueKeys, check_queue_name
 from .metrics import BUCKET_S, RETENTION_S
+from .partitions import PARTITION_KEY_HEADER, Layout, default_partition_key, key_hash
 from .scripts import Scripts
 from .settings import QUEUE_KINDS, QueueSettings, Settings
 from .tlp import parse_tlp
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 METRICS_BUCKET_S = BUCKET_S
 METRICS_RETENTION_S = RETENTION_S
 DEFAULT_GROUP = "workers"
+LAYOUT_TTL_S = 1.0  # producers and workers re-read a queue's partition layout this often
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Message:
     causation_id: str | None = None
     traceparent: str | None = None
     tlp: str = "CLEAR"
+    partition_key: str | None = None  # partitioned queues: default the IOC value or the id
 
 
 @dataclass(frozen=True)
@@ -85,13 +90,34 @@ class MessageQueue:
         self.keys = GlobalKeys(settings.redis.key_prefix)
         self.scripts = Scripts(client)
         self.embedded = settings.redis.url is None
+        self.role = settings.security.role
+        self.access = AccessPolicy.from_dict(settings.roles)
+        if self.role is not None:
+            self.access.role(self.role)  # unknown role: ConfigError now, not at first use
         self._declared: dict[str, QueueSettings] = {}
+        self._layouts: dict[str, tuple[float, Layout]] = {}
         self._lock = threading.Lock()
         self._subscriptions: list[Any] = []
 
     def __repr__(self) -> str:
         where = "embedded" if self.embedded else repr(self.settings.redis)
-        return f"MessageQueue({where}, prefix={self.keys.prefix!r})"
+        role = f", role={self.role!r}" if self.role else ""
+        return f"MessageQueue({where}, prefix={self.keys.prefix!r}{role})"
+
+    def _authorize_declare(self, queue: str) -> None:
+        """Declaring needs any of publish / consume / manage on the queue."""
+        if self.role is not None and not any(
+                self.access.allows(self.role, a, queue) for a in ("publish", "consume", "manage")):
+            self.access.check(self.role, "publish", queue)
+
+    def authorize(self, action: str, queue: str = "*") -> None:
+        """Raise ``PermissionDeniedError`` unless this connection's role may do ``action``.
+
+        Checked before anything reaches Redis; Redis ACLs (``phantom-notebook acl``) enforce
+        the same grants a second time. A connection without a role is not restricted here.
+        """
+        if self.role is not None:
+            self.access.check(self.role, action, queue)
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -102,6 +128,7 @@ class MessageQueue:
         queue with a different kind raises ``ValidationError``.
         """
         check_queue_name(queue)
+        self._authorize_declare(queue)
         if kind is not None and kind not in QUEUE_KINDS:
             raise UnknownQueueKindError(
                 f"unknown queue kind {kind!r} for {queue!r}: use one of {', '.join(QUEUE_KINDS)}")
@@ -113,7 +140,17 @@ class MessageQueue:
         if kind is not None or overrides:
             qs = qs.replace(**({"kind": kind} if kind else {}), **overrides)
         keys = self.queue_keys(queue)
-        stored = self.client.hget(keys.meta, "kind")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(keys.meta, "kind")
+        pipe.hget(keys.meta, "partitions")
+        stored, stored_parts = pipe.execute()
+        if stored is not None and stored_parts is not None \
+                and int(stored_parts) != qs.partitions:
+            if "partitions" in overrides:
+                raise ValidationError(
+                    f"queue {queue!r} has {int(stored_parts)} partitions, not "
+                    f"{qs.partitions}: change it with repartition()")
+            qs = qs.replace(partitions=int(stored_parts))
         if stored is not None and stored.decode() != qs.kind:
             if kind is not None:
                 raise ValidationError(
@@ -127,6 +164,10 @@ class MessageQueue:
             pipe = self.client.pipeline(transaction=False)
             pipe.hsetnx(keys.meta, "kind", qs.kind)
             pipe.hsetnx(keys.meta, "created_ms", now_ms())
+            if qs.partitions > 1:
+                if qs.kind == "pubsub":
+                    raise ValidationError("a pub/sub queue stores nothing: it has no partitions")
+                pipe.hsetnx(keys.meta, "partitions", qs.partitions)
             pipe.sadd(self.keys.queues, queue)
             pipe.execute()
         with self._lock:
@@ -136,6 +177,37 @@ class MessageQueue:
     def queue_keys(self, queue: str) -> QueueKeys:
         """The Redis keys of ``queue``."""
         return self.keys.queue(queue)
+
+    def layout(self, queue: str, fresh: bool = False) -> Layout:
+        """The partitions of ``queue`` (re-read from Redis every ``LAYOUT_TTL_S``)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._layouts.get(queue)
+        if cached is not None and not fresh and cached[0] > now:
+            return cached[1]
+        from .connection import TRANSIENT_ERRORS
+
+        try:
+            layout = Layout.read(self.client, queue, self.queue_keys(queue).meta)
+        except TRANSIENT_ERRORS:
+            if cached is None:
+                raise
+            return cached[1]  # Redis unreachable (failover): keep routing by the last layout
+        with self._lock:
+            self._layouts[queue] = (now + LAYOUT_TTL_S, layout)
+        return layout
+
+    def forget_layout(self, queue: str) -> None:
+        """Drop the cached layout of ``queue`` (after ``repartition``)."""
+        with self._lock:
+            self._layouts.pop(queue, None)
+            self._declared.pop(queue, None)
+
+    def repartition(self, queue: str, partitions: int, *, move: bool = True) -> Any:
+        """Change the partition count of ``queue``, losing nothing (``partitions.repartition``)."""
+        from .partitions import repartition
+
+        return repartition(self, queue, partitions, move=move)
 
     def queues(self) -> list[str]:
         """Every queue name known to this deployment, sorted."""
@@ -147,11 +219,13 @@ class MessageQueue:
         Competing-consumer queues start a new group at the beginning so messages published
         before the first worker are delivered; broadcast groups start at "now".
         """
+        self.authorize("consume", queue)
         qs = self.declare(queue)
         start = "$" if qs.kind == "broadcast" else "0"
         pipe = self.client.pipeline(transaction=False)
-        for stream in self.queue_keys(queue).streams:
-            pipe.xgroup_create(stream, group, id=start, mkstream=True)
+        for part in self.layout(queue).all:
+            for stream in self.queue_keys(part).streams:
+                pipe.xgroup_create(stream, group, id=start, mkstream=True)
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
                 raise result
@@ -164,14 +238,18 @@ class MessageQueue:
                 headers: Mapping[str, str] | None = None, dedup_key: str | None = None,
                 ttl_s: float | None = None, correlation_id: str | None = None,
                 causation_id: str | None = None, traceparent: str | None = None,
-                tlp: str = "CLEAR", wait_s: float | None = None) -> str:
+                tlp: str = "CLEAR", wait_s: float | None = None,
+                partition_key: str | None = None) -> str:
         """Publish one message; returns its id (the first message's id for a duplicate).
+
+        On a partitioned queue ``partition_key`` picks the partition (default: the IOC
+        value of the payload, else the message id); one key keeps its order.
 
         Raises ``PayloadError`` (unserializable or oversize payload), ``QueueFullError``
         and ``ValidationError`` before anything reaches Redis where possible.
         """
         msg = Message(type, payload, priority, delay, deliver_at, headers or {}, dedup_key,
-                      ttl_s, correlation_id, causation_id, traceparent, tlp)
+                      ttl_s, correlation_id, causation_id, traceparent, tlp, partition_key)
         return self.publish_batch(queue, [msg], wait_s=wait_s)[0]
 
     def publish_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]], *,
@@ -184,6 +262,7 @@ class MessageQueue:
         not confirm (connection lost, timeout) raises ``PublishError``: the caller always
         knows; with a ``dedup_key`` it is safe to publish again.
         """
+        self.authorize("publish", queue)
         qs = self.declare(queue)
         items = [m if isinstance(m, Message) else Message(*m) for m in messages]
         if not items:
@@ -191,29 +270,63 @@ class MessageQueue:
         if qs.kind == "pubsub":
             return self._publish_live(queue, qs, items)
         now = now_ms()
+        try:
+            layout = self.layout(queue)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise PublishError(f"publish of {len(items)} message(s) to {queue!r} was not "
+                               f"confirmed ({type(exc).__name__}: {exc}); nothing was written") \
+                from exc
+        routes: list[str] = []
         rows: list[tuple[int, int, str | None, str, str, bytes]] = []
         for m in items:
             env, due = self._envelope(queue, qs, m, now)
+            if layout.partitioned:
+                hashed = key_hash(m.partition_key if m.partition_key is not None
+                                  else default_partition_key(m.payload, env.id))
+                env = env.replace(headers={**env.headers, PARTITION_KEY_HEADER: hashed})
+                routes.append(layout.route(hashed))
             raw = self.codec.seal(env, qs.max_payload_bytes)
             level = 2 if qs.kind == "fifo" else int(env.priority)
             rows.append((level, due, self._dedup_key(qs, m, raw), env.id, env.trace_id, raw))
-        keys = self.queue_keys(queue)
+        if not layout.partitioned:
+            return self._publish_rows(queue, qs, self.queue_keys(queue), rows, now, wait_s)
+        # one script call per partition: all or nothing within each partition
+        ids: list[str] = [""] * len(rows)
+        for part in dict.fromkeys(routes):
+            index = [i for i, r in enumerate(routes) if r == part]
+            out = self._publish_rows(queue, qs, self.queue_keys(part),
+                                     [rows[i] for i in index], now, wait_s)
+            for i, mid in zip(index, out, strict=True):
+                ids[i] = mid
+        return ids
+
+    def _publish_rows(self, queue: str, qs: QueueSettings, keys: QueueKeys,
+                      rows: list[tuple[int, int, str | None, str, str, bytes]], now: int,
+                      wait_s: float | None) -> list[str]:
+        from .connection import TRANSIENT_ERRORS
+        from .durability import call_with_topology_retry, durable_client
+
         deadline = time.monotonic() + (wait_s or 0)
         pause = 0.005
         while True:
             try:
-                return self.scripts.publish(
-                    keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
-                    dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
-                    metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
-                    trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-                    actor=self.origin or "")
+                def once() -> list[str]:
+                    waiting = None if qs.durability == "none" else \
+                        durable_client(self.client, qs, queue, keys.meta)
+                    return self.scripts.publish(
+                        keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
+                        dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
+                        metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+                        trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+                        actor=self.origin or "", client=waiting)
+
+                return list(call_with_topology_retry(self.client, once))
             except QueueFullError:
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)  # back-pressure: wait for consumers to make room
                 pause = min(pause * 2, 0.25)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 raise PublishError(
                     f"publish of {len(rows)} message(s) to {queue!r} was not confirmed "
                     f"({type(exc).__name__}: {exc}); it may or may not have been written") from exc
@@ -244,8 +357,11 @@ class MessageQueue:
         return "h:" + digest.hexdigest()
 
     def _publish_live(self, queue: str, qs: QueueSettings, items: list[Message]) -> list[str]:
+        from .cluster import node_client
+
         now = now_ms()
-        pipe = self.client.pipeline(transaction=False)
+        # a cluster forbids PUBLISH in a pipeline; any one node relays it cluster-wide
+        pipe = node_client(self.client, self.keys.channel(queue)).pipeline(transaction=False)
         ids = []
         for m in items:
             env, _ = self._envelope(queue, qs, m, now)
@@ -272,6 +388,7 @@ class MessageQueue:
         """
         from .subscription import Subscription
 
+        self.authorize("consume", queue)
         qs = self.declare(queue)
         sub = Subscription.create(queue, type_pattern, handler, qs, **options)
         self._subscriptions.append(sub)
@@ -291,9 +408,18 @@ class MessageQueue:
     # -- reading state ----------------------------------------------------------------------------
 
     def dlq(self, queue: str) -> DeadLetterQueue:
-        """The dead-letter queue of ``queue``: list, inspect, replay, purge, trim."""
+        """The dead-letter queue of ``queue``: list, inspect, replay, purge, trim.
+
+        A partitioned queue's view spans every partition (``PartitionedDeadLetterQueue``).
+        """
         from .dlq import DeadLetterQueue
 
+        self.authorize("manage", queue)
+        layout = self.layout(queue)
+        if layout.partitioned:
+            from .partitions import PartitionedDeadLetterQueue
+
+            return PartitionedDeadLetterQueue(self, queue, layout.all)  # type: ignore[return-value]
         return DeadLetterQueue(self, queue)
 
     def health(self, queues: list[str] | None = None, window_s: float = 300.0,
@@ -307,12 +433,29 @@ class MessageQueue:
         """Circuit-breaker state of every worker lane on ``queue`` ("group:consumer" -> state)."""
         import orjson
 
-        raw = self.client.hgetall(self.queue_keys(queue).breakers)
-        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+        self.authorize("stats", queue)
+        out: dict[str, dict[str, Any]] = {}
+        for part in self.layout(queue).all:
+            raw = self.client.hgetall(self.queue_keys(part).breakers)
+            out.update({k.decode(): orjson.loads(v) for k, v in raw.items()})
+        return out
 
     def stats(self, queues: Iterable[str] | None = None) -> list[QueueStats]:
-        """Depth per queue and state (ready, in flight, delayed, dead), in one round trip."""
+        """Depth per queue and state (ready, in flight, delayed, dead), in one round trip.
+
+        A partitioned queue's row sums its partitions (active and draining).
+        """
         names = list(queues) if queues is not None else self.queues()
+        for name in names:
+            self.authorize("stats", name)
+        parts = {name: self.layout(name).all for name in names}
+        rows = self.stats_of_partitions([p for name in names for p in parts[name]])
+        by_part = {row.queue: row for row in rows}
+        return [_sum_stats(name, [by_part[p] for p in parts[name]]) for name in names]
+
+    def stats_of_partitions(self, names: Iterable[str]) -> list[QueueStats]:
+        """Depth per stored (sub-)queue, one row each, in one round trip."""
+        names = list(names)
         pipe = self.client.pipeline(transaction=False)
         for name in names:
             keys = self.queue_keys(name)
@@ -333,6 +476,16 @@ class MessageQueue:
             groups = [g if isinstance(g, list) else [] for g in row[5:9]]
             result.append(_stats(name, kind, lengths, groups, _int(row[9]), _int(row[10])))
         return result
+
+
+def _sum_stats(name: str, rows: list[QueueStats]) -> QueueStats:
+    if len(rows) == 1:
+        return dataclasses.replace(rows[0], queue=name)
+    kinds = [r.kind for r in rows if r.kind != "priority"]
+    by = {level: sum(r.by_priority.get(level, 0) for r in rows) for level in rows[0].by_priority}
+    return QueueStats(name, kinds[0] if kinds else "priority", sum(r.ready for r in rows),
+                      sum(r.in_flight for r in rows), sum(r.delayed for r in rows),
+                      sum(r.dead for r in rows), by)
 
 
 def _stats(name: str, kind: str, lengths: list[int], groups: list[list[dict[str, Any]]],

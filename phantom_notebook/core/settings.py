@@ -71,7 +71,8 @@ class RedisSettings:
                               "a non-empty string without braces or spaces")
         if self.url is not None:
             scheme = urlsplit(self.url).scheme
-            allowed = ("redis", "rediss", "unix")
+            allowed = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster",
+                       "redis+sentinel", "rediss+sentinel")
             if scheme not in allowed:
                 raise ConfigError("redis.url", f"unsupported scheme {scheme!r}",
                                   ", ".join(f"{s}://" for s in allowed))
@@ -142,9 +143,15 @@ class QueueSettings:
     enable_tracing: bool = True
     enable_metrics: bool = True
     durability: Durability = "none"
+    durability_replicas: int = 1  # replicas that must acknowledge ("replicated" / "fsync")
+    durability_timeout_s: float = 1.0  # WAIT / WAITAOF timeout; unconfirmed -> PublishError
+    partitions: int = 1  # sub-queues spread over the cluster (core/partitions.py)
 
     def __post_init__(self) -> None:
         _choice("queue.kind", self.kind, QueueKind)
+        _positive("queue.durability_replicas", self.durability_replicas)
+        _positive("queue.durability_timeout_s", self.durability_timeout_s)
+        _positive("queue.partitions", self.partitions)
         _choice("queue.expired_action", self.expired_action, ExpiredAction)
         _choice("queue.durability", self.durability, Durability)
         if not isinstance(self.retry, RetrySettings):
@@ -183,10 +190,11 @@ class SecuritySettings:
     origin: str | None = None
     origin_key: str | None = None
     trusted_origins: str | None = None
+    role: str | None = None
 
     def __repr__(self) -> str:
         shown = {"keys": "***" if self.keys else None, "key_file": self.key_file,
-                 "active_key": self.active_key, "origin": self.origin,
+                 "active_key": self.active_key, "origin": self.origin, "role": self.role,
                  "origin_key": "***" if self.origin_key else None,
                  "trusted_origins": "***" if self.trusted_origins else None}
         return "SecuritySettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
@@ -201,6 +209,7 @@ class Settings:
     queues: Mapping[str, QueueSettings] = field(default_factory=dict)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     roles: Mapping[str, Any] = field(default_factory=dict)
+    acl: Mapping[str, Any] = field(default_factory=dict)
 
     def for_queue(self, name: str) -> QueueSettings:
         """The settings of one queue: its override, else the defaults."""
@@ -231,7 +240,7 @@ class Settings:
     def from_dict(cls, data: Mapping[str, Any]) -> Settings:
         """Build settings from a mapping shaped like the TOML file."""
         data = dict(data)
-        sections = {"redis", "queue_defaults", "queues", "security", "roles"}
+        sections = {"redis", "queue_defaults", "queues", "security", "roles", "acl"}
         unknown = set(data) - sections
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown section", ", ".join(sorted(sections)))
@@ -255,7 +264,8 @@ class Settings:
                     merged[nested] = {**_as_dict(getattr(defaults, nested)), **override[nested]}
             queues[name] = _build(QueueSettings, merged, f"queues.{name}")
         return cls(redis=redis, queue_defaults=defaults, queues=types.MappingProxyType(queues),
-                   security=security, roles=types.MappingProxyType(dict(roles)))
+                   security=security, roles=types.MappingProxyType(dict(roles)),
+                   acl=types.MappingProxyType(dict(data.get("acl", {}))))
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

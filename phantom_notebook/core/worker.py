@@ -104,9 +104,33 @@ class Worker:
             if subs[0].settings.kind == "pubsub":
                 lanes.append(PubSubLane(self.mq, subs, self.consumer, self.stats))
                 continue
-            lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
-                              submit=submit, pool=pool))
+            # one lane per partition (a single one for an unpartitioned queue): every
+            # partition gets its own fetch loop, so all are read fairly
+            for part in self.mq.layout(subs[0].queue).all:
+                lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
+                                  submit=submit, pool=pool, partition=part))
+        self._poll_ms = poll_ms
         return lanes
+
+    def _follow_layouts(self) -> None:
+        """Start lanes for partitions added by a ``repartition`` since the worker started."""
+        lanes = [x for x in self.lanes if isinstance(x, Lane)]
+        have = {(x.queue, x.group, x.partition) for x in lanes}
+        first: dict[tuple[str, str], Lane] = {}
+        for x in lanes:
+            first.setdefault((x.queue, x.group), x)
+        for (queue, group), proto in first.items():
+            for part in self.mq.layout(queue).all:
+                if (queue, group, part) in have or self._stop.is_set():
+                    continue
+                self.mq.ensure_group(queue, group)
+                new = Lane(self.mq, proto.subs, self.consumer, self.stats, poll_ms=self._poll_ms,
+                           submit=proto._submit_async, pool=proto._pool, partition=part)
+                self.lanes.append(new)
+                t = threading.Thread(target=new.run, args=(self._stop,), daemon=True,
+                                     name=f"pn-lane-{part}-{group}")
+                t.start()
+                self._threads.append(t)
 
     @property
     def running(self) -> bool:
@@ -180,6 +204,7 @@ class Worker:
                 for lane in self.lanes:
                     lane.renew_old_leases(lane.settings.visibility_timeout_s / 3)
                 self._heartbeat(alive=True)
+                self._follow_layouts()
                 if time.monotonic() - last_trim > 5:
                     last_trim = time.monotonic()
                     for lane in self.lanes:

@@ -1,0 +1,116 @@
+"""Consume + ack with a no-op handler in 1 and 2 worker processes, vs the raw loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from benchmarks.fleet import Fleet, Tally
+from benchmarks.harness import BenchServer, RawCodec, Result, Sizes, connect, judge
+from benchmarks.scenarios_publish import UNBOUNDED, _our_header, ours_messages
+
+QUEUE = "bench-consume"
+STREAM = "raw:consume"
+PREFIX = "bc"
+FILL_BATCH = 1000
+
+
+def fill_ours(url: str, profile: str, n: int, queue: str = QUEUE, prefix: str = PREFIX,
+              **overrides: Any) -> tuple[float, bytes]:
+    """Publish ``n`` messages with ``publish_batch`` of 1,000; returns (seconds, a header)."""
+    mq, features = connect(url, prefix, profile, **{**UNBOUNDED, **overrides})
+    start = time.perf_counter()
+    for base in range(0, n, FILL_BATCH):
+        mq.publish_batch(queue, ours_messages(base, min(FILL_BATCH, n - base), features))
+    elapsed = time.perf_counter() - start
+    header = _our_header(mq)
+    mq.client.close()
+    return elapsed, header
+
+
+def fill_raw(url: str, codec: RawCodec, n: int, stream: str = STREAM) -> float:
+    """Pipelined XADD of ``n`` messages into a plain stream with group ``workers``."""
+    from benchmarks.payload import ioc_payload
+
+    client = redis.Redis.from_url(url)
+    client.xgroup_create(stream, "workers", id="0", mkstream=True)
+    start = time.perf_counter()
+    for base in range(0, n, FILL_BATCH):
+        pipe = client.pipeline(transaction=False)
+        for i in range(base, min(base + FILL_BATCH, n)):
+            pipe.xadd(stream, {"m": codec.encode(ioc_payload(i))})
+        pipe.execute()
+    elapsed = time.perf_counter() - start
+    client.close()
+    return elapsed
+
+
+def drain(url: str, role: str, procs: int, spec: dict[str, Any], n: int,
+          timeout_s: float) -> Tally:
+    """Start ``procs`` workers on a pre-filled queue, release them, wait for ``n`` handled."""
+    fleet = Fleet(url, timeout_s)
+    try:
+        fleet.spawn_workers(role, procs, spec)
+        fleet.go()
+        tally = fleet.wait_handled(n)
+    except BaseException:
+        fleet.close()
+        raise
+    final = fleet.stop()
+    final.count = max(final.count, tally.count)
+    return final
+
+
+def measure_ours(server: BenchServer, sizes: Sizes, profile: str, procs: int) -> dict[str, Any]:
+    """Fill, then drain with ``procs`` phantom_notebook workers."""
+    server.flush()
+    n = sizes.consume
+    fill_s, header = fill_ours(server.url, profile, n)
+    spec = {"prefix": PREFIX, "profile": profile, "queue": QUEUE, "prefetch": 500,
+            "overrides": UNBOUNDED}
+    t = drain(server.url, "ours-worker", procs, spec, n, sizes.worker_timeout_s)
+    return {"rate": t.rate, "handled": t.count, "fill_s": fill_s,
+            "drain_s": (t.last_ns - t.first_ns) / 1e9, "header": header}
+
+
+def measure_raw(server: BenchServer, sizes: Sizes, profile: str, procs: int,
+                header: bytes) -> dict[str, Any]:
+    """Fill, then drain with ``procs`` raw XREADGROUP/XACK/XDEL loops."""
+    server.flush()
+    n = sizes.consume
+    fill_s = fill_raw(server.url, RawCodec(profile, header), n)
+    spec = {"stream": STREAM, "profile": profile, "header": header.hex()}
+    t = drain(server.url, "raw-worker", procs, spec, n, sizes.worker_timeout_s)
+    return {"rate": t.rate, "handled": t.count, "fill_s": fill_s,
+            "drain_s": (t.last_ns - t.first_ns) / 1e9}
+
+
+def run(server: BenchServer, sizes: Sizes, profile: str) -> list[Result]:
+    """``consume.1proc`` and ``consume.2proc`` for ``profile``."""
+    results = []
+    for procs in (1, 2):
+        ours = measure_ours(server, sizes, profile, procs)
+        raw = measure_raw(server, sizes, profile, procs, ours.pop("header"))
+        res = Result(f"consume.{procs}proc", profile, "msg/s", ours["rate"], raw["rate"],
+                     details={"messages": sizes.consume, "prefetch": 500, "ours": ours,
+                              "ceiling": raw})
+        if ours["handled"] < sizes.consume:
+            res.details["error"] = f"only {ours['handled']} of {sizes.consume} handled"
+        if profile == "on" and procs == 1:
+            judge(res, ">= 60k msg/s and >= 0.35x", ours["rate"] >= 60_000,
+                  (res.ratio or 0) >= 0.35)
+        elif profile == "on":
+            judge(res, ">= 100k msg/s", ours["rate"] >= 100_000)
+        results.append(res)
+    return results
+
+
+def end_to_end(results: list[Result]) -> float | None:
+    """Ours end to end in one worker process: N / (publish_batch fill time + drain time)."""
+    for r in results:
+        if r.scenario == "consume.1proc" and r.profile == "on":
+            ours = r.details["ours"]
+            return float(r.details["messages"] / (ours["fill_s"] + ours["drain_s"]))
+    return None
