@@ -26,7 +26,8 @@ def measure_raw(server: BenchServer, sizes: Sizes, profile: str, header: bytes) 
     before = server.used_memory()
     fill_s = fill_raw(server.url, RawCodec(profile, header), sizes.depth, STREAM)
     used = server.used_memory() - before
-    entry = server.client.xrange(STREAM, count=1)[0][1][b"m"]
+    client: Any = server.client  # redis-py's stubs type replies as optional unions
+    entry = client.xrange(STREAM, count=1)[0][1][b"m"]
     tally = drain(server.url, "raw-worker", 1, {"stream": STREAM, "profile": profile,
                                                "header": header.hex()},
                   sizes.depth, sizes.worker_timeout_s)

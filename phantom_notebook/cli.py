@@ -62,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace", type=float, default=30.0,
                         help="seconds to finish in-flight work on SIGTERM")
     worker.add_argument("--name", default=None, help="consumer name (default: host-pid-rand)")
+    scale = worker.add_argument_group(
+        "scaling", "run several worker processes, grown and shrunk on queue depth and lag")
+    scale.add_argument("--processes", type=int, default=None,
+                       help="worker processes to start with (default: 1, in this process)")
+    scale.add_argument("--min-processes", type=int, default=None, help="never fewer")
+    scale.add_argument("--max-processes", type=int, default=None, help="never more")
+    scale.add_argument("--scale-up-depth", type=float, default=1000.0,
+                       help="add a process when depth per process stays above this")
+    scale.add_argument("--scale-up-after", type=float, default=10.0, help="... for seconds")
+    scale.add_argument("--scale-up-lag", type=float, default=None,
+                       help="or when the oldest waiting message is older than this (s)")
+    scale.add_argument("--scale-down-depth", type=float, default=100.0,
+                       help="remove a process when depth per process stays below this")
+    scale.add_argument("--scale-down-after", type=float, default=60.0, help="... for seconds")
     worker.set_defaults(func=_worker)
 
     publish = command("publish", "Publish one message (payload as JSON).")
@@ -132,6 +146,27 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_acl, acl_apply=name == "apply")
     acl.set_defaults(func=lambda args: _help(acl))
 
+    metrics = sub.add_parser("metrics", help="Prometheus exporter.",
+                             description="Prometheus exporter.")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", metavar="ACTION")
+    serve = metrics_sub.add_parser("serve", help="Serve /metrics for Prometheus (reads Redis "
+                                                 "on each scrape).")
+    for flag, help_text in [("--redis-url", "Redis URL (default: $PHANTOM_REDIS_URL)"),
+                            ("--settings", "TOML settings file"), ("--key-prefix", "key prefix")]:
+        serve.add_argument(flag, default=None, help=help_text)
+    serve.add_argument("--port", type=int, default=9464, help="port (default 9464)")
+    serve.add_argument("--addr", default="127.0.0.1", help="bind address (0.0.0.0 to expose)")
+    serve.add_argument("--queue", action="append", help="queues to export (default: all)")
+    serve.add_argument("--no-health", action="store_true", help="skip health checks per scrape")
+    serve.set_defaults(func=_metrics_serve)
+    metrics.set_defaults(func=lambda args: _help(metrics))
+
+    bench = sub.add_parser("bench", help="Run the benchmark suite (see benchmarks/).",
+                           description="Run the benchmark suite: ours vs the raw redis-py "
+                                       "ceiling (and peers with --peers).", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
+
     stats = command("stats", "Depth per queue and state.")
     stats.add_argument("queues", nargs="*", help="queues (default: all)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -177,6 +212,8 @@ def _load(target: str) -> Any:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.processes or args.min_processes or args.max_processes:
+        return _supervise(args)
     mq = _connect(args)
     obj = _load(args.target)
     if args.queue:
@@ -191,6 +228,36 @@ def _worker(args: argparse.Namespace) -> int:
     print(f"worker {worker.consumer} consuming {sorted({s.queue for s in worker.subscriptions})}"
           f" on {mq!r}", flush=True)
     return int(worker.run())
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from .core.scaling import ScalePolicy, Supervisor
+
+    start = args.processes or args.min_processes or 1
+    policy = ScalePolicy(
+        min_processes=args.min_processes or start,
+        max_processes=args.max_processes or max(start, args.min_processes or 1),
+        up_depth_per_process=args.scale_up_depth, up_after_s=args.scale_up_after,
+        down_depth_per_process=args.scale_down_depth, down_after_s=args.scale_down_after,
+        up_lag_s=args.scale_up_lag)
+    mq = _connect(args)
+    if args.queue:
+        queues = [args.queue]
+    else:
+        _load(args.target)(mq)
+        queues = sorted({s.queue for s in mq.subscriptions})
+    command = [sys.executable, "-m", "phantom_notebook.cli", "worker", args.target,
+               "--type", args.type, "--prefetch", str(args.prefetch),
+               "--concurrency", str(args.concurrency), "--grace", str(args.grace)]
+    for flag, value in (("--queue", args.queue), ("--group", args.group),
+                        ("--redis-url", args.redis_url), ("--settings", args.settings),
+                        ("--key-prefix", args.key_prefix)):
+        if value:
+            command += [flag, value]
+    supervisor = Supervisor(mq, queues, command, policy, initial=start, grace_s=args.grace)
+    print(f"supervising {start} worker process(es) ({policy.min_processes}.."
+          f"{policy.max_processes}) for {queues} on {mq!r}", flush=True)
+    return supervisor.run()
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -311,6 +378,22 @@ def _acl(args: argparse.Namespace) -> int:
         print(f"warning: ACL SAVE failed ({applied.save_error}); the users are live until "
               "the server restarts", file=sys.stderr)
     return 0
+
+
+def _metrics_serve(args: argparse.Namespace) -> int:
+    from .notebook.prometheus import run
+
+    return int(run(_connect(args), args.port, args.addr, queues=args.queue,
+                   include_health=not args.no_health) or 0)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        raise core.ValidationError("the benchmarks ship with the source tree: run from a "
+                                   "checkout (./run bench)") from None
+    return int(bench_main(args.bench_args) or 0)
 
 
 def _stats(args: argparse.Namespace) -> int:

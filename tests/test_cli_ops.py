@@ -64,7 +64,7 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_publish_and_stats_on_a_real_server(redis_url: str, prefix: str) -> None:
     published = run("publish", "cli-q", "ioc.enrichment.request", '{"ioc": "203.0.113.2"}',
                     "--priority", "HIGH", "--redis-url", redis_url, "--key-prefix", prefix)
-    assert published.returncode == 0 and len(published.stdout.strip()) == 26
+    assert published.returncode == 0 and len(published.stdout.strip()) == 36
     stats = run("stats", "--json", "--redis-url", redis_url, "--key-prefix", prefix)
     assert '"queue":"cli-q"' in stats.stdout and '"ready":1' in stats.stdout
     bad = run("publish", "cli-q", "t", "{not json", "--redis-url", redis_url)

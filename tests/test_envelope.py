@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from phantom_notebook.core.envelope import (
 )
 from phantom_notebook.core.keys import check_queue_name
 
-CROCKFORD_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def full_envelope(**changes: Any) -> Envelope:
@@ -43,15 +44,17 @@ def full_envelope(**changes: Any) -> Envelope:
 # -- ids --------------------------------------------------------------------------------------
 
 
-def test_an_id_is_a_26_character_crockford_ulid() -> None:
-    assert CROCKFORD_ULID.match(new_id())
+def test_an_id_is_a_uuid_version_7() -> None:
+    mid = new_id()
+    assert UUID7.match(mid)
+    assert uuid.UUID(mid).version == 7 and uuid.UUID(mid).variant == uuid.RFC_4122
 
 
 def test_ids_sort_in_the_order_of_their_timestamps() -> None:
     times = [0, 1, 999, 1_000, 1_700_000_000_000, 1_700_000_000_001, 2**48 - 1]
     ids = [new_id(t) for t in times]
     assert sorted(ids) == ids
-    assert all(CROCKFORD_ULID.match(i) for i in ids)
+    assert all(UUID7.match(i) for i in ids)
 
 
 def test_ids_made_a_millisecond_apart_sort_by_time_whatever_their_random_part() -> None:

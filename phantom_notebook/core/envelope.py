@@ -25,7 +25,6 @@ from .errors import DecodeError, PayloadError, ValidationError
 
 WIRE_VERSION = 1
 _HEAD = struct.Struct(">BI")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
@@ -53,21 +52,26 @@ class MessagePriority(IntEnum):
             raise ValidationError(f"invalid priority {value!r}: use one of {names}") from None
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def new_id(now_ms: int | None = None) -> str:
-    """Return a 26-character ULID: time-sortable to the millisecond, 80 random bits."""
+    """Return a UUIDv7 string (RFC 9562): 48-bit ms time first, so ids sort by time.
+
+    74 random bits keep ids unique across producers; the canonical 36-character form is
+    what databases, SIEMs and ``uuid.UUID`` already understand. ~1 us (hex is C-fast).
+    """
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return "".join(reversed(out))
+    h = (ms.to_bytes(6, "big") + os.urandom(10)).hex()
+    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
     """Return a W3C ``traceparent`` with a fresh span id (and trace id unless given)."""
-    tid = trace_id or os.urandom(16).hex()
-    return f"00-{tid}-{os.urandom(8).hex()}-01"
+    if trace_id:
+        return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    ids = os.urandom(24).hex()
+    return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
 def now_ms() -> int:

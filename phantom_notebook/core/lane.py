@@ -218,7 +218,7 @@ class Lane:
                 self._settle_raw(d, Outcome("release"), env)
                 continue
             ctx = MessageContext(env, d, self, received)
-            delivered.append(f"{env.id}|{env.trace_id}|{ctx.attempt}|")
+            delivered.append(f"{env.id}|{env.trace_id}|{ctx.attempt}|at={received}")
             sub, early = self._route(env, ctx)
             if sub is None or early is not None:
                 self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
@@ -302,7 +302,7 @@ class Lane:
                 self._observe(batch, env, timing[0], timing[1], now)
             if outcome.action == "ack" and self._tracing:
                 batch.trace.setdefault("acked", []).append(
-                    f"{env.id}|{env.trace_id}|{env.attempt}|ack" if env else "")
+                    f"{env.id}|{env.trace_id}|{env.attempt}|at={now}" if env else "")
                 batch.acks.append((d.level, d.stream_id))
                 self._cond.notify_all()
                 return

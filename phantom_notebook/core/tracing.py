@@ -10,7 +10,9 @@ trip. One stream entry holds one event kind for a whole batch::
     m  = "<message id>|<trace id>|<attempt>|<detail>;..."   (detail: reason, delay, error)
 
 so a trace costs a few bytes per message, and the capped stream (``TRACE_MAX_ENTRIES``
-batches) covers hours of traffic instead of seconds. The entry id gives the time.
+batches) covers hours of traffic instead of seconds. The entry id gives the time, except
+for events written later in a batch than they happened (``delivered``, ``acked``): their
+detail ``at=<ms>`` carries the moment itself, so a timeline shows real handling times.
 """
 
 from __future__ import annotations
@@ -53,11 +55,12 @@ class TraceEvent:
     trace_id: str
     attempt: int
     detail: str
+    entry_ms: int = 0
 
     @property
-    def order(self) -> tuple[int, int]:
-        """Sort key: the trace entry id (time, then sequence within the millisecond)."""
-        return (self.time_ms, self.seq)
+    def order(self) -> tuple[int, int, int]:
+        """Sort key: when it happened, then the stream order of the entries written."""
+        return (self.time_ms, self.entry_ms or self.time_ms, self.seq)
 
 
 def parse_entry(queue: str, entry_id: bytes | str,
@@ -73,8 +76,11 @@ def parse_entry(queue: str, entry_id: bytes | str,
             continue
         parts = (raw.split("|") + ["", "", "", ""])[:4]
         attempt = int(parts[2]) if parts[2].isdigit() else 0
-        yield TraceEvent(time_ms, int(seq or 0), event, queue, actor, parts[0], parts[1],
-                         attempt, parts[3])
+        when, detail = time_ms, parts[3]
+        if detail.startswith("at=") and detail[3:].isdigit():
+            when, detail = int(detail[3:]), ""
+        yield TraceEvent(when, int(seq or 0), event, queue, actor, parts[0], parts[1],
+                         attempt, detail, time_ms)
 
 
 class TraceLog:

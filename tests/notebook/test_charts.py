@@ -1,0 +1,153 @@
+"""Each chart draws the expected traces with titled axes, from the frames of a real workload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+import phantom_notebook as pn
+from phantom_notebook.notebook import charts
+from phantom_notebook.notebook.frames import dlq_df, metrics_df, stats_df, trace_df
+from tests.notebook.conftest import Workload, run_workload
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[tuple[pn.MessageQueue, Workload]]:
+    """One embedded deployment with the known workload run on it, shared by the module."""
+    mq = pn.connect(None, key_prefix="charts-test", settings=pn.Settings())
+    work = run_workload(mq)
+    run_workload(mq, queue="second", ok=5, flaky=0, rejected=1)
+    yield mq, work
+    mq.client.close()
+
+
+@pytest.fixture(autouse=True)
+def no_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart builder must never display anything itself."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("plot_* called .show()")
+
+    monkeypatch.setattr(go.Figure, "show", refuse)
+
+
+def _names(fig: go.Figure) -> list[str]:
+    return [t.name for t in fig.data if t.name]
+
+
+def _titles(fig: go.Figure) -> tuple[str, str]:
+    return fig.layout.xaxis.title.text, fig.layout.yaxis.title.text
+
+
+def test_throughput_draws_published_and_acked_per_queue(embedded: tuple) -> None:
+    mq, work = embedded
+    metrics = metrics_df(mq, window="10min")
+    fig = charts.plot_throughput(metrics)
+    assert isinstance(fig, go.Figure)
+    assert _names(fig) == ["counted · published", "counted · acked", "second · published",
+                           "second · acked"]
+    assert _titles(fig) == ("time (UTC)", "messages per second")
+    assert "Throughput" in fig.layout.title.text and fig.layout.template.layout is not None
+    published = next(t for t in fig.data if t.name == "counted · published")
+    counted = metrics[metrics["queue"] == "counted"]
+    assert list(published.y) == counted["published_per_s"].tolist()
+    assert (counted["published_per_s"] * 10 >= counted["published"]).all()
+    assert counted["published"].sum() == work.published
+    one = charts.plot_throughput(metrics[metrics["queue"] == "counted"])
+    assert _names(one) == ["published", "acked"]
+
+
+def test_latency_draws_three_percentiles_in_ms(embedded: tuple) -> None:
+    mq, _ = embedded
+    metrics = metrics_df(mq, ["counted"], window="10min")
+    fig = charts.plot_latency(metrics, kind="proc")
+    assert _names(fig) == ["p50", "p95", "p99"]
+    assert fig.layout.xaxis.title.text == "time (UTC)"
+    assert fig.layout.yaxis.title.text.startswith("latency (ms")
+    assert "Processing" in fig.layout.title.text
+
+
+def test_latency_turns_logarithmic_when_the_range_is_wide() -> None:
+    times = pd.to_datetime([0, 10_000], unit="ms", utc=True)
+    frame = pd.DataFrame({"queue": ["q", "q"], "time": times, "bucket_s": [10, 10],
+                          "e2e_p50_ms": [1.0, 1.2], "e2e_p95_ms": [3.0, 4.0],
+                          "e2e_p99_ms": [900.0, 5.0]})
+    fig = charts.plot_latency(frame)
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.title.text == "latency (ms, log scale)"
+
+
+def test_depth_draws_a_bar_per_state_from_stats_or_a_history(embedded: tuple) -> None:
+    mq, work = embedded
+    snapshot = stats_df(mq)
+    fig = charts.plot_depth(snapshot)
+    assert _names(fig) == ["ready", "in flight", "delayed", "dead letters"]
+    assert _titles(fig) == ("queue", "messages")
+    dead = next(t for t in fig.data if t.name == "dead letters")
+    assert list(dead.y) == [work.dead, 2]
+    assert _names(charts.plot_depth(mq.stats())) == _names(fig)
+    later = snapshot.assign(time=snapshot["time"] + pd.Timedelta(seconds=30))
+    history = charts.plot_depth(pd.concat([snapshot, later], ignore_index=True))
+    assert _names(history) == ["counted · backlog", "counted · dead letters",
+                               "second · backlog", "second · dead letters"]
+    assert _titles(history) == ("time (UTC)", "messages")
+
+
+def test_errors_draws_the_error_rate_and_dead_letters_per_bucket(embedded: tuple) -> None:
+    mq, work = embedded
+    fig = charts.plot_errors(metrics_df(mq, ["counted"], window="10min"))
+    assert _names(fig) == ["error rate", "dead letters"]
+    assert fig.layout.yaxis.title.text == "error rate (% of delivered)"
+    assert fig.layout.yaxis2.title.text == "dead letters per bucket"
+    assert fig.layout.xaxis2.title.text == "time (UTC)"
+    bars = next(t for t in fig.data if t.name == "dead letters")
+    assert sum(bars.y) == work.dead
+
+
+def test_dlq_reasons_draws_one_bar_per_reason(embedded: tuple) -> None:
+    mq, work = embedded
+    fig = charts.plot_dlq_reasons(dlq_df(mq, "counted"))
+    (bars,) = fig.data
+    assert dict(zip(bars.y, bars.x, strict=True)) == {"retries_exhausted": 1,
+                                                      "schema_invalid": work.rejected}
+    assert _titles(fig) == ("dead letters", "reason")
+    both = pd.concat([dlq_df(mq, "counted"), dlq_df(mq, "second")], ignore_index=True)
+    assert _names(charts.plot_dlq_reasons(both)) == ["counted", "second"]
+
+
+def test_trace_timeline_shows_a_retried_then_dead_lettered_message(embedded: tuple) -> None:
+    mq, work = embedded
+    trace = trace_df(mq, message_id=work.doomed_id)
+    fig = trace.phantom.plot_timeline()
+    markers = {t.name: len(t.x) for t in fig.data if t.name}
+    assert markers == {"published": 1, "delivered": 3, "retried": 2, "dead_lettered": 1}
+    (path,) = [t for t in fig.data if not t.name]
+    assert len(path.x) == 7 and list(path.x) == sorted(path.x)
+    assert fig.layout.xaxis.title.text == "time since first event (ms)"
+    assert fig.layout.yaxis.title.text == "queue · consumer"
+    assert len(fig.layout.yaxis.ticktext) == 2
+    assert work.doomed_id in fig.layout.title.text and "dead_lettered" in fig.layout.title.text
+    delivered = next(t for t in fig.data if t.name == "delivered")
+    assert list(delivered.text) == ["attempt 1", "attempt 2", "attempt 3"]
+
+
+def test_empty_frames_give_titled_empty_charts(embedded: tuple) -> None:
+    mq, _ = embedded
+    empty = metrics_df(mq, ["nothing-here"])
+    for fig in (charts.plot_throughput(empty), charts.plot_latency(empty),
+                charts.plot_errors(empty), charts.plot_depth(stats_df(mq, [])),
+                charts.plot_dlq_reasons(dlq_df(mq, "nothing-here")),
+                charts.plot_trace_timeline(trace_df(mq, queue="nothing-here"))):
+        assert fig.layout.title.text
+        assert [a.text for a in fig.layout.annotations] == ["no data"]
+
+
+def test_a_chart_written_as_html_carries_plotly_js_for_offline_reading(
+        embedded: tuple, tmp_path: pytest.TempPathFactory) -> None:
+    mq, _ = embedded
+    path = tmp_path / "depth.html"  # type: ignore[operator]
+    charts.plot_depth(stats_df(mq)).write_html(path, include_plotlyjs=True)
+    text = path.read_text()
+    assert "Queue depth by state" in text and '<script src="https://cdn' not in text
