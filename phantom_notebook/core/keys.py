@@ -6,7 +6,7 @@ single Cluster slot::
     <prefix>:{<queue>}:s:<level>     stream per priority level (0 = CRITICAL .. 3 = LOW)
     <prefix>:{<queue>}:delayed       sorted set, score = due time in ms
     <prefix>:{<queue>}:dlq           stream of dead letters
-    <prefix>:{<queue>}:dedup:<key>   string with PX, value = first message id
+    <prefix>:{<queue>}:dedup:<bucket> hash dedup key -> first message id, per time window
     <prefix>:{<queue>}:meta          hash: kind, settings, created time
     <prefix>:{<queue>}:m:<bucket>    hash: metric counters for one time bucket
     <prefix>:{<queue>}:trace         capped stream of lifecycle events
@@ -87,9 +87,9 @@ class QueueKeys:
         """The hash of circuit-breaker states per subscription group."""
         return f"{self.base}:breakers"
 
-    def dedup(self, dedup_key: str) -> str:
-        """The dedup-window key for one dedup key."""
-        return f"{self.base}:dedup:{dedup_key}"
+    def dedup_bucket(self, bucket: int) -> str:
+        """The dedup hash of one window bucket (bucket = now ms // window ms)."""
+        return f"{self.base}:dedup:{bucket}"
 
     def metrics(self, bucket: int) -> str:
         """The metric hash for one time bucket (bucket = start time in seconds)."""

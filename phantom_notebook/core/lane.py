@@ -40,7 +40,8 @@ class Lane:
     def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
-                 pool: Executor | None, partition: str | None = None) -> None:
+                 pool: Executor | None, partition: str | None = None,
+                 priority_latency_ms: float = 1.0) -> None:
         self.mq = mq
         self.subs = subs
         self.queue = subs[0].queue
@@ -78,6 +79,8 @@ class Lane:
                        if type(m).after_process is not Middleware.after_process]
         self._tlp = TLPMiddleware()
         self._tracing = self.settings.enable_tracing
+        self.priority_latency_ms = priority_latency_ms
+        self._handler_ewma_ms = 0.0
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -120,6 +123,10 @@ class Lane:
 
     def _budget(self) -> int:
         budget = self.prefetch - len(self.inflight)
+        if self.inline and len(self.levels) > 1 and self._handler_ewma_ms > 0:
+            # strict priority inside a fetched batch is ours to keep: fetch no more than we
+            # handle in ~priority_latency_ms, so a CRITICAL message waits at most that long
+            budget = min(budget, max(1, int(self.priority_latency_ms / self._handler_ewma_ms)))
         for mw in self.middleware:
             limit = mw.admit(self)
             if limit is not None:
@@ -230,10 +237,17 @@ class Lane:
                 self._settlement.trace.setdefault("delivered", []).extend(delivered)
             for _, _, ctx in runnable:
                 self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
-        for sub, env, ctx in runnable:
-            if self.inline:
+        if self.inline:
+            t0 = time.perf_counter()
+            for sub, env, ctx in runnable:
                 self._execute(sub, env, ctx)
-            elif sub.is_async:
+            if runnable:
+                per_ms = (time.perf_counter() - t0) * 1000 / len(runnable)
+                ewma = self._handler_ewma_ms
+                self._handler_ewma_ms = per_ms if ewma == 0 else 0.8 * ewma + 0.2 * per_ms
+            return
+        for sub, env, ctx in runnable:
+            if sub.is_async:
                 assert self._submit_async is not None
                 self._submit_async(sub, functools.partial(self._execute_async, sub, env, ctx))
             else:

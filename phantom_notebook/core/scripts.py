@@ -105,21 +105,23 @@ class Scripts:
         Returns, per message, its id, or the first message's id for a suppressed duplicate.
         Raises ``QueueFullError`` when the batch does not fit under ``max_size``.
         """
-        dedup_keys: list[str] = []
-        argv: list[Any] = [max_size or 0, dedup_window_ms, now_ms, metrics_ttl_s, trace_cap,
-                           actor, len(messages)]
+        window = max(dedup_window_ms, 1)
+        bucket = now_ms // window
+        argv: list[Any] = [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor,
+                           len(messages)]
         for level, due, dedup, mid, tid, env in messages:
-            index = 0
-            if dedup is not None:
-                dedup_keys.append(keys.dedup(dedup))
-                index = len(dedup_keys)
-            argv += [level, due, index, mid, tid, env]
-        all_keys = [*keys.streams, keys.delayed, metrics_key, keys.trace, *dedup_keys]
+            item = f"{mid}|{tid}|1|due {due}" if due > now_ms else f"{mid}|{tid}|1|"
+            argv += [level, due, dedup or "", item, env]
+        all_keys = [*keys.streams, keys.delayed, metrics_key, keys.trace,
+                    keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1)]
         try:
-            out = self._publish(keys=all_keys, args=argv, client=client)
+            dups = self._publish(keys=all_keys, args=argv, client=client)
         except redis.ResponseError as exc:
             raise _queue_full(exc, keys.queue) from None
-        return [_s(x).removeprefix("=") for x in out]
+        ids = [m[3] for m in messages]
+        for i in range(0, len(dups), 2):
+            ids[int(dups[i]) - 1] = _s(dups[i + 1])
+        return ids
 
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,

@@ -10,10 +10,13 @@ from .errors import ValidationError
 
 ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 _ALIASES = {"WHITE": "CLEAR", "AMBER_STRICT": "AMBER+STRICT"}
+_CANONICAL = frozenset(ORDER)
 
 
 def parse_tlp(value: object) -> str:
     """Normalize a TLP label (``"tlp:amber+strict"`` -> ``"AMBER+STRICT"``)."""
+    if value in _CANONICAL:  # the publish hot path: already canonical
+        return str(value)
     text = str(getattr(value, "value", value)).strip().upper().removeprefix("TLP:")
     text = _ALIASES.get(text, text)
     if text not in ORDER:

@@ -4,24 +4,29 @@ KEYS[1..4]  streams s:0 .. s:3 (priority levels, CRITICAL first)
 KEYS[5]     delayed   (zset, member = level digit .. envelope bytes, score = due ms)
 KEYS[6]     metrics   (hash of the current time bucket)
 KEYS[7]     trace     (capped stream of lifecycle events)
-KEYS[8..]   dedup keys, referenced by index from ARGV (0 = no dedup)
+KEYS[8]     dedup hash of the current window bucket (field = dedup key, value = first id)
+KEYS[9]     dedup hash of the previous window bucket
 
 ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
-ARGV[2]  dedup window in ms
+ARGV[2]  dedup window in ms (the current bucket's hash expires after two windows)
 ARGV[3]  now in ms
 ARGV[4]  metrics bucket TTL in seconds (0 = no metrics)
 ARGV[5]  trace stream cap in entries (0 = no tracing)
 ARGV[6]  actor written to the trace (producer origin, may be empty)
-ARGV[7]  number of messages n, then n groups of 6:
-         level (0-3), due ms (0 = now), dedup key index (0 = none), message id, trace id,
-         envelope
+ARGV[7]  number of messages n, then n groups of 5:
+         level (0-3), due ms (0 = now), dedup field ("" = none), trace item
+         ("<id>|<trace id>|1|<detail>", its id is the message id), envelope
 
-Returns an array of n strings: the message id written, or "=<id>" when the message was a
-duplicate inside the dedup window (<id> = the first message's id; nothing was written).
-Errors "QUEUE_FULL <depth> <max>" when the batch does not fit (nothing is written).
+Dedup: a key seen in the current or the previous bucket is a duplicate, so every duplicate
+within one window is caught (and some up to two windows old). Buckets are hashes, not one
+key per message: ~100 bytes less per message than SET NX PX.
+
+Returns the duplicates only, as a flat array: 1-based index, first message's id, ...
+(empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
+does not fit (nothing is written).
 ]]
 local max_size = tonumber(ARGV[1])
-local window = ARGV[2]
+local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local metrics_ttl = tonumber(ARGV[4])
 local trace_cap = tonumber(ARGV[5])
@@ -35,32 +40,37 @@ if max_size > 0 then
   end
 end
 
-local out, published, duplicates = {}, {}, {}
+local dups, published, duplicates = {}, {}, {}
+local deduped = false
 for i = 0, n - 1 do
-  local b = 8 + i * 6
-  local level = tonumber(ARGV[b])
-  local due = tonumber(ARGV[b + 1])
-  local dk = tonumber(ARGV[b + 2])
-  local id, tid = ARGV[b + 3], ARGV[b + 4]
+  local b = 8 + i * 5
+  local field, item = ARGV[b + 2], ARGV[b + 3]
   local first = false
-  if dk > 0 then
-    first = redis.call('SET', KEYS[7 + dk], id, 'NX', 'PX', window, 'GET')
+  local id = string.sub(item, 1, string.find(item, '|', 1, true) - 1)
+  if field ~= '' then
+    -- previous window first, then claim the field in the current one (HSETNX: one call)
+    first = redis.call('HGET', KEYS[9], field)
+    if not first and redis.call('HSETNX', KEYS[8], field, id) == 0 then
+      first = redis.call('HGET', KEYS[8], field)
+    end
+    deduped = true
   end
   if first then
-    out[#out + 1] = '=' .. first
-    duplicates[#duplicates + 1] = first .. '|' .. tid .. '|1|duplicate suppressed'
+    dups[#dups + 1] = i + 1
+    dups[#dups + 1] = first
+    -- the event belongs to the first message: its id replaces ours in the item
+    duplicates[#duplicates + 1] = first .. string.sub(item, #id + 1)
   else
-    local detail = ''
+    local level, due = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
     if due > now then
-      redis.call('ZADD', KEYS[5], due, level .. ARGV[b + 5])
-      detail = 'due ' .. due
+      redis.call('ZADD', KEYS[5], due, level .. ARGV[b + 4])
     else
-      redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 5])
+      redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 4])
     end
-    out[#out + 1] = id
-    published[#published + 1] = id .. '|' .. tid .. '|1|' .. detail
+    published[#published + 1] = item
   end
 end
+if deduped then redis.call('PEXPIRE', KEYS[8], 2 * window) end
 
 if metrics_ttl > 0 then
   if #published > 0 then redis.call('HINCRBY', KEYS[6], 'published', #published) end
@@ -77,4 +87,4 @@ if trace_cap > 0 then
                'c', ARGV[6], 'm', table.concat(duplicates, ';'))
   end
 end
-return out
+return dups
