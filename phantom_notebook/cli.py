@@ -328,6 +328,11 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     with Progress() as bar:
         task = bar.add_task("re-encrypting", total=total)
         report = reseal_all(mq, progress=lambda n: bar.advance(task, n))
+    from .core.auditing import AuditItem, record_safely
+
+    record_safely(mq.audit, AuditItem("key_rotation", "keyring", detail={
+        "active": ring.active_id, "resealed": report.resealed,
+        "in_flight": report.skipped_in_flight, "unreadable": report.unreadable}))
     print(f"re-encrypted {report.resealed:,} of {total:,} stored messages; "
           f"{report.skipped_in_flight:,} in flight left to their workers; "
           f"{report.unreadable:,} unreadable (will be dead-lettered)")
@@ -376,6 +381,11 @@ def _acl(args: argparse.Namespace) -> int:
             print(format_setuser(name, user_rules))
         return 0
     applied = apply_acl(mq.client, rules, save=args.save)
+    from .core.auditing import AuditItem, record_safely
+
+    for user in applied.users:
+        record_safely(mq.audit, AuditItem("acl_change", f"user:{user}",
+                                          detail={"role": users[user][0]}))
     print(f"installed ACL users: {', '.join(applied.users)}")
     if applied.save_error:
         print(f"warning: ACL SAVE failed ({applied.save_error}); the users are live until "

@@ -356,7 +356,7 @@ def test_writers_append_to_the_audit_trail_auditors_checkpoint_and_admins_trim(
     assert [e.action for e in auditor.entries()] == ["publish"]
     assert auditor.checkpoint() is not None  # audit_append.lua under the auditor
     with pytest.raises(redis.exceptions.NoPermissionError):
-        auditor.client.xtrim(auditor.key, maxlen=0)  # retention is for admins
+        auditor.client.xtrim(auditor.stream, maxlen=0)  # retention is for admins
     keeper = AuditLog(connect_as("adm"), key, actor="adm", role="admin")
     assert keeper.trim(max_entries=1) >= 0
     assert denials(admin, "aud") == ["command xtrim"] and denials(admin, "adm") == []

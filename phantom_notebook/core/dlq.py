@@ -197,6 +197,9 @@ class DeadLetterQueue:
         for chunk in _chunks(select(), PAGE):
             out += self._replay_chunk(chunk, qs.kind == "fifo", qs.max_queue_size,
                                       qs.max_payload_bytes, qs.enable_metrics)
+        from .auditing import AuditItem, record_safely
+
+        record_safely(self.mq.audit, AuditItem("replay", self.queue, message_ids=out))
         return out
 
     def purge(self, ids: str | Iterable[str] | None = None, *, confirm: bool = False,
@@ -206,10 +209,17 @@ class DeadLetterQueue:
 
         More than one dead letter needs ``confirm=True``. Undecodable ones can be purged.
         """
+        from .auditing import AuditItem, record_safely
+
         f = _Filter.make(reason, type_pattern, since, until, message_id)
         select = self._selection(ids, f, confirm, "purge")
-        return sum(int(self.mq.client.xdel(self.key, *(sid for sid, _ in chunk)))
-                   for chunk in _chunks(select(), PAGE))
+        purged: builtins.list[str] = []
+        for chunk in _chunks(select(), PAGE):
+            sids = [sid for sid, _ in chunk]
+            if int(self.mq.client.xdel(self.key, *sids)):
+                purged += sids
+        record_safely(self.mq.audit, AuditItem("purge", self.queue, message_ids=purged))
+        return len(purged)
 
     def trim_expired(self, now_ms: int | None = None) -> int:
         """Delete dead letters older than the queue's ``dead_letter_ttl_s``; returns how many."""

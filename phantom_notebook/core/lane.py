@@ -400,12 +400,40 @@ class Lane:
                 metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
                 dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000),
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-                consumer=self.consumer)
+                consumer=self.consumer, client=self._audited(batch))
         except Exception:
             with self._cond:  # put it back; settle is idempotent per stream id
                 self._settlement.absorb(batch)
             raise
         self.stats.settled(int(acked), int(retried), int(dead))
+
+    def _audited(self, batch: Settlement) -> Any:
+        """An ``AuditedClient`` recording this settle batch, or None without an audit key."""
+        audit = self.mq.audit
+        if audit is None:
+            return None
+        from .auditing import SECURITY_REASONS, AuditedClient, AuditItem
+
+        target = self.queue
+        ids = [i.split("|", 1)[0] for i in batch.trace.get("acked", ())] or \
+            [sid for _, sid in batch.acks]
+        items = []
+        if batch.acks:
+            items.append(AuditItem("ack", target, message_ids=ids,
+                                   detail={"group": self.group, "consumer": self.consumer}))
+        if batch.retries:
+            items.append(AuditItem("retry", target, message_ids=[r[1] for r in batch.retries]))
+        reasons: dict[str, list[str]] = {}
+        for dead in batch.dead:
+            reasons.setdefault(dead[3], []).append(dead[1])
+        for reason, sids in reasons.items():
+            items.append(AuditItem("dead_letter", target, "failed", message_ids=sids,
+                                   detail={"reason": reason}))
+            if reason in SECURITY_REASONS:
+                outcome = "denied" if reason in ("origin_rejected", "tlp_denied") else "failed"
+                items.append(AuditItem(SECURITY_REASONS[reason], target, outcome,
+                                       message_ids=sids, detail={"reason": reason}))
+        return AuditedClient(self.mq.client, audit, items) if items else None
 
     def extend_leases(self, deliveries: list[Delivery]) -> None:
         """Reset the idle time of ``deliveries`` so they are not reclaimed (XCLAIM JUSTID)."""

@@ -18,6 +18,7 @@ from .codec import Codec, PlainCodec
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
 from .errors import (
     ConfigError,
+    PermissionDeniedError,
     PublishError,
     QueueFullError,
     UnknownQueueKindError,
@@ -94,6 +95,7 @@ class MessageQueue:
         self.access = AccessPolicy.from_dict(settings.roles)
         if self.role is not None:
             self.access.role(self.role)  # unknown role: ConfigError now, not at first use
+        self.audit = _open_audit(self, settings)
         self._declared: dict[str, QueueSettings] = {}
         self._layouts: dict[str, tuple[float, Layout]] = {}
         self._lock = threading.Lock()
@@ -116,8 +118,16 @@ class MessageQueue:
         Checked before anything reaches Redis; Redis ACLs (``phantom-notebook acl``) enforce
         the same grants a second time. A connection without a role is not restricted here.
         """
-        if self.role is not None:
+        if self.role is None:
+            return
+        try:
             self.access.check(self.role, action, queue)
+        except PermissionDeniedError:
+            from .auditing import AuditItem, record_safely
+
+            record_safely(self.audit, AuditItem("permission_denied", queue, "denied",
+                                                detail={"action": action}))
+            raise
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -311,8 +321,13 @@ class MessageQueue:
         while True:
             try:
                 def once() -> list[str]:
-                    waiting = None if qs.durability == "none" else \
+                    waiting: Any = None if qs.durability == "none" else \
                         durable_client(self.client, qs, queue, keys.meta)
+                    if waiting is None and self.audit is not None:
+                        from .auditing import AuditedClient, AuditItem
+
+                        waiting = AuditedClient(self.client, self.audit, [AuditItem(
+                            "publish", queue, message_ids=[r[3] for r in rows])])
                     return self.scripts.publish(
                         keys, self.metrics_key(keys, now, qs), rows, max_size=qs.max_queue_size,
                         dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
@@ -476,6 +491,26 @@ class MessageQueue:
             groups = [g if isinstance(g, list) else [] for g in row[5:9]]
             result.append(_stats(name, kind, lengths, groups, _int(row[9]), _int(row[10])))
         return result
+
+
+def _open_audit(mq: MessageQueue, settings: Settings) -> Any:
+    """The connection's ``AuditLog`` when an audit key is configured, else None."""
+    from .audit import AuditLog
+    from .audit_chain import audit_key_from_env
+    from .keyring import SecretKey
+
+    text = settings.security.audit_key
+    key: SecretKey | None
+    if text:
+        kid, sep, material = text.partition(":")
+        key = SecretKey.from_base64(kid if sep else "audit", material if sep else text,
+                                    field="security.audit_key")
+    else:
+        key = audit_key_from_env()
+    if key is None:
+        return None
+    actor = mq.origin or settings.security.origin or "phantom_notebook"
+    return AuditLog(mq, key, actor=actor, role=mq.role or "")
 
 
 def _sum_stats(name: str, rows: list[QueueStats]) -> QueueStats:

@@ -191,12 +191,14 @@ class SecuritySettings:
     origin_key: str | None = None
     trusted_origins: str | None = None
     role: str | None = None
+    audit_key: str | None = None
 
     def __repr__(self) -> str:
         shown = {"keys": "***" if self.keys else None, "key_file": self.key_file,
                  "active_key": self.active_key, "origin": self.origin, "role": self.role,
                  "origin_key": "***" if self.origin_key else None,
-                 "trusted_origins": "***" if self.trusted_origins else None}
+                 "trusted_origins": "***" if self.trusted_origins else None,
+                 "audit_key": "***" if self.audit_key else None}
         return "SecuritySettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
