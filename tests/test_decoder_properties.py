@@ -15,9 +15,10 @@ from tests.support.collect import Collector, eventually
 
 KEYS = f"k1:{generate_key()}"
 HEADER_FIELDS = ["id", "t", "q", "p", "v", "c", "a", "tp", "tlp", "x", "co", "ca", "o", "k", "h"]
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                 st.text(max_size=8), st.lists(st.integers(), max_size=2),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                 st.floats(allow_nan=False),
+                 st.text(max_size=8), st.lists(st.integers(-9, 9), max_size=2),
+                 st.dictionaries(st.text(max_size=3), st.integers(-9, 9), max_size=2))
 
 
 def _sealed_sample(mq: pn.MessageQueue) -> bytes:

@@ -38,7 +38,8 @@ def test_a_handler_failing_twice_then_succeeding_is_processed_once_after_backoff
     assert [a for a, _ in calls] == [1, 2, 3]
     gaps = [b - a for (_, a), (_, b) in zip(calls, calls[1:], strict=False)]
     for gap, expected in zip(gaps, [0.1, 0.2], strict=True):
-        assert expected <= gap < expected + 0.25, (gaps, "backoff follows the policy")
+        # due times are whole milliseconds: allow 2 ms of rounding, never more
+        assert expected - 0.002 <= gap < expected + 0.25, (gaps, "backoff follows the policy")
     assert len(done.envelopes) == 1 and done.envelopes[0].attempt == 3
 
 
@@ -215,7 +216,7 @@ def test_the_breaker_opens_keeps_messages_queued_probes_and_closes(mq: pn.Messag
         if not downstream_up.is_set():
             raise ConnectionError("threat-intel platform unreachable")
 
-    breaker = pn.BreakerSettings(failure_threshold=3, recovery_timeout_s=0.6,
+    breaker = pn.BreakerSettings(failure_threshold=3, recovery_timeout_s=1.5,
                                  monitoring_period_s=10, half_open_max_calls=2)
     got = Collector(handler)
     mq.subscribe("guarded", "*", got, breaker=breaker, prefetch_count=1,

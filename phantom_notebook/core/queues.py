@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -556,7 +557,8 @@ def _due_ms(delay: timedelta | float | None, deliver_at: datetime | None, now: i
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         if seconds < 0:
             raise ValidationError(f"delay must be >= 0, got {seconds} s")
-        return now + int(seconds * 1000) if seconds > 0 else 0
+        # rounded up to the next millisecond: a delayed message is never due early
+        return math.ceil(time.time() * 1000 + seconds * 1000) if seconds > 0 else 0
     if deliver_at is not None:
         if deliver_at.tzinfo is None:
             raise ValidationError("deliver_at must be timezone-aware (e.g. datetime.now(UTC))")
