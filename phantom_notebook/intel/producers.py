@@ -286,7 +286,7 @@ class AlertProducer(Producer):
             affected_systems: Iterable[str] = (), tags: Iterable[str] = (), *,
             alert_id: str | None = None, context: Cause = None,
             priority: MessagePriority | int | str | None = None) -> str:
-        """Raise an alert; ``alert_id`` (a new ULID by default) is what acknowledges it."""
+        """Raise an alert; ``alert_id`` (a new UUIDv7 by default) is what acknowledges it."""
         payload = {"alert_id": alert_id or new_id(), "severity": severity, "title": title,
                    "description": description, "category": category,
                    "related_iocs": [ioc_payload(i) for i in related_iocs],

@@ -102,7 +102,12 @@ class RedisClusterFixture:
         return next(n for n in self.nodes if n.port == port)
 
     def replica_of(self, master: RedisServer) -> RedisServer:
-        """The replica currently replicating ``master``."""
+        """A replica currently replicating ``master``."""
+        return self.replicas_of(master)[0]
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        """Every replica currently replicating ``master``."""
+        found = []
         for node in self.live():
             if node is master:
                 continue
@@ -112,8 +117,10 @@ class RedisClusterFixture:
             finally:
                 c.close()
             if repl.get("role") == "slave" and int(repl.get("master_port", 0)) == master.port:
-                return node
-        raise LookupError(f"no replica of {master.port}")
+                found.append(node)
+        if not found:
+            raise LookupError(f"no replica of {master.port}")
+        return found
 
     def close(self) -> None:
         """Stop every node and remove their directories."""

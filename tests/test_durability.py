@@ -1,0 +1,92 @@
+"""Durable publishes: WAIT (replicated) in the publish round trip, PublishError when not
+confirmed, and a clear ConfigError for WAITAOF (fsync) on Redis < 7.2."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import phantom_notebook as pn
+from phantom_notebook.core.durability import server_version
+from tests.support.cluster import FAST_REPLICATION
+from tests.support.collect import eventually
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
+    master = RedisServer(*FAST_REPLICATION).start()
+    replica = RedisServer("--replicaof", "127.0.0.1", str(master.port), *FAST_REPLICATION).start()
+    c = replica.client()
+    assert eventually(lambda: c.info("replication").get("master_link_status") == "up")
+    c.close()
+    try:
+        yield master, replica
+    finally:
+        replica.close()
+        master.close()
+
+
+def _mq(server: RedisServer) -> pn.MessageQueue:
+    return pn.connect(server.url, key_prefix=f"d{uuid.uuid4().hex[:6]}")
+
+
+def test_a_replicated_publish_is_acknowledged_by_the_replica_in_the_same_round_trip(
+        pair: tuple[RedisServer, RedisServer]) -> None:
+    master, replica = pair
+    mq = _mq(master)
+    mq.declare("intel", kind="fifo", durability="replicated", durability_replicas=1)
+    sent = mq.publish_batch("intel", [("t", i) for i in range(20)])
+    def waits() -> int:
+        return int(mq.client.info("commandstats").get("cmdstat_wait", {"calls": 0})["calls"])
+
+    before = waits()
+    mq.publish("intel", "t", 99)
+    assert waits() - before == 1
+    on_replica = replica.client()
+    keys = mq.queue_keys("intel")
+    assert on_replica.xlen(keys.stream(2)) == 21  # there the moment publish returned
+    on_replica.close()
+    assert len(sent) == 20
+    mq.client.close()
+
+
+def test_a_publish_no_replica_acknowledges_raises_publish_error() -> None:
+    alone = RedisServer().start()
+    try:
+        mq = _mq(alone)
+        mq.declare("intel", kind="fifo", durability="replicated", durability_timeout_s=0.1)
+        with pytest.raises(pn.PublishError, match="acknowledged by 0 of 1 replica"):
+            mq.publish("intel", "t", {"x": 1})
+        mq.declare("two", kind="fifo", durability="replicated", durability_replicas=2,
+                   durability_timeout_s=0.1)
+        with pytest.raises(pn.PublishError, match="0 of 2"):
+            mq.publish("two", "t", {"x": 1})
+        mq.client.close()
+    finally:
+        alone.close()
+
+
+def test_fsync_durability_needs_redis_7_2_and_says_so(
+        pair: tuple[RedisServer, RedisServer]) -> None:
+    master, _ = pair
+    mq = _mq(master)
+    mq.declare("intel", kind="fifo", durability="fsync")
+    if server_version(mq.client) >= (7, 2):
+        pytest.skip("this server has WAITAOF")
+    with pytest.raises(pn.ConfigError, match=r"durability.*WAITAOF.*>= 7\.2"):
+        mq.publish("intel", "t", {"x": 1})
+    assert mq.stats(["intel"])[0].ready == 0, "nothing was written"
+    mq.client.close()
+
+
+def test_durability_settings_are_validated() -> None:
+    with pytest.raises(pn.ConfigError, match="durability"):
+        pn.QueueSettings(durability="quorum")  # type: ignore[arg-type]
+    with pytest.raises(pn.ConfigError, match="durability_replicas"):
+        pn.QueueSettings(durability_replicas=0)
+    assert pn.Settings.from_dict({"queue_defaults": {"durability": "replicated",
+                                                     "durability_replicas": 2}}
+                                 ).queue_defaults.durability_replicas == 2
