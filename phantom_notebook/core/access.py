@@ -308,6 +308,8 @@ def render_acl(policy: AccessPolicy, role: str, username: str, password: str | N
         rules.append("+script|load")
     if scopes["consume"]:
         rules += ["+unsubscribe", "+punsubscribe"]
+    if scopes["publish"]:
+        rules.append("+wait")  # durability="replicated" publishes: EVALSHA then WAIT
     rules += [f"({commands} {' '.join(targets)})" for commands, targets in selectors.items()
               if targets]
     return rules
