@@ -162,3 +162,20 @@ def test_repartitioning_with_messages_in_flight_loses_nothing(
     assert sorted({p["n"] for p in got.payloads}) == sorted(produced)
     assert eventually(lambda: mq.stats(["moving"])[0].depth == 0)
     assert report.moved > 0
+
+
+def test_health_of_a_partitioned_queue_counts_every_partition(real_mq: pn.MessageQueue) -> None:
+    real_mq.declare("parted-health", partitions=3)
+
+    def reject_odd(message: pn.Envelope, context: pn.MessageContext) -> None:
+        if message.payload % 2:
+            raise pn.Reject("bad")
+
+    real_mq.subscribe("parted-health", "*", reject_odd)
+    real_mq.publish_batch("parted-health", [pn.Message("t", i, partition_key=str(i))
+                                            for i in range(20)])
+    with real_mq.worker():
+        assert eventually(lambda: real_mq.stats(["parted-health"])[0].dead == 10)
+    report = real_mq.health(["parted-health"])
+    rate = next(c for c in report.checks if c.name == "error rate")
+    assert rate.value == "50.0%" and rate.status == "critical"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .metrics import MetricsStore
+from .metrics import MetricsStore, merge
 
 if TYPE_CHECKING:
     from .queues import MessageQueue
@@ -156,7 +156,8 @@ def _memory(mq: MessageQueue, t: HealthThresholds) -> HealthCheck:
 
 def _queue_checks(mq: MessageQueue, store: MetricsStore, queue: str, depth: int,
                   window_s: float, t: HealthThresholds) -> list[HealthCheck]:
-    m = store.window(queue, window_s)
+    # a partitioned queue's numbers live in its partitions: merge them
+    m = merge((store.window(part, window_s) for part in mq.layout(queue).all), queue)
     out = [HealthCheck("queue depth", _grade(depth, t.depth_warn, t.depth_critical), queue,
                        f"{depth:,}", f"warn above {t.depth_warn:,}")]
     delivered = m.count("delivered")
