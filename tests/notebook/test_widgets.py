@@ -1,0 +1,210 @@
+"""The widgets, driven as a person would (``.value`` and ``.click()``), and their models."""
+
+from __future__ import annotations
+
+import pytest
+
+import phantom_notebook as pn
+from phantom_notebook.core.errors import ValidationError
+from phantom_notebook.core.queues import wait_until
+from phantom_notebook.notebook.frames import messages_df
+from phantom_notebook.notebook.widgets import (
+    DLQBrowser,
+    DLQBrowserModel,
+    IOCPublisher,
+    QueueMonitor,
+    QueueMonitorModel,
+    TraceExplorer,
+    TraceExplorerModel,
+)
+from tests.notebook.conftest import Workload
+
+REPORT = ("Beacon to 198.51.100[.]23 and hxxp://203.0.113[.]45/bins/mozi.m, phish from "
+          "billing[@]invoices-example[.]com; the config also says 999.1.1[.]1 (a typo).")
+
+
+def test_the_publisher_lists_extracted_iocs_defanged_and_flags_invalid_ones(
+        mq: pn.MessageQueue) -> None:
+    publisher = IOCPublisher(mq)
+    publisher.text.value = REPORT
+    publisher.extract_button.click()
+    table = publisher.model.iocs_df()
+    assert list(table["type"]) == ["ipv4", "url", "email", "ipv4"]
+    assert list(table["value"]) == ["198[.]51[.]100[.]23", "hxxp://203[.]0[.]113[.]45/bins/mozi.m",
+                                    "billing[@]invoices-example[.]com", "999[.]1[.]1[.]1"]
+    assert list(table["valid"]) == [True, True, True, False]
+    assert table["problem"].iloc[3] == "octet 999 > 255"
+    assert "198.51.100.23" not in publisher.table.value  # never shown live
+    assert publisher.publish_button.description == "Publish 3"
+
+
+def test_publishing_sends_one_request_per_valid_ioc_with_the_chosen_priority_and_tlp(
+        mq: pn.MessageQueue) -> None:
+    publisher = IOCPublisher(mq, text=REPORT)
+    publisher.priority.value = "CRITICAL"
+    publisher.tlp.value = "RED"
+    publisher.publish_button.click()
+    published = publisher.model.published_df()
+    assert len(published) == 3 and set(published["tlp"]) == {"RED"}
+    waiting = messages_df(mq, "ioc-processing")
+    assert set(waiting["id"]) == set(published["message_id"])
+    assert set(waiting["priority"].astype(str)) == {"CRITICAL"}
+    assert set(waiting["tlp"].astype(str)) == {"RED"}
+    assert "published 3 request(s)" in publisher.status.value
+
+
+def test_publishing_nothing_valid_says_so_instead_of_raising(mq: pn.MessageQueue) -> None:
+    publisher = IOCPublisher(mq, text="nothing to see, only 999.1.1[.]1")
+    assert publisher.publish_button.disabled
+    publisher.publish()
+    assert "no valid indicator" in publisher.status.value
+    with pytest.raises(ValidationError):
+        publisher.model.publish()
+
+
+def test_open_trace_loads_the_chosen_message_into_the_trace_explorer(
+        mq: pn.MessageQueue) -> None:
+    explorer = TraceExplorer(mq)
+    publisher = IOCPublisher(mq, text=REPORT).connect(explorer)
+    publisher.publish_button.click()
+    publisher.trace_choice.value = publisher.model.published[0].message_id
+    publisher.trace_button.click()
+    assert explorer.key.value == publisher.model.published[0].message_id
+    assert list(explorer.model.hops["event"].astype(str)) == ["published"]
+    assert len(explorer.chart.outputs) == 1
+
+
+def test_the_trace_explorer_shows_every_hop_of_a_retried_dead_letter(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    explorer = TraceExplorer(mq)
+    explorer.key.value = workload.doomed_id
+    explorer.load_button.click()
+    events = list(explorer.model.hops_df()["event"].astype(str))
+    assert events == ["published", "delivered", "retried", "delivered", "retried", "delivered",
+                      "dead_lettered"]
+    assert "dead_lettered" in explorer.summary()
+    assert "application/vnd.plotly.v1+json" in explorer.chart.outputs[0]["data"]
+    assert workload.doomed_id in explorer.table.value
+
+
+def test_an_unknown_id_gives_an_empty_trace_and_a_message(mq: pn.MessageQueue) -> None:
+    model = TraceExplorerModel(mq)
+    assert model.load("no-such-message").empty
+    assert "no trace events" in model.describe()
+    explorer = TraceExplorer(mq, model=model)
+    explorer.key.value = "  "
+    explorer.load_button.click()
+    assert "give a message id" in explorer.status.value
+
+
+def test_the_queue_monitor_refreshes_headless_and_counts_what_happened(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    monitor = QueueMonitor(mq, [workload.queue])
+    monitor.refresh_button.click()
+    row = monitor.model.summary_df().iloc[0]
+    assert (row["queue"], row["depth"], row["dead"]) == (workload.queue, 0, workload.dead)
+    assert row["acked_per_s"] == pytest.approx(workload.acked / 60)
+    assert 0 < row["error_rate"] < 1
+    assert len(monitor.charts["throughput"].outputs) == 1
+    assert "1 refreshes" in monitor.summary()
+
+
+def test_the_queue_monitor_refreshes_in_the_background_until_stopped(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("watched")
+    model = QueueMonitorModel(mq, ["watched"], interval_s=0.01)
+    monitor = QueueMonitor(model=model)
+    monitor.start_button.click()
+    try:
+        assert model.running and monitor.stop_button.disabled is False
+        assert model.wait_for_refreshes(3)
+    finally:
+        monitor.stop_button.click()
+    assert not model.running and monitor.start_button.disabled is False
+    done = model.refreshes
+    assert not model.wait_for_refreshes(done + 1, timeout_s=0.05)
+    assert len(model.history_df()) == done
+
+
+def test_the_queue_monitor_follows_the_queue_selection(mq: pn.MessageQueue) -> None:
+    for name in ("one", "two"):
+        mq.declare(name)
+    mq.publish("two", "x", {})
+    monitor = QueueMonitor(mq, ["one"])
+    monitor.queues.value = ("two",)
+    assert monitor.model.queues == ["two"]
+    assert int(monitor.model.summary_df()["depth"].iloc[0]) == 1
+
+
+def test_the_dlq_browser_filters_and_redacts_payloads_for_an_ordinary_role(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    assert len(browser.selection.options) == workload.dead
+    browser.reason.value = "schema_invalid"
+    assert len(browser.selection.options) == workload.rejected
+    browser.reason.value = None
+    browser.since.value = "15min"
+    assert len(browser.selection.options) == workload.dead
+    browser.selection.value = (browser.selection.options[0][1],)
+    browser.inspect_button.click()
+    assert "payload redacted for this role" in browser.detail.value
+    letter = DLQBrowserModel(mq).inspect(workload.queue, workload.doomed_id)
+    assert letter["payload_redacted"] and letter["traceback"] in ("", "[redacted]")
+
+
+def test_the_dlq_payload_is_shown_to_a_permitted_role_with_sources_only_then(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("intake", retry=pn.RetrySettings(max_retries=0))
+
+    def reject(message: pn.Envelope, context: pn.MessageContext) -> None:
+        raise pn.Reject("bad_feed")
+
+    mq.subscribe("intake", "*", reject)
+    mid = mq.publish("intake", "ioc.enrichment.request",
+                     {"ioc": {"value": "evil.example.com"}, "source": "partner-x"})
+    with mq.worker():
+        assert wait_until(lambda: mq.stats(["intake"])[0].dead == 1, 10)
+    hidden = DLQBrowserModel(mq, role=None).inspect("intake", mid)
+    shown = DLQBrowserModel(mq, role="admin").inspect("intake", mid)
+    assert hidden["payload"]["source"] == "[redacted]"
+    assert shown["payload"]["source"] == "partner-x"
+    assert shown["payload"]["ioc"]["value"] == "evil[.]example[.]com"  # defanged for both
+
+
+def test_purging_asks_for_confirmation_and_cancel_deletes_nothing(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    browser.selection.value = tuple(key for _, key in browser.selection.options[:2])
+    browser.purge_button.click()
+    assert browser.confirm_box.layout.display == "flex"
+    assert "purge 2 dead letter(s)" in browser.confirm_text.value
+    browser.cancel_button.click()
+    assert mq.stats([workload.queue])[0].dead == workload.dead
+    browser.purge_button.click()
+    browser.confirm_button.click()
+    assert mq.stats([workload.queue])[0].dead == workload.dead - 2
+    assert len(browser.selection.options) == workload.dead - 2
+    with pytest.raises(ValidationError):
+        browser.model.purge(((workload.queue, "1-0"),))  # type: ignore[arg-type]
+
+
+def test_replaying_selected_dead_letters_publishes_them_again(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    browser.selection.value = (browser.selection.options[0][1],)
+    browser.replay_button.click()
+    assert "replayed 1" in browser.status.value
+    stats = mq.stats([workload.queue])[0]
+    assert (stats.dead, stats.ready) == (workload.dead - 1, 1)
+
+
+@pytest.mark.embedded
+def test_every_widget_renders_as_a_widget_view_with_a_text_summary() -> None:
+    mq = pn.connect(None, key_prefix="render", settings=pn.Settings())
+    mq.declare("q")
+    for widget in (IOCPublisher(mq, text=REPORT), QueueMonitor(mq, ["q"]), TraceExplorer(mq),
+                   DLQBrowser(mq)):
+        bundle = widget._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert bundle["text/plain"].startswith(type(widget).__name__)
+        widget.close()
