@@ -6,6 +6,7 @@ from typing import Any
 
 from .codec import Codec, PlainCodec
 from .context import MessageContext
+from .depth import QueueStats
 from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 from .envelope import Envelope, MessagePriority
 from .errors import (
@@ -23,7 +24,7 @@ from .errors import (
     ValidationError,
 )
 from .idempotency import idempotent
-from .queues import Message, MessageQueue, QueueStats
+from .queues import Message, MessageQueue
 from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .subscription import Filter, Subscription
 from .worker import Worker

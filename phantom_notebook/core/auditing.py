@@ -69,3 +69,23 @@ def record_safely(audit: Any, item: AuditItem) -> None:
                      detail=dict(item.detail) or None)
     except Exception as exc:  # noqa: BLE001 - the audited action already happened
         log.warning("audit append of %s failed: %s", item.action, exc)
+
+
+def open_audit(mq: Any, settings: Any) -> Any:
+    """The connection's ``AuditLog`` when an audit key is configured, else None."""
+    from .audit import AuditLog
+    from .audit_chain import audit_key_from_env
+    from .keyring import SecretKey
+
+    text = settings.security.audit_key
+    key: SecretKey | None
+    if text:
+        kid, sep, material = text.partition(":")
+        key = SecretKey.from_base64(kid if sep else "audit", material if sep else text,
+                                    field="security.audit_key")
+    else:
+        key = audit_key_from_env()
+    if key is None:
+        return None
+    actor = mq.origin or settings.security.origin or "phantom_notebook"
+    return AuditLog(mq, key, actor=actor, role=mq.role or "")

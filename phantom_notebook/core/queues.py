@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import threading
@@ -15,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .access import AccessPolicy
+from .auditing import open_audit
 from .codec import Codec, PlainCodec
+from .depth import QueueStats, depth_of, sum_stats
 from .envelope import Envelope, MessagePriority, new_id, new_traceparent, now_ms
 from .errors import (
     ConfigError,
@@ -61,24 +62,6 @@ class Message:
     partition_key: str | None = None  # partitioned queues: default the IOC value or the id
 
 
-@dataclass(frozen=True)
-class QueueStats:
-    """The depth of one queue, split by state."""
-
-    queue: str
-    kind: str
-    ready: int
-    in_flight: int
-    delayed: int
-    dead: int
-    by_priority: dict[str, int]
-
-    @property
-    def depth(self) -> int:
-        """Messages waiting or being handled (excludes dead letters)."""
-        return self.ready + self.in_flight + self.delayed
-
-
 class MessageQueue:
     """A connection to one phantom_notebook deployment (a Redis and a key prefix)."""
 
@@ -96,7 +79,7 @@ class MessageQueue:
         self.access = AccessPolicy.from_dict(settings.roles)
         if self.role is not None:
             self.access.role(self.role)  # unknown role: ConfigError now, not at first use
-        self.audit = _open_audit(self, settings)
+        self.audit = open_audit(self, settings)
         self._declared: dict[str, QueueSettings] = {}
         self._layouts: dict[str, tuple[float, Layout]] = {}
         self._lock = threading.Lock()
@@ -467,81 +450,11 @@ class MessageQueue:
         parts = {name: self.layout(name).all for name in names}
         rows = self.stats_of_partitions([p for name in names for p in parts[name]])
         by_part = {row.queue: row for row in rows}
-        return [_sum_stats(name, [by_part[p] for p in parts[name]]) for name in names]
+        return [sum_stats(name, [by_part[p] for p in parts[name]]) for name in names]
 
     def stats_of_partitions(self, names: Iterable[str]) -> list[QueueStats]:
         """Depth per stored (sub-)queue, one row each, in one round trip."""
-        names = list(names)
-        pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            keys = self.queue_keys(name)
-            pipe.hget(keys.meta, "kind")
-            for stream in keys.streams:
-                pipe.xlen(stream)
-            for stream in keys.streams:
-                pipe.xinfo_groups(stream)
-            pipe.zcard(keys.delayed)
-            pipe.xlen(keys.dlq)
-        out = pipe.execute(raise_on_error=False)
-        result = []
-        step = 3 + 2 * len(QueueKeys("", "x").streams)
-        for i, name in enumerate(names):
-            row = out[i * step:(i + 1) * step]
-            kind = row[0].decode() if isinstance(row[0], bytes) else "priority"
-            lengths = [_int(x) for x in row[1:5]]
-            groups = [g if isinstance(g, list) else [] for g in row[5:9]]
-            result.append(_stats(name, kind, lengths, groups, _int(row[9]), _int(row[10])))
-        return result
-
-
-def _open_audit(mq: MessageQueue, settings: Settings) -> Any:
-    """The connection's ``AuditLog`` when an audit key is configured, else None."""
-    from .audit import AuditLog
-    from .audit_chain import audit_key_from_env
-    from .keyring import SecretKey
-
-    text = settings.security.audit_key
-    key: SecretKey | None
-    if text:
-        kid, sep, material = text.partition(":")
-        key = SecretKey.from_base64(kid if sep else "audit", material if sep else text,
-                                    field="security.audit_key")
-    else:
-        key = audit_key_from_env()
-    if key is None:
-        return None
-    actor = mq.origin or settings.security.origin or "phantom_notebook"
-    return AuditLog(mq, key, actor=actor, role=mq.role or "")
-
-
-def _sum_stats(name: str, rows: list[QueueStats]) -> QueueStats:
-    if len(rows) == 1:
-        return dataclasses.replace(rows[0], queue=name)
-    kinds = [r.kind for r in rows if r.kind != "priority"]
-    by = {level: sum(r.by_priority.get(level, 0) for r in rows) for level in rows[0].by_priority}
-    return QueueStats(name, kinds[0] if kinds else "priority", sum(r.ready for r in rows),
-                      sum(r.in_flight for r in rows), sum(r.delayed for r in rows),
-                      sum(r.dead for r in rows), by)
-
-
-def _stats(name: str, kind: str, lengths: list[int], groups: list[list[dict[str, Any]]],
-           delayed: int, dead: int) -> QueueStats:
-    levels = [p.name for p in MessagePriority]
-    if kind == "broadcast":
-        ready_by = [max((_int(g.get("lag")) for g in gs), default=n) for n, gs in
-                    zip(lengths, groups, strict=True)]
-        in_flight = sum(max((_int(g.get("pending")) for g in gs), default=0) for gs in groups)
-        ready = sum(ready_by)
-    else:
-        in_flight = sum(sum(_int(g.get("pending")) for g in gs) for gs in groups)
-        ready_by = lengths
-        ready = max(sum(lengths) - in_flight, 0)
-    return QueueStats(name, kind, ready, in_flight, delayed, dead,
-                      dict(zip(levels, ready_by, strict=True)))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+        return depth_of(self, list(names))
 
 
 def _content(payload: Any) -> bytes:

@@ -11,7 +11,7 @@ import html
 import textwrap
 from collections.abc import Sequence
 
-from ..core.queues import QueueStats
+from ..core.depth import QueueStats
 from . import require
 
 try:

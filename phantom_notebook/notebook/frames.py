@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..core.codec import peek_header
+from ..core.depth import QueueStats
 from ..core.envelope import Envelope, MessagePriority
 from ..core.errors import DecodeError, ValidationError
 from ..core.metrics import BUCKET_S, COUNTERS, LATENCY_KINDS, MetricsBucket, MetricsStore, merge
-from ..core.queues import DEFAULT_GROUP, QueueStats
+from ..core.queues import DEFAULT_GROUP
 from ..core.tracing import EVENTS, TraceEvent, TraceLog
 from . import require
 from ._dtypes import STRING, UTC, Window, epoch_s, frame, number, seconds, text
