@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from . import otel
 from .breaker import BreakerMiddleware
 from .codec import peek_header
 from .connection import TRANSIENT_ERRORS
@@ -269,20 +270,31 @@ class Lane:
 
     def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
-        try:
-            sub.call(env, ctx)
-            error: BaseException | None = None
-        except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
-            error = exc
+        error: BaseException | None = None
+        if otel.enabled():
+            with otel.process_span(env, self.consumer, self.group) as span:
+                try:
+                    sub.call(env, ctx)
+                except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                    error = exc
+                    span.record_exception(exc)
+        else:
+            try:
+                sub.call(env, ctx)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                error = exc
         self._complete(sub, env, ctx, error, started)
 
     async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
-        try:
-            await sub.call(env, ctx)
-            error: BaseException | None = None
-        except Exception as exc:  # noqa: BLE001
-            error = exc
+        error: BaseException | None = None
+        with otel.process_span(env, self.consumer, self.group) as span:
+            try:
+                await sub.call(env, ctx)
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                if span is not None:
+                    span.record_exception(exc)
         self._complete(sub, env, ctx, error, started)
 
     def _complete(self, sub: Subscription, env: Envelope, ctx: MessageContext,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from . import otel
 from .access import AccessPolicy
 from .auditing import open_audit
 from .codec import Codec, PlainCodec
@@ -340,7 +341,8 @@ class MessageQueue:
         env = Envelope(
             id=new_id(now), type=m.type, queue=queue, payload=m.payload,
             priority=MessagePriority.parse(m.priority), created_at_ms=now,
-            expires_at_ms=expires, traceparent=m.traceparent or new_traceparent(),
+            expires_at_ms=expires,
+            traceparent=m.traceparent or otel.current_traceparent() or new_traceparent(),
             correlation_id=m.correlation_id, causation_id=m.causation_id,
             origin=self.origin, tlp=parse_tlp(m.tlp), headers=dict(m.headers))
         return env, due
