@@ -19,9 +19,9 @@ _PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(_PROVIDER)
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """An SDK tracer for this test only (the global provider stays the no-op one)."""
+    monkeypatch.setattr(trace, "get_tracer", _PROVIDER.get_tracer)
     _EXPORTER.clear()
     yield _EXPORTER
 
