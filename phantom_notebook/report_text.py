@@ -6,52 +6,80 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
     from .core import QueueStats
-    from .demo import QueueResult
+    from .demo import DemoSummary, QueueResult
 
 
 def _console() -> Console:
-    """A console at least 110 columns wide, so tables stay readable when piped."""
+    """A console at least 120 columns wide, so tables stay readable when piped."""
     probe = Console()
-    return probe if probe.width >= 110 else Console(width=110)
+    return probe if probe.width >= 120 else Console(width=120)
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}"
 
 
 def demo_table(results: Sequence[QueueResult], elapsed_s: float, where: str,
                console: Console | None = None) -> None:
-    """Print the demo summary: one row per queue, totals, elapsed time."""
+    """Print the demo summary: one row per queue, totals, footnotes and what the run produced.
+
+    ``results`` from ``run_demo``; when it carries a ``summary`` (a ``DemoSummary``), lines
+    on enrichment, risk, alerts, the alerts file and dead letters follow the table.
+    """
     console = console or _console()
     table = Table(title=f"phantom-notebook demo on {where}", title_justify="left")
     for name, justify in [("queue", "left"), ("kind", "left"), ("published", "right"),
                           ("consumed", "right"), ("dead-lettered", "right"),
                           ("retried", "right"), ("p50 ms", "right"), ("p99 ms", "right")]:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    all_latencies: list[float] = []
     for r in results:
-        consumed = f"{r.consumed:,}"
-        if r.kind == "broadcast":
-            consumed += " (x2 groups)"
-        table.add_row(r.queue, r.kind, f"{r.published:,}", consumed, f"{r.dead_lettered:,}",
-                      f"{r.retried:,}", _ms(r.percentile(50)), _ms(r.percentile(99)))
-        all_latencies += r.latencies_ms
-    from .demo import QueueResult as _QR
-
-    total = _QR("total", "", sum(r.published for r in results),
-                sum(r.consumed for r in results), sum(r.dead_lettered for r in results),
-                sum(r.retried for r in results), all_latencies)
+        consumed = f"{r.consumed:,}" + (" (x2 groups)" if r.kind == "broadcast" else "")
+        live = r.kind == "pubsub"
+        table.add_row(f"{r.queue}{'¹' if live else ''}", r.kind, f"{r.published:,}", consumed,
+                      "n/a" if live else f"{r.dead_lettered:,}",
+                      "n/a" if live else f"{r.retried:,}",
+                      _ms(r.percentile(50)), _ms(r.percentile(99)))
     table.add_section()
-    table.add_row("total", "", f"{total.published:,}", f"{total.consumed:,}",
-                  f"{total.dead_lettered:,}", f"{total.retried:,}",
-                  _ms(total.percentile(50)), _ms(total.percentile(99)), style="bold")
+    table.add_row("total", "", f"{sum(r.published for r in results):,}",
+                  f"{sum(r.consumed for r in results):,}",
+                  f"{sum(r.dead_lettered for r in results):,}",
+                  f"{sum(r.retried for r in results):,}", "", "", style="bold")
     console.print(table)
-    console.print(f"finished in {elapsed_s:.2f} s — latency is publish -> handled; delayed "
-                  "messages count from their publish time, so their latency includes the delay.")
+    for line in (
+            f"finished in {elapsed_s:.2f} s",
+            "published, dead-lettered, retried: the queue metrics stored in Redis (what the "
+            "health report and dashboards read)",
+            "consumed (handled OK), latency: measured around each handler, publish -> handled, "
+            "time waiting in the queue included",
+            "  (ioc-processing: the backlog of requests published in batches; delayed queue: "
+            "the delay itself)",
+            "¹ pub/sub is live, not durable: a message reaches only the subscribers connected "
+            "at that moment; nothing is stored"):
+        console.print(line, highlight=False, soft_wrap=True)
+    summary = getattr(results, "summary", None)
+    if summary is not None:
+        console.print(_summary_line(summary), highlight=False, soft_wrap=True)
+
+
+def _summary_line(summary: DemoSummary) -> str:
+    levels = summary.risk_levels
+    alerts = ", ".join(f"{group} {n:,}" for group, n in summary.alerts.items())
+    dead = ", ".join(f"{n:,} {reason}" for reason, n in summary.dead_reasons.items()) or "none"
+    line = (f"pipeline: {summary.enriched:,} indicators enriched; "
+            f"{levels.get('critical', 0):,} scored critical, {levels.get('high', 0):,} high\n"
+            f"alerts delivered: {alerts}\n"
+            f"alerts file (the soc group's JSON lines): {escape(str(summary.alerts_file))}\n"
+            f"dead letters: {dead}")
+    if summary.mismatches:
+        line += "\n[bold red]metrics and handlers disagree:[/] " + "; ".join(summary.mismatches)
+    return line
 
 
 def stats_table(rows: Sequence[QueueStats], console: Console | None = None) -> None:
