@@ -42,7 +42,7 @@ class Lane:
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
                  pool: Executor | None, partition: str | None = None,
-                 priority_latency_ms: float = 1.0) -> None:
+                 priority_latency_ms: float = 2.0) -> None:
         self.mq = mq
         self.subs = subs
         self.queue = subs[0].queue

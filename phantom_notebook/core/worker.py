@@ -64,8 +64,10 @@ class Worker:
     """
 
     def __init__(self, mq: MessageQueue, subscriptions: Iterable[Subscription], *,
-                 name: str | None = None, grace_s: float = 30.0, poll_ms: int = 50) -> None:
+                 name: str | None = None, grace_s: float = 30.0, poll_ms: int = 50,
+                 priority_latency_ms: float = 2.0) -> None:
         self.mq = mq
+        self.priority_latency_ms = priority_latency_ms
         self.subscriptions = list(subscriptions)
         if not self.subscriptions:
             from .errors import ValidationError
@@ -108,7 +110,8 @@ class Worker:
             # partition gets its own fetch loop, so all are read fairly
             for part in self.mq.layout(subs[0].queue).all:
                 lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
-                                  submit=submit, pool=pool, partition=part))
+                                  submit=submit, pool=pool, partition=part,
+                                  priority_latency_ms=self.priority_latency_ms))
         self._poll_ms = poll_ms
         return lanes
 
@@ -125,7 +128,8 @@ class Worker:
                     continue
                 self.mq.ensure_group(queue, group)
                 new = Lane(self.mq, proto.subs, self.consumer, self.stats, poll_ms=self._poll_ms,
-                           submit=proto._submit_async, pool=proto._pool, partition=part)
+                           submit=proto._submit_async, pool=proto._pool, partition=part,
+                           priority_latency_ms=self.priority_latency_ms)
                 self.lanes.append(new)
                 t = threading.Thread(target=new.run, args=(self._stop,), daemon=True,
                                      name=f"pn-lane-{part}-{group}")
