@@ -130,3 +130,26 @@ def test_redeclaring_a_queue_with_another_kind_is_refused(mq: pn.MessageQueue) -
                        key_prefix=mq.keys.prefix, settings=pn.Settings())
     with pytest.raises(pn.ValidationError, match="exists with kind 'fifo'"):
         other.declare("fixed", kind="broadcast")
+
+
+def test_a_critical_message_jumps_into_a_batch_of_low_ones_already_fetched(
+        real_mq: pn.MessageQueue) -> None:
+    import threading
+
+    real_mq.declare("busy", kind="priority")
+    real_mq.publish_batch("busy", [pn.Message("bulk", i, "LOW") for i in range(100)])
+    fifth_started = threading.Event()
+
+    def slow(message: pn.Envelope, context: pn.MessageContext) -> None:
+        if message.payload == 4:
+            fifth_started.set()
+        threading.Event().wait(0.005)  # simulated work: 100 x 5 ms = a 0.5 s batch
+
+    got = Collector(slow)
+    real_mq.subscribe("busy", "*", got, prefetch_count=100)
+    with real_mq.worker(priority_latency_ms=2.0):
+        assert fifth_started.wait(10)
+        real_mq.publish("busy", "urgent", "now", priority="CRITICAL")
+        assert got.wait_for(101)
+    position = got.payloads.index("now")
+    assert position < 12, f"CRITICAL handled after {position} LOW messages of the batch"
