@@ -64,7 +64,7 @@ class Worker:
     """
 
     def __init__(self, mq: MessageQueue, subscriptions: Iterable[Subscription], *,
-                 name: str | None = None, grace_s: float = 30.0, poll_ms: int = 50,
+                 name: str | None = None, grace_s: float = 30.0, poll_ms: int = 25,
                  priority_latency_ms: float = 2.0) -> None:
         self.mq = mq
         self.priority_latency_ms = priority_latency_ms
