@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from phantom_notebook.core.context import MessageContext
@@ -28,7 +29,7 @@ class SchemaRejected(Reject):
         self.problems = error.problems
 
 
-class Consumer:
+class Consumer(ABC):
     """A handler class: ``handle(message, context)`` reads the payload through the catalog.
 
     Subclasses list the message ``types`` they handle and implement ``process``.  A payload
@@ -58,9 +59,9 @@ class Consumer:
         """Validate the message, then ``process`` it (the entry point the worker calls)."""
         self.process(self.read(message), message, context)
 
+    @abstractmethod
     def process(self, payload: Any, message: Envelope, context: MessageContext) -> None:
         """Do the work for one validated message (subclasses implement this)."""
-        raise NotImplementedError
 
     def subscribe(self, queue: str | None = None, **options: Any) -> list[Any]:
         """Subscribe this handler for each of its types (on the type's default queue)."""
