@@ -22,6 +22,7 @@ _PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     """An SDK tracer for this test only (the global provider stays the no-op one)."""
     monkeypatch.setattr(trace, "get_tracer", _PROVIDER.get_tracer)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: _PROVIDER)
     _EXPORTER.clear()
     yield _EXPORTER
 
@@ -58,3 +59,10 @@ def test_a_failing_handler_records_the_exception_on_its_span(
         assert eventually(lambda: mq.stats(["feeds"])[0].dead == 1)
     [span] = [s for s in spans.get_finished_spans() if s.name == "process feeds"]
     assert any(e.name == "exception" for e in span.events)
+
+
+def test_without_an_sdk_provider_no_spans_are_made(mq: pn.MessageQueue) -> None:
+    from phantom_notebook.core import otel
+
+    assert not otel.enabled(), "the API alone must cost nothing per message"
+    assert otel.current_traceparent() is None

@@ -28,13 +28,20 @@ _PROPAGATOR: Any = TraceContextTextMapPropagator() if _trace is not None else No
 
 
 def enabled() -> bool:
-    """True when spans can be emitted (opentelemetry-api importable)."""
-    return _trace is not None
+    """True when spans would be recorded: the API is importable and an SDK provider is set.
+
+    With only the API installed, every span is a no-op that still costs ~15 us per message
+    (context extraction, span objects): measured as a third of the consume path, so skip it.
+    """
+    if _trace is None:
+        return False
+    provider = _trace.get_tracer_provider()
+    return not isinstance(provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider)
 
 
 def current_traceparent() -> str | None:
     """The traceparent of the active span, if there is one with a valid context."""
-    if _trace is None:
+    if not enabled():
         return None
     span = _trace.get_current_span()
     ctx = span.get_span_context()
@@ -48,7 +55,7 @@ def current_traceparent() -> str | None:
 @contextmanager
 def process_span(env: Envelope, consumer: str, group: str) -> Iterator[Any]:
     """A CONSUMER span around one handler call, child of the envelope's traceparent."""
-    if _trace is None:
+    if not enabled():
         yield None
         return
     parent = _PROPAGATOR.extract({"traceparent": env.traceparent}) if env.traceparent else None
