@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import phantom_notebook as pn
+from phantom_notebook.core import otel
 from tests.support.collect import Collector, eventually
 
 _EXPORTER = InMemorySpanExporter()
@@ -23,6 +24,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     """An SDK tracer for this test only (the global provider stays the no-op one)."""
     monkeypatch.setattr(trace, "get_tracer", _PROVIDER.get_tracer)
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: _PROVIDER)
+    monkeypatch.setattr(otel, "_CHECKED", [-1e9, False])  # re-check the provider now
     _EXPORTER.clear()
     yield _EXPORTER
 
@@ -61,8 +63,7 @@ def test_a_failing_handler_records_the_exception_on_its_span(
     assert any(e.name == "exception" for e in span.events)
 
 
-def test_without_an_sdk_provider_no_spans_are_made(mq: pn.MessageQueue) -> None:
-    from phantom_notebook.core import otel
-
+def test_without_an_sdk_provider_no_spans_are_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(otel, "_CHECKED", [-1e9, False])
     assert not otel.enabled(), "the API alone must cost nothing per message"
     assert otel.current_traceparent() is None

@@ -12,6 +12,7 @@ Without the package (or without an SDK configured) this module costs one attribu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ try:  # optional dependency
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _trace = None  # type: ignore[assignment]
 
+_CHECKED: list[Any] = [-1e9, False]  # [monotonic time of the last check, enabled?]
 _PROPAGATOR: Any = TraceContextTextMapPropagator() if _trace is not None else None
 
 
@@ -35,8 +37,12 @@ def enabled() -> bool:
     """
     if _trace is None:
         return False
-    provider = _trace.get_tracer_provider()
-    return not isinstance(provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider)
+    now = time.monotonic()
+    if now - _CHECKED[0] > 1.0:  # a provider set later (in a notebook) is seen within 1 s
+        provider = _trace.get_tracer_provider()
+        _CHECKED[:] = [now, not isinstance(
+            provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider)]
+    return bool(_CHECKED[1])
 
 
 def current_traceparent() -> str | None:
