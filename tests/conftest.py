@@ -26,6 +26,16 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A redis-server only this test uses, so its command statistics are ours alone."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def prefix() -> str:
     """A key prefix unique to one test, so tests never see each other's keys."""
     return f"t{uuid.uuid4().hex[:10]}"

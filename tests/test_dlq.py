@@ -454,16 +454,6 @@ def test_listing_counting_and_replaying_page_through_1200_dead_letters(
     assert spied_reads and all(c is not None and c <= PAGE for c in spied_reads)
 
 
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server only this test uses, so its command statistics are ours alone."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def test_replaying_1200_dead_letters_is_one_evalsha_per_500(own_server: RedisServer) -> None:
     mq = pn.connect(own_server.url, key_prefix="rp")
     try:

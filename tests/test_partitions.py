@@ -4,7 +4,6 @@ priority inside each, views aggregate, and repartitioning loses nothing."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from redis.crc import key_slot
@@ -134,7 +133,7 @@ def test_repartitioning_with_messages_in_flight_loses_nothing(
     mq = real_mq
     mq.declare("moving", kind="fifo", partitions=start, visibility_timeout_s=5.0)
     mq.publish_batch("moving", [pn.Message("t", {"n": n}) for n in range(400)])
-    got = Collector(on_message=lambda env, ctx: time.sleep(0.002))
+    got = Collector(on_message=lambda env, ctx: threading.Event().wait(0.002))  # work
     mq.subscribe("moving", "*", got, prefetch_count=20)
     produced = list(range(400))
     stop = threading.Event()
@@ -145,7 +144,7 @@ def test_repartitioning_with_messages_in_flight_loses_nothing(
             mq.publish("moving", "t", {"n": n})
             produced.append(n)
             n += 1
-            time.sleep(0.0005)
+            stop.wait(0.0005)  # pace the producer; returns at once when told to stop
 
     producer = threading.Thread(target=produce)
     with mq.worker():

@@ -80,16 +80,6 @@ def running(mq: pn.MessageQueue) -> Iterator[pn.Worker]:
 # -- one round trip per batch -----------------------------------------------------------------
 
 
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server only this test uses, so its command statistics are ours alone."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def test_publish_batch_of_500_is_one_evalsha(own_server: RedisServer) -> None:
     mq = pn.connect(own_server.url, key_prefix="rt")
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,24 +120,3 @@ class TlsRedisServer(RedisServer):
         """A redis-py client presenting the test client certificate."""
         options: dict[str, object] = {"ssl": True, **self.files.client_options(), **kwargs}
         return redis.Redis(host="127.0.0.1", port=self.tls_port, **options)  # type: ignore[arg-type]
-
-    def start(self, timeout_s: float = 10.0) -> TlsRedisServer:
-        """Start the server and wait until it answers PING over mutual TLS."""
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--save", "", "--daemonize", "no",
-                "--logfile", str(self.dir / "redis.log"), *self.extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        client = self.client(socket_connect_timeout=0.2, retry_on_error=[])
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError as exc:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(
-                        f"TLS redis-server on {self.tls_port} did not start:\n{log}") from exc
-                time.sleep(0.02)  # polling a starting process, not synchronising tests
-        client.close()
-        return self

@@ -6,10 +6,10 @@ import random
 import shutil
 import socket
 import subprocess
-import time
 
 import redis
 
+from tests.support.collect import eventually
 from tests.support.redis_server import RedisServer
 
 FAST_REPLICATION = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
@@ -62,11 +62,8 @@ class RedisClusterFixture:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
-        deadline = time.monotonic() + timeout_s
-        while not self.healthy():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the cluster did not become ok")
-            time.sleep(0.05)
+        if not eventually(self.healthy, timeout_s=timeout_s, interval_s=0.05):
+            raise RuntimeError("the cluster did not become ok")
         return self
 
     def healthy(self) -> bool:

@@ -40,26 +40,31 @@ class RedisServer:
         """The redis:// URL of this server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers PING."""
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+    def launch_args(self) -> list[str]:
+        """The command line that starts this server (subclasses change it)."""
+        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.dir), "--save", "", "--daemonize", "no",
                 "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always" if self.appendonly else "everysec",
                 "--logfile", str(self.dir / "redis.log"), *self.extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING (through ``self.client``)."""
+        self.proc = subprocess.Popen(self.launch_args(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = self.client(socket_connect_timeout=0.2, retry_on_error=[])
         while True:
             try:
                 if client.ping():
                     break
             except redis.RedisError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(
-                        f"redis-server on {self.port} did not start:\n{log}") from exc
-                time.sleep(0.02)
+                    log_file = self.dir / "redis.log"
+                    log = log_file.read_text(errors="replace")[-2000:] \
+                        if log_file.exists() else ""
+                    raise RuntimeError(f"{self.url} did not start:\n{log}") from exc
+                time.sleep(0.02)  # polling a starting process (bounded by the deadline)
         client.close()
         return self
 

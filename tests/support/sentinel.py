@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from tests.support.cluster import FAST_REPLICATION
+from tests.support.collect import eventually
 from tests.support.redis_server import RedisServer, free_port
+
+
+class SentinelNode(RedisServer):
+    """A redis-server in sentinel mode: its whole configuration is in its conf file."""
+
+    def launch_args(self) -> list[str]:
+        """``redis-server <sentinel.conf> --sentinel``."""
+        return [self.binary, *self.extra]
 
 SERVICE = "mymaster"
 
@@ -37,7 +44,7 @@ class SentinelDeployment:
             r.start()
         for _ in range(3):
             port = free_port()
-            node = RedisServer(port=port)
+            node = SentinelNode(port=port)
             conf = node.dir / "sentinel.conf"
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {node.dir}\n"
@@ -48,12 +55,9 @@ class SentinelDeployment:
             node.extra = [str(conf), "--sentinel"]
             self.sentinels.append(node)
         for s in self.sentinels:
-            _start_sentinel(s)
-        deadline = time.monotonic() + timeout_s
-        while not self.ready():
-            if time.monotonic() > deadline:
-                raise RuntimeError("sentinels did not discover the replicas")
-            time.sleep(0.05)
+            s.start()
+        if not eventually(self.ready, timeout_s=timeout_s, interval_s=0.05):
+            raise RuntimeError("sentinels did not discover the replicas")
         return self
 
     def ready(self) -> bool:
@@ -90,21 +94,3 @@ class SentinelDeployment:
         """Stop everything."""
         for node in [*self.sentinels, *self.replicas, self.master]:
             node.close()
-
-
-def _start_sentinel(node: RedisServer) -> None:
-    import subprocess
-
-    node.proc = subprocess.Popen([node.binary, *node.extra], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    c = redis.Redis(port=node.port, socket_connect_timeout=0.2)
-    while True:
-        try:
-            if c.ping():
-                break
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    c.close()
