@@ -68,19 +68,23 @@ class CircuitBreaker:
 
     def started(self, count: int = 1) -> None:
         """Record that ``count`` calls started (counts probes when half-open)."""
+        if self.state != HALF_OPEN:
+            return  # read without the lock: only a half-open breaker counts starts
         with self._lock:
             if self.state == HALF_OPEN:
                 self.probes_started += count
 
-    def record(self, success: bool) -> None:
-        """Record the result of one call."""
+    def record(self, success: bool, count: int = 1) -> None:
+        """Record the result of one call (or of ``count`` successful calls at once)."""
+        if success and self.state == CLOSED and not self.failures:
+            return  # the common case, no lock: nothing to reset and nothing to count
         with self._lock:
             now = self.clock()
             if self.state == HALF_OPEN:
                 if not success:
                     self._set(OPEN, now)
                 else:
-                    self.probe_successes += 1
+                    self.probe_successes += count
                     if self.probe_successes >= self.settings.half_open_max_calls:
                         self.failures.clear()
                         self._set(CLOSED, now)

@@ -74,14 +74,48 @@ def new_traceparent(trace_id: str | None = None) -> str:
     return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
+def new_ids(now_ms: int, n: int) -> list[tuple[str, str, str]]:
+    """``n`` fresh (UUIDv7 id, trace id, traceparent) triples, as ``new_id`` and
+    ``new_traceparent`` make them.
+
+    For a publish batch: the randomness of all of them comes from ONE ``os.urandom`` call
+    (each call is a ~0.4 us syscall, three per message before).
+    """
+    ms = now_ms.to_bytes(6, "big").hex()
+    stem = f"{ms[:8]}-{ms[8:12]}-7"
+    rnd = os.urandom(34 * n).hex()  # per message: 10 bytes id, 16 trace id, 8 span id
+    variant = _VARIANT
+    out = []
+    for o in range(0, 68 * n, 68):
+        r = rnd[o:o + 20]
+        trace_id = rnd[o + 20:o + 52]
+        out.append((f"{stem}{r[1:4]}-{variant[r[4]]}{r[5:8]}-{r[8:]}", trace_id,
+                    f"00-{trace_id}-{rnd[o + 52:o + 68]}-01"))
+    return out
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The 32-hex trace id of a W3C traceparent ('' when it has none)."""
+    tp = traceparent
+    if len(tp) == 55 and tp[2] == "-" and tp[35] == "-":  # 00-<32 hex>-<16 hex>-01
+        return tp[3:35]
+    parts = tp.split("-")
+    return parts[1] if len(parts) == 4 else ""
+
+
 def now_ms() -> int:
     """The current wall-clock time in milliseconds since the epoch."""
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=True)
 class Envelope:
-    """One message: header fields in clear, ``payload`` the body. Change by ``replace``."""
+    """One message: header fields in clear, ``payload`` the body. Change by ``replace``.
+
+    Treat it as immutable (``replace`` makes a changed copy). It is not ``frozen``: a frozen
+    dataclass sets each of its 16 fields through ``object.__setattr__``, which cost ~1 us
+    per decoded message on the consume hot path (1.45 vs 0.40 us to build one).
+    """
 
     id: str
     type: str
@@ -115,11 +149,7 @@ class Envelope:
     @property
     def trace_id(self) -> str:
         """The 32-hex trace id of the W3C traceparent ('' when absent)."""
-        tp = self.traceparent
-        if len(tp) == 55 and tp[2] == "-" and tp[35] == "-":  # 00-<32 hex>-<16 hex>-01
-            return tp[3:35]
-        parts = tp.split("-")
-        return parts[1] if len(parts) == 4 else ""
+        return trace_id_of(self.traceparent)
 
     def is_expired(self, at_ms: int) -> bool:
         """True when the message has an expiry time at or before ``at_ms``."""
@@ -196,37 +226,55 @@ _STR_FIELDS = ("id", "t", "q")
 _OPTIONAL_STR = ("co", "ca", "o", "k")
 
 
+_PRIORITIES = tuple(MessagePriority)
+
+
 def envelope_from_header(header: Mapping[str, Any], payload: Any) -> Envelope:
     """Build an ``Envelope`` from a decoded header; ``DecodeError`` on wrong field types.
 
-    On the consume hot path: type checks are inline ``type(x) is T`` tests (a bool is not
-    an int here), one pass, no per-field function calls.
+    On the consume hot path: one boolean expression checks every field's type inline
+    (``type(x) is T``, so a bool is not an int); only a failing header pays for finding
+    which fields are wrong.
     """
     h = header
+    g = h.get
     try:
-        p, c, a = h["p"], h.get("c", 0), h.get("a", 1)
-        v, tp, tlp = h.get("v", "1.0"), h.get("tp", ""), h.get("tlp", "CLEAR")
-        x, headers = h.get("x"), h.get("h", {})
-        bad = [f for f in _STR_FIELDS if type(h[f]) is not str]
-        bad += [f for f in _OPTIONAL_STR if h.get(f) is not None and type(h[f]) is not str]
-        if type(p) is not int or type(c) is not int or type(a) is not int:
-            bad.append("p/c/a")
-        if type(v) is not str or type(tp) is not str or type(tlp) is not str:
-            bad.append("v/tp/tlp")
-        if x is not None and type(x) is not int:
-            bad.append("x")
-        if type(headers) is not dict or not all(
-                type(k) is str and type(val) is str for k, val in headers.items()):
-            bad.append("h")
-        if bad:
-            raise TypeError(f"wrong type in header field(s) {', '.join(bad)}")
-        return Envelope(
-            id=h["id"], type=h["t"], queue=h["q"], payload=payload,
-            priority=MessagePriority(p), schema_version=v, created_at_ms=c, expires_at_ms=x,
-            attempt=a, traceparent=tp, correlation_id=h.get("co"), causation_id=h.get("ca"),
-            origin=h.get("o"), tlp=tlp, key_id=h.get("k"), headers=headers)
-    except (KeyError, TypeError, ValueError) as exc:
+        mid, t, q, p = h["id"], h["t"], h["q"], h["p"]
+    except KeyError as exc:
         raise DecodeError("decode_failed", f"bad header field: {exc!r}") from None
+    c, a, v, tp, tlp = g("c", 0), g("a", 1), g("v", "1.0"), g("tp", ""), g("tlp", "CLEAR")
+    x, co, ca, o, k = g("x"), g("co"), g("ca"), g("o"), g("k")
+    headers = h["h"] if "h" in h else {}
+    if (type(mid) is str and type(t) is str and type(q) is str and type(p) is int
+            and type(c) is int and type(a) is int and type(v) is str and type(tp) is str
+            and type(tlp) is str and (x is None or type(x) is int)
+            and (co is None or type(co) is str) and (ca is None or type(ca) is str)
+            and (o is None or type(o) is str) and (k is None or type(k) is str)
+            and type(headers) is dict and 0 <= p < 4
+            and (not headers or all(type(hk) is str and type(hv) is str
+                                    for hk, hv in headers.items()))):
+        return Envelope(mid, t, q, payload, _PRIORITIES[p], v, c, x, a, tp, co, ca, o, tlp, k,
+                        headers)
+    raise DecodeError("decode_failed", f"bad header field: {_header_problem(h)}")
+
+
+def _header_problem(h: Mapping[str, Any]) -> str:
+    """Which header fields have the wrong type (the slow path of ``envelope_from_header``)."""
+    bad = [f for f in _STR_FIELDS if type(h[f]) is not str]
+    bad += [f for f in _OPTIONAL_STR if h.get(f) is not None and type(h[f]) is not str]
+    if any(type(h.get(f, d)) is not int for f, d in (("p", 0), ("c", 0), ("a", 1))):
+        bad.append("p/c/a")
+    elif not 0 <= h["p"] < 4:
+        return f"ValueError('{h['p']} is not a valid MessagePriority')"
+    if any(type(h.get(f, "")) is not str for f in ("v", "tp", "tlp")):
+        bad.append("v/tp/tlp")
+    if h.get("x") is not None and type(h["x"]) is not int:
+        bad.append("x")
+    headers = h.get("h", {})
+    if type(headers) is not dict or not all(
+            type(k) is str and type(val) is str for k, val in headers.items()):
+        bad.append("h")
+    return f"TypeError('wrong type in header field(s) {', '.join(bad)}')"
 
 
 def decode(raw: bytes) -> Envelope:

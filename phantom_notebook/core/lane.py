@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ from .connection import TRANSIENT_ERRORS
 from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
-from .metrics import LATENCY_FIELDS, bucket_index
-from .middleware import Middleware, TLPMiddleware, default_middleware
+from .metrics import FIELD_TABLE_MS, LATENCY_FIELDS, fields_by_ms, latency_field
+from .middleware import Middleware, RetryMiddleware, TLPMiddleware, default_middleware
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
 from .stats import WorkerStats
@@ -79,6 +80,10 @@ class Lane:
         self._after = [m for m in self.middleware
                        if type(m).after_process is not Middleware.after_process]
         self._tlp = TLPMiddleware()
+        # plain acks may skip the per-message after-hooks only when those are the stock
+        # retry policy (a no-op for acks) and this lane's breaker (counted per batch)
+        self._fast_acks = all(type(m) in (RetryMiddleware, BreakerMiddleware)
+                              for m in self._after)
         self._tracing = self.settings.enable_tracing
         self.priority_latency_ms = priority_latency_ms
 
@@ -234,16 +239,7 @@ class Lane:
             for _, _, ctx in runnable:
                 self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
         if self.inline:
-            check_every = self.priority_latency_ms / 1000
-            last_check = time.perf_counter()
-            for sub, env, ctx in runnable:
-                self._execute(sub, env, ctx)
-                if ctx.delivery.level > 0 and len(self.levels) > 1 \
-                        and time.perf_counter() - last_check >= check_every:
-                    # strict priority inside a fetched batch: a CRITICAL message published
-                    # while we work through lower levels jumps in within ~priority_latency_ms
-                    self._preempt(stop)
-                    last_check = time.perf_counter()
+            self._run_inline(runnable, stop)
             return
         for sub, env, ctx in runnable:
             if sub.is_async:
@@ -252,6 +248,80 @@ class Lane:
             else:
                 assert self._pool is not None
                 self._pool.submit(self._execute, sub, env, ctx)
+
+    def _run_inline(self, runnable: list[tuple[Subscription, Envelope, MessageContext]],
+                    stop: threading.Event) -> None:
+        """Run handlers one by one in this thread; plain acks are settled once per batch.
+
+        A handler that returns normally without settling its message (auto-ack) is the
+        common case: its bookkeeping (in-flight, breaker, histograms, trace) is done for the
+        whole batch under one lock in ``_settle_acks``. Every other outcome takes the full
+        per-message path (``_complete``).
+        """
+        check_every = self.priority_latency_ms / 1000
+        preempt = len(self.levels) > 1
+        last_check = time.perf_counter()
+        fast = self._fast_acks and not otel.enabled()
+        acks: list[tuple[Envelope, MessageContext, int, int]] = []
+        for sub, env, ctx in runnable:
+            if fast:
+                started = now_ms()
+                try:
+                    sub.call(env, ctx)
+                except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                    self._complete(sub, env, ctx, exc, started)
+                else:
+                    if ctx._outcome is None and sub.auto_ack:
+                        acks.append((env, ctx, started, now_ms()))
+                    else:
+                        self._complete(sub, env, ctx, None, started)
+            else:
+                self._execute(sub, env, ctx)
+            if preempt and ctx.delivery.level > 0 \
+                    and time.perf_counter() - last_check >= check_every:
+                # strict priority inside a fetched batch: a CRITICAL message published
+                # while we work through lower levels jumps in within ~priority_latency_ms
+                self._preempt(stop)
+                last_check = time.perf_counter()
+        if acks:
+            self._settle_acks(acks)
+
+    def _settle_acks(self, acks: list[tuple[Envelope, MessageContext, int, int]]) -> None:
+        """Queue the plain acks of an inline batch: one lock, one breaker update."""
+        self.breaker.breaker.record(success=True, count=len(acks))
+        metrics, tracing = self.settings.enable_metrics, self._tracing
+        wait_names, proc_names, e2e_names = _WAIT, _PROC, _E2E
+        wait_ms, proc_ms, e2e_ms = (fields_by_ms(k) for k in ("wait", "proc", "e2e"))
+        hist: list[str] = []
+        items: list[str] = []
+        with self._cond:
+            batch = self._settlement
+            inflight, record = self.inflight, self.stats.record_unlocked
+            ack_rows = batch.acks
+            for env, ctx, started, done in acks:
+                d = ctx.delivery
+                inflight.pop(d.stream_id, None)
+                created, received = env.created_at_ms, ctx.received_ms
+                e2e = done - created
+                record(e2e, done - started)
+                if metrics:
+                    wait, proc = received - created, done - received
+                    hist.append(wait_ms[wait] if 0 <= wait < FIELD_TABLE_MS
+                                else latency_field(wait_names, wait_ms, wait))
+                    hist.append(proc_ms[proc] if 0 <= proc < FIELD_TABLE_MS
+                                else latency_field(proc_names, proc_ms, proc))
+                    hist.append(e2e_ms[e2e] if 0 <= e2e < FIELD_TABLE_MS
+                                else latency_field(e2e_names, e2e_ms, e2e))
+                if tracing:
+                    items.append(f"{env.id}|{env.trace_id}|{env.attempt}|at={done}")
+                ack_rows.append((d.level, d.stream_id))
+            if hist:
+                counters = batch.counters
+                for name, amount in Counter(hist).items():
+                    counters[name] = counters.get(name, 0) + amount
+            if items:
+                batch.trace.setdefault("acked", []).extend(items)
+            self._cond.notify_all()
 
     def _preempt(self, stop: threading.Event) -> None:
         """Read (non-blocking) and handle any new CRITICAL messages right now."""
@@ -272,8 +342,10 @@ class Lane:
             early = mw.before_process(self, env, ctx)
             if early is not None:
                 return None, early
-        sub = next((s for s in self.subs if s.matches(env)), None)
-        if sub is None:
+        for sub in self.subs:
+            if sub.matches(env):
+                break
+        else:
             err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
             return None, Outcome("dead", reason="unroutable", error=err)
         return sub, self._tlp.after_route(self, sub, env)
@@ -402,9 +474,10 @@ class Lane:
         if not self.settings.enable_metrics:
             return
         counters = batch.counters
-        for names, value in ((_WAIT, received_ms - env.created_at_ms),
-                             (_PROC, done - received_ms), (_E2E, done - env.created_at_ms)):
-            name = names[bucket_index(value)]
+        for kind, names, value in (("wait", _WAIT, received_ms - env.created_at_ms),
+                                   ("proc", _PROC, done - received_ms),
+                                   ("e2e", _E2E, done - env.created_at_ms)):
+            name = latency_field(names, fields_by_ms(kind), value)
             counters[name] = counters.get(name, 0) + 1
 
     def flush(self) -> None:

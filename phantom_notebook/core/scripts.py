@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -23,9 +23,11 @@ def source(name: str) -> str:
     return resources.files(__package__).joinpath(f"scripts/{name}.lua").read_text("utf-8")
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One entry handed out by ``fetch``: where it lives and how often it was delivered."""
+class Delivery(NamedTuple):
+    """One entry handed out by ``fetch``: where it lives and how often it was delivered.
+
+    A named tuple, not a frozen dataclass: hundreds are built per fetch (~0.2 vs ~0.9 us).
+    """
 
     level: int
     stream_id: str
@@ -108,10 +110,19 @@ class Scripts:
         window = max(dedup_window_ms, 1)
         bucket = now_ms // window
         argv: list[Any] = [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor,
-                           len(messages)]
+                           len(messages), ""]
+        levels: list[str] = []
+        dues: list[int] = []
         for level, due, dedup, mid, tid, env in messages:
-            item = f"{mid}|{tid}|1|due {due}" if due > now_ms else f"{mid}|{tid}|1|"
-            argv += [level, due, dedup or "", item, env]
+            if due > now_ms:
+                levels.append(_DELAYED[level])
+                dues.append(due)
+                argv += (dedup or "", f"{mid}|{tid}|1|due {due}", env)
+            else:
+                levels.append(_LEVEL[level])
+                argv += (dedup or "", f"{mid}|{tid}|1|", env)
+        argv[7] = "".join(levels)
+        argv += dues
         all_keys = [*keys.streams, keys.delayed, metrics_key, keys.trace,
                     keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1)]
         try:
@@ -132,20 +143,29 @@ class Scripts:
             keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
             args=[group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
                   promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap])
-        deliveries = [
-            Delivery(int(flat[i]), _s(flat[i + 1]), flat[i + 2], int(flat[i + 3]))
-            for i in range(0, len(flat), 4)
-        ]
+        it = iter(flat)  # level, stream id, envelope, delivery count, ...
+        deliveries = [Delivery(int(level), sid.decode() if type(sid) is bytes else str(sid),
+                               raw, int(count))
+                      for level, sid, raw, count in zip(it, it, it, it, strict=True)]
         return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead))
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, dlq_retention_ms: int,
                trace_cap: int = 0, consumer: str = "", client: Any = None) -> Any:
         """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
-        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s,
-                           dlq_retention_ms, len(batch.acks)]
+        by_level: dict[int, list[str]] = {}
         for level, sid in batch.acks:
-            argv += [level, sid]
+            ids = by_level.get(level)
+            if ids is None:
+                by_level[level] = [sid]
+            else:
+                ids.append(sid)
+        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s,
+                           dlq_retention_ms, len(by_level)]
+        for level, ids in by_level.items():
+            argv.append(level)
+            argv.append(len(ids))
+            argv += ids
         argv.append(len(batch.retries))
         for retry in batch.retries:
             argv += list(retry)
@@ -164,6 +184,11 @@ class Scripts:
     def trim_broadcast(self, keys: QueueKeys) -> int:
         """Remove broadcast entries every group has acked; returns how many."""
         return int(self._trim(keys=list(keys.streams), args=[]))
+
+
+# publish.lua's level digits: "0".."3" now, "4".."7" delayed (level + 4)
+_LEVEL = "0123"
+_DELAYED = "4567"
 
 
 def _s(value: Any) -> str:

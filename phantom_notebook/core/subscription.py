@@ -87,6 +87,8 @@ class Subscription:
 
     def matches(self, env: Envelope) -> bool:
         """True when this subscription wants ``env`` (type pattern and filter)."""
+        if self.type_pattern == "*" and self.filter is None:
+            return True
         assert self._matcher is not None
         if not self._matcher.match(env.type):
             return False

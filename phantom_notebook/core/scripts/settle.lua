@@ -11,7 +11,8 @@ ARGV[2]  "1" to XDEL settled entries (keeps XLEN = depth); "0" on broadcast stre
 ARGV[3]  now ms
 ARGV[4]  metrics TTL s (0 = off)
 ARGV[5]  dead-letter retention ms (entries older than this are trimmed from the DLQ)
-ARGV[6]  number of acks a, then a pairs: level, stream id
+ARGV[6]  number of ack groups g, then g groups: level, count k, k stream ids (one XACK and
+         one XDEL per group of up to 1,000 ids instead of one pair of calls per message)
 then     number of retries r, then r groups of 4: level, stream id, due ms, new envelope
 then     number of dead letters d, then d groups of 10: level, stream id, envelope, reason,
          error type, error, traceback, attempts, consumer, first failure ms
@@ -36,10 +37,18 @@ local function finish(level, sid)
 end
 
 local p = 6
-local acks = tonumber(ARGV[p]); p = p + 1
+local groups = tonumber(ARGV[p]); p = p + 1
 local acked = 0
-for _ = 1, acks do
-  acked = acked + finish(ARGV[p], ARGV[p + 1]); p = p + 2
+for _ = 1, groups do
+  local stream, count = KEYS[tonumber(ARGV[p]) + 1], tonumber(ARGV[p + 1])
+  p = p + 2
+  local last = p + count - 1
+  while p <= last do
+    local upto = math.min(p + 999, last)
+    acked = acked + redis.call('XACK', stream, group, unpack(ARGV, p, upto))
+    if delete then redis.call('XDEL', stream, unpack(ARGV, p, upto)) end
+    p = upto + 1
+  end
 end
 
 local retries = tonumber(ARGV[p]); p = p + 1
