@@ -23,7 +23,14 @@ from .context import MessageContext, Outcome
 from .envelope import Envelope, now_ms
 from .errors import DecodeError, Reject, Retry
 from .metrics import FIELD_TABLE_MS, LATENCY_FIELDS, fields_by_ms, latency_field
-from .middleware import Middleware, RetryMiddleware, TLPMiddleware, default_middleware
+from .middleware import (
+    IntegrityMiddleware,
+    Middleware,
+    RetryMiddleware,
+    TLPMiddleware,
+    TTLMiddleware,
+    default_middleware,
+)
 from .queues import METRICS_RETENTION_S
 from .scripts import Delivery, Settlement
 from .stats import WorkerStats
@@ -84,6 +91,13 @@ class Lane:
         # retry policy (a no-op for acks) and this lane's breaker (counted per batch)
         self._fast_acks = all(type(m) in (RetryMiddleware, BreakerMiddleware)
                               for m in self._after)
+        # the common lane: the stock before-hooks and one catch-all subscription with no
+        # TLP limit; _dispatch then routes without calling them per message
+        stock = [type(m) for m in self._before] == [IntegrityMiddleware, TTLMiddleware,
+                                                    BreakerMiddleware]
+        only = subs[0] if len(subs) == 1 else None
+        self._only_sub = only if stock and only is not None and only.type_pattern == "*" \
+            and only.filter is None and only.max_tlp is None else None
         self._tracing = self.settings.enable_tracing
         self.priority_latency_ms = priority_latency_ms
 
@@ -213,28 +227,10 @@ class Lane:
         recorded under one lock before any handler runs (and settles).
         """
         received = now_ms()
-        runnable: list[tuple[Subscription, Envelope, MessageContext]] = []
-        delivered: list[str] = []
-        for d in deliveries:
-            try:
-                env = self.mq.codec.open(d.raw)
-            except DecodeError as exc:
-                self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
-                continue
-            if self.breaker.breaker.state == "open":
-                # fetched before the breaker opened: hand it back untouched (no attempt used)
-                self._settle_raw(d, Outcome("release"), env)
-                continue
-            ctx = MessageContext(env, d, self, received)
-            delivered.append(f"{env.id}|{env.trace_id}|{ctx.attempt}|at={received}")
-            sub, early = self._route(env, ctx)
-            if sub is None or early is not None:
-                self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
-                continue
-            runnable.append((sub, env, ctx))
+        runnable, delivered = self._prepare(deliveries, received)
         started = time.monotonic()
         with self._cond:
-            if delivered and self.settings.enable_tracing:
+            if delivered:
                 self._settlement.trace.setdefault("delivered", []).extend(delivered)
             for _, _, ctx in runnable:
                 self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
@@ -248,6 +244,47 @@ class Lane:
             else:
                 assert self._pool is not None
                 self._pool.submit(self._execute, sub, env, ctx)
+
+    def _prepare(self, deliveries: list[Delivery], received: int,
+                 ) -> tuple[list[tuple[Subscription, Envelope, MessageContext]], list[str]]:
+        """Decode and route ``deliveries``: the runnable ones and their "delivered" items.
+
+        What cannot run (undecodable, unroutable, expired, breaker open) is settled here.
+        """
+        runnable: list[tuple[Subscription, Envelope, MessageContext]] = []
+        delivered: list[str] | None = [] if self._tracing else None
+        open_, breaker, queue, broadcast = self.mq.codec.open, self.breaker.breaker, \
+            self.queue, self.broadcast
+        only = self._only_sub
+        for d in deliveries:
+            try:
+                env = open_(d.raw)
+            except DecodeError as exc:
+                self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
+                continue
+            state = breaker.state
+            if state == "open":
+                # fetched before the breaker opened: hand it back untouched (no attempt used)
+                self._settle_raw(d, Outcome("release"), env)
+                continue
+            ctx = MessageContext(env, d, self, received)
+            if delivered is not None:
+                attempt = ctx.attempt if broadcast else env.attempt
+                delivered.append(f"{env.id}|{env.trace_id}|{attempt}|at={received}")
+            expires = env.expires_at_ms
+            if only is not None and env.queue == queue and (expires is None or expires > received):
+                # the stock checks inline (integrity, TTL, breaker) and the one catch-all
+                # subscription: what _route would decide, without its per-message calls
+                if state != "closed":
+                    breaker.started()
+                runnable.append((only, env, ctx))
+                continue
+            sub, early = self._route(env, ctx)
+            if sub is None or early is not None:
+                self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
+                continue
+            runnable.append((sub, env, ctx))
+        return runnable, delivered or []
 
     def _run_inline(self, runnable: list[tuple[Subscription, Envelope, MessageContext]],
                     stop: threading.Event) -> None:
@@ -294,16 +331,19 @@ class Lane:
         wait_ms, proc_ms, e2e_ms = (fields_by_ms(k) for k in ("wait", "proc", "e2e"))
         hist: list[str] = []
         items: list[str] = []
+        e2e_list: list[int] = []
+        proc_list: list[int] = []
         with self._cond:
             batch = self._settlement
-            inflight, record = self.inflight, self.stats.record_unlocked
+            pop = self.inflight.pop
             ack_rows = batch.acks
             for env, ctx, started, done in acks:
                 d = ctx.delivery
-                inflight.pop(d.stream_id, None)
+                pop(d.stream_id, None)
                 created, received = env.created_at_ms, ctx.received_ms
                 e2e = done - created
-                record(e2e, done - started)
+                e2e_list.append(e2e)
+                proc_list.append(done - started)
                 if metrics:
                     wait, proc = received - created, done - received
                     hist.append(wait_ms[wait] if 0 <= wait < FIELD_TABLE_MS
@@ -315,6 +355,7 @@ class Lane:
                 if tracing:
                     items.append(f"{env.id}|{env.trace_id}|{env.attempt}|at={done}")
                 ack_rows.append((d.level, d.stream_id))
+            self.stats.record_many(e2e_list, proc_list)
             if hist:
                 counters = batch.counters
                 for name, amount in Counter(hist).items():

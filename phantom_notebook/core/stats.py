@@ -35,6 +35,12 @@ class WorkerStats:
         self.end_to_end_ms.append(end_to_end_ms)
         self.processing_ms.append(processing_ms)
 
+    def record_many(self, end_to_end_ms: list[int], processing_ms: list[int]) -> None:
+        """Record a batch of handled messages; the caller serializes calls (a lane's lock)."""
+        self.handled += len(end_to_end_ms)
+        self.end_to_end_ms.extend(end_to_end_ms)
+        self.processing_ms.extend(processing_ms)
+
     def settled(self, acked: int, retried: int, dead: int) -> None:
         """Count what a settle call wrote."""
         with self._lock:
