@@ -221,7 +221,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("publish", "+xadd +xlen", ("%W~{q}:s:*",)),
     ("publish", "+xadd", ("%W~{q}:trace",)),
     ("publish", "+zadd +zcard", ("%W~{q}:delayed",)),
-    ("publish", "+hget +hsetnx +pexpire", ("~{q}:dedup:*",)),
+    ("publish", "+hget +hmget +hset +hsetnx +pexpire", ("~{q}:dedup:*",)),
     ("publish", "+hincrby +expire", ("~{q}:m:*",)),
     ("publish", "+hget +hsetnx", ("~{q}:meta",)),
     ("publish", "+sadd", ("%W~{p}:queues",)),

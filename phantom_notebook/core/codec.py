@@ -7,7 +7,7 @@ workers never care which one is in use.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,6 +33,10 @@ class PlainCodec:
     def seal(self, env: Envelope, max_payload_bytes: int) -> bytes:
         """Encode ``env`` with its payload in clear."""
         return frame(env.header(), encode_payload(env.payload, max_payload_bytes))
+
+    def seal_new(self, headers: list[dict[str, Any]], bodies: list[bytes]) -> list[bytes]:
+        """Frame a publish batch: first-attempt headers and their encoded payloads."""
+        return [frame(h, b) for h, b in zip(headers, bodies, strict=True)]
 
     def open(self, raw: bytes) -> Envelope:
         """Decode an unencrypted envelope."""

@@ -46,7 +46,6 @@ at least daily at a sustained 60k msg/s; ``KeyRing.rotate`` + ``reseal`` make th
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -106,11 +105,11 @@ def signed_bytes(header: Mapping[str, Any], body: bytes) -> bytes:
 class OriginSigner:
     """Signs the envelopes of one origin with its HMAC-SHA256 or Ed25519 key."""
 
-    __slots__ = ("origin", "algorithm", "_hmac", "_ed25519")
+    __slots__ = ("origin", "algorithm", "_pads", "_ed25519")
 
     def __init__(self, origin: str, key: SignerKey) -> None:
         self.origin = _check_origin(origin)
-        self._hmac: hmac.HMAC | None = None
+        self._pads: tuple[Any, Any] | None = None
         self._ed25519: Ed25519PrivateKey | None = None
         if isinstance(key, Ed25519PrivateKey):
             self._ed25519 = key
@@ -118,7 +117,7 @@ class OriginSigner:
             seed = decode_key(key[8:], origin, f"origin key of {origin!r}")
             self._ed25519 = Ed25519PrivateKey.from_private_bytes(seed)
         else:
-            self._hmac = _hmac_template(_hmac_key(origin, key))
+            self._pads = _hmac_pads(_hmac_key(origin, key))
         self.algorithm = "ed25519" if self._ed25519 is not None else "hmac-sha256"
 
     def sign(self, message: bytes) -> str:
@@ -126,11 +125,14 @@ class OriginSigner:
         if self._ed25519 is not None:
             raw = self._ed25519.sign(message)
         else:
-            assert self._hmac is not None
-            mac = self._hmac.copy()
+            assert self._pads is not None
+            inner, outer = self._pads
+            mac = inner.copy()
             mac.update(message)
-            raw = mac.digest()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+            out = outer.copy()
+            out.update(mac.digest())
+            raw = out.digest()
+        return _b64url(raw)
 
     def __repr__(self) -> str:
         return f"OriginSigner(origin={self.origin!r}, algorithm={self.algorithm!r}, ***)"
@@ -270,6 +272,52 @@ class SealingCodec:
             header["h"] = extra
         return self._encrypt(header, body)
 
+    def seal_new(self, headers: list[dict[str, Any]], bodies: list[bytes]) -> list[bytes]:
+        """Seal a publish batch: ``headers`` of first attempts (``"a": 1``, no ``"k"``; they
+        are completed in place) and their encoded payloads. Same bytes as ``seal`` would
+        make for each message, with less work per message:
+
+        the signed view is the header itself minus ``"a"`` (one ``orjson.dumps``, no copy)
+        unless its ``"h"`` has ``pn-*`` entries; the GCM nonces of the batch come from one
+        ``os.urandom`` call (one syscall, not one per message).
+        """
+        signer, ring = self.signer, self.keyring
+        dumps, sort, pack = orjson.dumps, _SORT, _HEAD.pack
+        sign = signer.sign if signer is not None else None
+        origin = signer.origin if signer is not None else None
+        if ring is not None:
+            kid, encrypt = ring.active_id, ring.active_aead.encrypt
+            nonces = os.urandom(NONCE_BYTES * len(headers))
+        out = []
+        for i, header in enumerate(headers):
+            body = bodies[i]
+            extra = header.get("h")
+            if sign is not None and (extra is None or SIGNATURE_HEADER not in extra):
+                mine = header.get("o")
+                if mine is None:
+                    header["o"] = origin
+                elif mine != origin:
+                    raise ConfigError("origin", f"message origin {mine!r} is not the "
+                                                f"signer's origin {origin!r}")
+                if extra is None or not any(k.startswith("pn-") for k in extra):
+                    del header["a"]  # the view of signed_bytes: no "a", no "k" (not set yet)
+                    view = dumps(header, option=sort)
+                    header["a"] = 1
+                    message = b"".join((_SIG_DOMAIN, _LEN.pack(len(view)), view, body))
+                else:
+                    message = signed_bytes(header, body)
+                header["h"] = {**extra, SIGNATURE_HEADER: sign(message)} if extra else \
+                    {SIGNATURE_HEADER: sign(message)}
+            if ring is None:
+                out.append(frame(header, body))
+                continue
+            header["k"] = kid
+            head = dumps(header, option=sort)
+            prefix = pack(WIRE_VERSION, len(head)) + head
+            nonce = nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES]
+            out.append(prefix + nonce + encrypt(nonce, body, prefix))
+        return out
+
     def open(self, raw: bytes) -> Envelope:
         """Decode, decrypt and (with a verifier) authenticate ``raw``; ``DecodeError`` else."""
         header, body = self._decrypt(raw)
@@ -373,6 +421,29 @@ def _hmac_key(origin: str, key: object) -> bytes:
             raise ConfigError(field, f"HMAC key is {len(key)} bytes, need at least 32")
         return bytes(key)
     raise ConfigError(field, f"unsupported key type {type(key).__name__}")
+
+
+def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states keyed with the HMAC inner and outer pads (RFC 2104).
+
+    HMAC(key, m) = H(key ^ opad | H(key ^ ipad | m)): copying these two states per message
+    is ~0.8 us against ~1.15 us for ``hmac.HMAC.copy`` + update + digest (its Python
+    wrappers) and ~1.6 us for the one-shot ``hmac.digest`` (OpenSSL 3 set-up per call).
+    """
+    if len(key) > 64:  # the SHA-256 block size: longer keys are hashed first
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return (hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD)))
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_B64URL = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64url(raw: bytes) -> str:
+    """base64url without padding (as ``urlsafe_b64encode(raw).rstrip(b"=")``)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_B64URL).rstrip(b"=").decode()
 
 
 def _hmac_template(key: bytes) -> hmac.HMAC:

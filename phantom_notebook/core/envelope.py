@@ -74,9 +74,9 @@ def new_traceparent(trace_id: str | None = None) -> str:
     return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
-def new_ids(now_ms: int, n: int) -> list[tuple[str, str, str]]:
-    """``n`` fresh (UUIDv7 id, trace id, traceparent) triples, as ``new_id`` and
-    ``new_traceparent`` make them.
+def new_ids(now_ms: int, n: int) -> tuple[list[str], list[str], list[str]]:
+    """``n`` fresh ids, trace ids and traceparents, as ``new_id`` and ``new_traceparent``
+    make them, as three lists.
 
     For a publish batch: the randomness of all of them comes from ONE ``os.urandom`` call
     (each call is a ~0.4 us syscall, three per message before).
@@ -85,13 +85,14 @@ def new_ids(now_ms: int, n: int) -> list[tuple[str, str, str]]:
     stem = f"{ms[:8]}-{ms[8:12]}-7"
     rnd = os.urandom(34 * n).hex()  # per message: 10 bytes id, 16 trace id, 8 span id
     variant = _VARIANT
-    out = []
+    ids, trace_ids, traceparents = [], [], []
     for o in range(0, 68 * n, 68):
         r = rnd[o:o + 20]
         trace_id = rnd[o + 20:o + 52]
-        out.append((f"{stem}{r[1:4]}-{variant[r[4]]}{r[5:8]}-{r[8:]}", trace_id,
-                    f"00-{trace_id}-{rnd[o + 52:o + 68]}-01"))
-    return out
+        ids.append(f"{stem}{r[1:4]}-{variant[r[4]]}{r[5:8]}-{r[8:]}")
+        trace_ids.append(trace_id)
+        traceparents.append(f"00-{trace_id}-{rnd[o + 52:o + 68]}-01")
+    return ids, trace_ids, traceparents
 
 
 def trace_id_of(traceparent: str) -> str:

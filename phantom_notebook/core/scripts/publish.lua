@@ -9,17 +9,24 @@ KEYS[9]     dedup hash of the previous window bucket
 
 ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
 ARGV[2]  dedup window in ms (the current bucket's hash expires after two windows)
-ARGV[3]  now in ms
+ARGV[3]  now in ms (the client already marked the messages due later as delayed)
 ARGV[4]  metrics bucket TTL in seconds (0 = no metrics)
 ARGV[5]  trace stream cap in entries (0 = no tracing)
 ARGV[6]  actor written to the trace (producer origin, may be empty)
-ARGV[7]  number of messages n, then n groups of 5:
-         level (0-3), due ms (0 = now), dedup field ("" = none), trace item
-         ("<id>|<trace id>|1|<detail>", its id is the message id), envelope
+ARGV[7]  number of messages n
+ARGV[8]  one digit per message: its level 0-3, or 4-7 (level + 4) when it is delayed
+ARGV[9..] n groups of 3: dedup field ("" = none), trace item
+         ("<id>|<trace id>|1|<detail>", its id is the message id), envelope;
+         then the due ms of each delayed message, in message order
+
+Few arguments per message on purpose: each one costs the client a packing step and Redis
+an object, and the batch is one big command.
 
 Dedup: a key seen in the current or the previous bucket is a duplicate, so every duplicate
 within one window is caught (and some up to two windows old). Buckets are hashes, not one
-key per message: ~100 bytes less per message than SET NX PX.
+key per message: ~100 bytes less per message than SET NX PX. A batch reads both buckets
+with one HMGET each and claims its new keys with one HSET (the script is atomic, so this
+is HSETNX per key); a key repeated inside the batch is a duplicate of its first use.
 
 Returns the duplicates only, as a flat array: 1-based index, first message's id, ...
 (empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
@@ -27,10 +34,11 @@ does not fit (nothing is written).
 ]]
 local max_size = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
 local metrics_ttl = tonumber(ARGV[4])
 local trace_cap = tonumber(ARGV[5])
 local n = tonumber(ARGV[7])
+local levels = ARGV[8]
+local CHUNK = 500  -- fields per HMGET / HSET call: unpack() stays far below Lua's C stack
 
 if max_size > 0 then
   local depth = redis.call('ZCARD', KEYS[5])
@@ -40,37 +48,85 @@ if max_size > 0 then
   end
 end
 
-local dups, published, duplicates = {}, {}, {}
-local deduped = false
-for i = 0, n - 1 do
-  local b = 8 + i * 5
-  local field, item = ARGV[b + 2], ARGV[b + 3]
-  local first = false
-  local id = string.sub(item, 1, string.find(item, '|', 1, true) - 1)
+local function id_of(item)
+  return string.sub(item, 1, string.find(item, '|', 1, true) - 1)
+end
+
+-- dedup: firsts[message index] = id of the first message with the same key
+local firsts = {}
+local fields, at = {}, {}
+for i = 1, n do
+  local field = ARGV[6 + 3 * i]
   if field ~= '' then
-    -- previous window first, then claim the field in the current one (HSETNX: one call)
-    first = redis.call('HGET', KEYS[9], field)
-    if not first and redis.call('HSETNX', KEYS[8], field, id) == 0 then
-      first = redis.call('HGET', KEYS[8], field)
-    end
-    deduped = true
+    fields[#fields + 1] = field
+    at[#at + 1] = i
   end
+end
+if #fields == 1 then
+  -- a single key (the one-message publish): HGET + HSETNX are the fewest calls
+  local field, item = fields[1], ARGV[7 + 3 * at[1]]
+  local first = redis.call('HGET', KEYS[9], field)
+  if not first and redis.call('HSETNX', KEYS[8], field, id_of(item)) == 0 then
+    first = redis.call('HGET', KEYS[8], field)
+  end
+  if first then firsts[at[1]] = first end
+elseif #fields > 1 then
+  local previous, current = {}, {}
+  for s = 1, #fields, CHUNK do
+    local e = math.min(s + CHUNK - 1, #fields)
+    local p = redis.call('HMGET', KEYS[9], unpack(fields, s, e))
+    local c = redis.call('HMGET', KEYS[8], unpack(fields, s, e))
+    for j = 1, e - s + 1 do
+      previous[s + j - 1] = p[j]
+      current[s + j - 1] = c[j]
+    end
+  end
+  local claimed, claims = {}, {}
+  for j = 1, #fields do
+    local field, i = fields[j], at[j]
+    -- previous window first, then the current one, then earlier in this batch
+    local first = previous[j] or current[j] or claimed[field]
+    if first then
+      firsts[i] = first
+    else
+      local id = id_of(ARGV[7 + 3 * i])
+      claimed[field] = id
+      claims[#claims + 1] = field
+      claims[#claims + 1] = id
+    end
+  end
+  for s = 1, #claims, 2 * CHUNK do
+    redis.call('HSET', KEYS[8], unpack(claims, s, math.min(s + 2 * CHUNK - 1, #claims)))
+  end
+end
+if #fields > 0 then redis.call('PEXPIRE', KEYS[8], 2 * window) end
+
+local dups, published, duplicates = {}, {}, {}
+local due_at = 9 + 3 * n  -- the next delayed message's due ms
+for i = 1, n do
+  local item = ARGV[7 + 3 * i]
+  local level = string.byte(levels, i) - 48
+  local due = nil
+  if level >= 4 then
+    level = level - 4
+    due = ARGV[due_at]
+    due_at = due_at + 1
+  end
+  local first = firsts[i]
   if first then
-    dups[#dups + 1] = i + 1
+    dups[#dups + 1] = i
     dups[#dups + 1] = first
     -- the event belongs to the first message: its id replaces ours in the item
-    duplicates[#duplicates + 1] = first .. string.sub(item, #id + 1)
+    duplicates[#duplicates + 1] = first .. string.sub(item, #id_of(item) + 1)
   else
-    local level, due = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
-    if due > now then
-      redis.call('ZADD', KEYS[5], due, level .. ARGV[b + 4])
+    if due then
+      redis.call('ZADD', KEYS[5], due, level .. ARGV[8 + 3 * i])
     else
-      redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 4])
+      redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[8 + 3 * i])
     end
     published[#published + 1] = item
   end
 end
-if deduped then redis.call('PEXPIRE', KEYS[8], 2 * window) end
 
 if metrics_ttl > 0 then
   if #published > 0 then redis.call('HINCRBY', KEYS[6], 'published', #published) end
