@@ -99,6 +99,8 @@ class Lane:
         self._only_sub = only if stock and only is not None and only.type_pattern == "*" \
             and only.filter is None and only.max_tlp is None else None
         self._tracing = self.settings.enable_tracing
+        # queues that delete what they settle read new entries directly (see _read_level)
+        self._reader = None if self.broadcast else _raw_reader(mq.client)
         self.priority_latency_ms = priority_latency_ms
 
     # -- the loop ------------------------------------------------------------------------------
@@ -192,10 +194,14 @@ class Lane:
             max_deliveries=qs.max_deliveries, levels=self.levels,
             metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
             delete=not self.broadcast,
-            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0)
+            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+            probe=self._reader is not None)
         self.stats.dead_lettered += result.dead_lettered
-        if result.deliveries:
-            return result.deliveries
+        deliveries = result.deliveries
+        if result.probed:
+            deliveries += self._read_levels(result.probed, budget - len(deliveries))
+        if deliveries:
+            return deliveries
         if self.inflight:
             self._wait_for_completion(0.01)
             return []
@@ -216,6 +222,40 @@ class Lane:
             for sid, fields in entries:
                 out.append(Delivery(level, _text(sid), fields[b"m"], 1))
         out.sort(key=lambda d: d.level)
+        return out
+
+    def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
+        """Read the probed levels' new entries with plain XREADGROUPs (one round trip).
+
+        ``probed`` = (level, undelivered) in priority order; each level gets what is left
+        of ``budget``, so a read never exceeds the prefetch bound (another consumer may
+        take some first: then fewer come back). Reading here rather than inside the fetch
+        script saves ~2 us of server CPU per message. "delivered" rides on the next settle.
+        """
+        assert self._reader is not None
+        plan = []
+        for level, undelivered in probed:
+            if budget <= 0:
+                break
+            count = min(undelivered, budget)
+            plan.append((level, count))
+            budget -= count
+        pipe = self._reader.pipeline(transaction=False)
+        for level, count in plan:
+            pipe.xreadgroup(self.group, self.consumer, {self.keys.stream(level): ">"},
+                            count=count)
+        out: list[Delivery] = []
+        for (level, _), reply in zip(plan, pipe.execute(), strict=True):
+            if not reply:
+                continue
+            # RESP3 replies {stream: entries}, RESP2 [[stream, entries]]
+            entries: list[tuple[bytes, list[bytes]]] = \
+                next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+            out += [Delivery(level, sid.decode(), _field_m(fields), 1)
+                    for sid, fields in entries]
+        if out and self.settings.enable_metrics:
+            with self._cond:
+                self._settlement.count("delivered", len(out))
         return out
 
     # -- dispatch --------------------------------------------------------------------------------
@@ -594,6 +634,31 @@ class Lane:
 _WAIT, _PROC, _E2E = (LATENCY_FIELDS[k] for k in ("wait", "proc", "e2e"))
 _EVENT = {"ack": "acked", "retry": "retried", "dead": "dead_lettered", "release": "released",
           "drop": ""}
+
+
+def _raw_reader(client: Any) -> redis.Redis | None:
+    """A client on ``client``'s pool whose XREADGROUP replies stay raw nested lists.
+
+    redis-py's XREADGROUP callback builds a dict per entry (~1 us of Python per message);
+    the lane only needs the one envelope field. None for clients that are not a plain
+    ``redis.Redis`` (Redis Cluster): the lane then reads inside the fetch script.
+    """
+    if not isinstance(client, redis.Redis):
+        return None
+    reader = redis.Redis(connection_pool=client.connection_pool)
+    reader.set_response_callback("XREADGROUP", _raw_reply)
+    return reader
+
+
+def _raw_reply(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _field_m(fields: list[bytes]) -> bytes:
+    """The envelope of a raw stream entry's field list ([b"m", envelope] as we write it)."""
+    if len(fields) == 2 and fields[0] == b"m":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2], strict=True))[b"m"]
 
 
 def _text(value: bytes | str) -> str:

@@ -43,6 +43,8 @@ class FetchResult:
     deliveries: list[Delivery]
     next_due_ms: int | None
     dead_lettered: int
+    #: with ``probe``: (level, undelivered entries) in priority order, for direct reads
+    probed: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -177,17 +179,20 @@ class Scripts:
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
               metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
-              promote_limit: int = 1000) -> FetchResult:
+              promote_limit: int = 1000, probe: bool = False) -> FetchResult:
         """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
-        flat, next_due, dead = self._fetch(
+        flat, next_due, dead, probed = self._fetch(
             keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
             args=[group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
-                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap])
+                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap,
+                  "1" if probe else "0"])
         it = iter(flat)  # level, stream id, envelope, delivery count, ...
         deliveries = [Delivery(int(level), sid.decode() if type(sid) is bytes else str(sid),
                                raw, int(count))
                       for level, sid, raw, count in zip(it, it, it, it, strict=True)]
-        return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead))
+        it = iter(probed)
+        return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead),
+                           [(int(level), int(n)) for level, n in zip(it, it, strict=True)])
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, dlq_retention_ms: int,

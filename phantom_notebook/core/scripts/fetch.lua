@@ -12,13 +12,19 @@ ARGV[6]  max deliveries  ARGV[7]  promote limit   ARGV[8]  metrics TTL s (0 = of
 ARGV[9]  levels to read, a string of digits in priority order, e.g. "0123" or "2"
 ARGV[10] "1" to XDEL dead-lettered entries (0 for broadcast streams shared by groups)
 ARGV[11] trace cap in entries (0 = no tracing)
+ARGV[12] "1" = probe instead of reading new entries (queues that XDEL what they settle):
+         count each level's undelivered entries (XLEN - pending), in priority order until
+         they cover the count, for the caller to read with plain XREADGROUPs. Read inside
+         Lua, every entry is converted RESP -> Lua -> RESP: ~2 us of server CPU per
+         message, 3x a direct read.
 
 Strict priority: level 0 is drained (reclaims first, then new entries) before level 1.
 A reclaimed entry whose delivery count exceeds max deliveries is moved to the DLQ (reason
 "max_deliveries") in this same call instead of being returned.
 
 Returns { flat entries: level, stream id, envelope, delivery count, ...,
-          next due ms of the delayed set (or -1), number dead-lettered here }
+          next due ms of the delayed set (or -1), number dead-lettered here,
+          probed levels: level, undelivered count, ... (empty unless probing) }
 ]]
 local group, consumer = ARGV[1], ARGV[2]
 local remaining = tonumber(ARGV[3])
@@ -30,6 +36,8 @@ local metrics_ttl = tonumber(ARGV[8])
 local levels = ARGV[9]
 local delete = ARGV[10] == '1'
 local trace_cap = tonumber(ARGV[11])
+local probe = ARGV[12] == '1'
+local probed = {}
 local dead_items = {}
 
 -- 1. promote due delayed messages (atomic: ZREM in the same script as XADD)
@@ -85,8 +93,15 @@ for li = 1, #levels do
       end
     end
   end
-  -- 3. new entries
-  if remaining > 0 then
+  -- 3. new entries (or, probing, the first level that has some)
+  if remaining > 0 and probe then
+    local undelivered = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
+    if undelivered > 0 then
+      probed[#probed + 1] = level
+      probed[#probed + 1] = undelivered
+      remaining = remaining - undelivered
+    end
+  elseif remaining > 0 then
     local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
                            'STREAMS', stream, '>')
     for _, entry in ipairs(entries_of(res)) do
@@ -114,4 +129,4 @@ end
 local next_due = -1
 local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if first[2] then next_due = tonumber(first[2]) end
-return {out, next_due, dead}
+return {out, next_due, dead, probed}
