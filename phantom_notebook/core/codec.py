@@ -7,6 +7,7 @@ workers never care which one is in use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -34,9 +35,9 @@ class PlainCodec:
         """Encode ``env`` with its payload in clear."""
         return frame(env.header(), encode_payload(env.payload, max_payload_bytes))
 
-    def seal_new(self, headers: list[dict[str, Any]], bodies: list[bytes]) -> list[bytes]:
-        """Frame a publish batch: first-attempt headers and their encoded payloads."""
-        return [frame(h, b) for h, b in zip(headers, bodies, strict=True)]
+    def new_sealer(self, n: int) -> Callable[[dict[str, Any], bytes], bytes]:
+        """Frames the new messages of a publish batch: ``(header, encoded payload)``."""
+        return frame
 
     def open(self, raw: bytes) -> Envelope:
         """Decode an unencrypted envelope."""

@@ -1,0 +1,144 @@
+"""The publish fast path makes exactly the bytes the general path makes: codecs' batch
+sealers against ``seal``, publish headers against ``Envelope.header()``, and the batched
+dedup of publish.lua against the per-message semantics (both backends)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import phantom_notebook as pn
+from phantom_notebook import Envelope, MessagePriority
+from phantom_notebook.core.codec import PlainCodec
+from phantom_notebook.core.crypto import (
+    SIGNATURE_HEADER,
+    OriginSigner,
+    OriginVerifier,
+    SealingCodec,
+)
+from phantom_notebook.core.envelope import encode_payload, new_id, unframe
+from phantom_notebook.core.keyring import KeyRing, generate_key
+from phantom_notebook.core.partitions import PARTITION_KEY_HEADER
+
+MAX = 1 << 20
+RING = KeyRing.from_base64({"k1": generate_key()}, active="k1")
+HMAC_KEY = os.urandom(32)
+ED_KEY = Ed25519PrivateKey.generate()
+
+
+def envelope(**changes: Any) -> Envelope:
+    env = Envelope(
+        id=new_id(), type="ioc.enrichment.request", queue="ioc-processing",
+        payload={"ioc": "198.51.100.7", "tags": ["c2"], "note": "caf\u00e9"},
+        priority=MessagePriority.HIGH, created_at_ms=1_700_000_000_000,
+        expires_at_ms=1_700_000_060_000,
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        correlation_id="corr-1", causation_id="cause-1", origin="analyst", tlp="AMBER")
+    return env.replace(**changes)
+
+
+CODECS = {
+    "plain": lambda: PlainCodec(),
+    "encrypt": lambda: SealingCodec(RING),
+    "sign hmac": lambda: SealingCodec(None, OriginSigner("analyst", HMAC_KEY)),
+    "encrypt + sign hmac": lambda: SealingCodec(RING, OriginSigner("analyst", HMAC_KEY)),
+    "encrypt + sign ed25519": lambda: SealingCodec(RING, OriginSigner("analyst", ED_KEY)),
+}
+HEADERS: dict[str, dict[str, str]] = {
+    "none": {},
+    "user": {"source": "misp", "tenant": "soc-eu"},
+    "bookkeeping": {"source": "misp", PARTITION_KEY_HEADER: "00ff"},
+    "only bookkeeping": {PARTITION_KEY_HEADER: "00ff"},
+    "signed already": {SIGNATURE_HEADER: "c2ln"},
+}
+
+
+@pytest.mark.parametrize("headers", HEADERS.values(), ids=HEADERS.keys())
+@pytest.mark.parametrize("origin", ["analyst", None])
+@pytest.mark.parametrize("make", CODECS.values(), ids=CODECS.keys())
+def test_the_batch_sealer_makes_what_seal_makes(make: Any, origin: str | None,
+                                                headers: dict[str, str]) -> None:
+    codec = make()
+    env = envelope(origin=origin, headers=headers)
+    sealer = codec.new_sealer(1)
+    fast = sealer(env.header(), encode_payload(env.payload, MAX))
+    slow = codec.seal(env, MAX)
+    if isinstance(codec, PlainCodec) or codec.keyring is None:
+        assert fast == slow  # no random nonce: byte for byte
+    else:
+        assert unframe(fast)[1] == unframe(slow)[1]  # header, key id and signature
+        assert codec.open(fast) == codec.open(slow)
+
+
+def test_a_batch_sealer_verifies_and_never_repeats_a_nonce() -> None:
+    codec = SealingCodec(RING, OriginSigner("analyst", HMAC_KEY),
+                         OriginVerifier({"analyst": HMAC_KEY}))
+    sealer = codec.new_sealer(3)
+    raws = [sealer(envelope(payload=i).header(), encode_payload(i, MAX)) for i in range(5)]
+    assert [codec.open(raw).payload for raw in raws] == list(range(5))  # 2 past the batch size
+    nonces = {raw[5 + len(unframe(raw)[0]):][:12] for raw in raws}
+    assert len(nonces) == 5
+
+
+def test_the_batch_sealer_rejects_a_foreign_origin_like_seal() -> None:
+    codec = SealingCodec(None, OriginSigner("analyst", HMAC_KEY))
+    env = envelope(origin="misp-feed")
+    with pytest.raises(pn.ConfigError):
+        codec.new_sealer(1)(env.header(), encode_payload(env.payload, MAX))
+    with pytest.raises(pn.ConfigError):
+        codec.seal(env, MAX)
+
+
+MESSAGES = [
+    pn.Message("t", {"n": 1}),
+    pn.Message("t", [1, 2], "low", headers={"a": "b"}, correlation_id="c", causation_id="d",
+               tlp="tlp:amber+strict", ttl_s=1.5),
+    pn.Message("t", "x", 0, delay=timedelta(seconds=30), ttl_s=10),
+    pn.Message("t", None, MessagePriority.HIGH,
+               traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+]
+
+
+@pytest.mark.parametrize("origin", ["analyst", None])
+def test_publish_headers_are_the_envelope_headers(mq: pn.MessageQueue,
+                                                  origin: str | None) -> None:
+    mq.origin = origin
+    qs = mq.declare("fast", message_ttl_s=60)
+    now = int(time.time() * 1000)
+    batch, routes = mq._fresh("fast", qs, MESSAGES, now, None)
+    assert routes is None
+    for i, (m, raw) in enumerate(zip(MESSAGES, batch.envelopes, strict=True)):
+        header = unframe(raw)[1]
+        env, due = mq._envelope("fast", qs, m, now)
+        expected = env.replace(id=batch.ids[i], traceparent=header["tp"]).header()
+        assert header == expected
+        assert batch.trace_ids[i] == header["tp"][3:35]
+        assert batch.levels[i] == int(env.priority)
+        assert (batch.dues[i] > now) == (due > now)
+
+
+def test_batched_dedup_matches_one_by_one_semantics(mq: pn.MessageQueue) -> None:
+    mq.declare("dd")
+    first = mq.publish_batch("dd", [pn.Message("t", i, dedup_key=f"k{i}") for i in range(3)])
+    later = time.time() + 60
+    # >500 keys (chunked HMGET/HSET); repeats inside the batch, across chunks and of the
+    # previous batch; delayed messages before and after duplicates
+    keys = [f"k{i % 700}" for i in range(1200)]
+    batch = [pn.Message("t", i, dedup_key=k, delay=30 if i % 3 == 0 else None)
+             for i, k in enumerate(keys)]
+    ids = mq.publish_batch("dd", batch)
+    firsts: dict[str, str] = {f"k{i}": first[i] for i in range(3)}
+    for k, mid in zip(keys, ids, strict=True):
+        assert mid == firsts.setdefault(k, mid)
+    assert len(set(ids)) == 700
+    stored = mq.stats(["dd"])[0]
+    assert stored.ready + stored.delayed == 3 + 697
+    delayed = mq.client.zrange(mq.queue_keys("dd").delayed, 0, -1, withscores=True)
+    assert len(delayed) == len([i for i in range(3, 700) if i % 3 == 0])
+    assert all(score > later * 1000 - 31_000 for _, score in delayed)
+    assert all(member.startswith(b"2") for member, _ in delayed)
