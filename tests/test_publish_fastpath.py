@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -98,7 +98,7 @@ MESSAGES = [
     pn.Message("t", {"n": 1}),
     pn.Message("t", [1, 2], "low", headers={"a": "b"}, correlation_id="c", causation_id="d",
                tlp="tlp:amber+strict", ttl_s=1.5),
-    pn.Message("t", "x", 0, delay=timedelta(seconds=30), ttl_s=10),
+    pn.Message("t", "x", 0, deliver_at=datetime.now(UTC) + timedelta(seconds=30), ttl_s=10),
     pn.Message("t", None, MessagePriority.HIGH,
                traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
 ]
@@ -142,3 +142,22 @@ def test_batched_dedup_matches_one_by_one_semantics(mq: pn.MessageQueue) -> None
     assert len(delayed) == len([i for i in range(3, 700) if i % 3 == 0])
     assert all(score > later * 1000 - 31_000 for _, score in delayed)
     assert all(member.startswith(b"2") for member, _ in delayed)
+
+
+def test_random_bytes_are_never_handed_out_twice_nor_shared_with_a_forked_child() -> None:
+    from phantom_notebook.core.envelope import random_bytes
+
+    seen = [random_bytes(46) for _ in range(500)] + [random_bytes(300)]
+    assert len(set(seen)) == len(seen) and all(len(b) == 46 for b in seen[:-1])
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next bytes go to the parent
+        os.write(write, random_bytes(46))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 46)
+    os.close(read)
+    os.close(write)
+    assert child != random_bytes(46)

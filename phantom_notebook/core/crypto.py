@@ -68,6 +68,7 @@ from .envelope import (
     encode_payload,
     envelope_from_header,
     frame,
+    random_bytes,
     unframe,
 )
 from .errors import ConfigError, DecodeError
@@ -285,7 +286,7 @@ class SealingCodec:
         work per message than ``seal``: the signed view is the header itself minus ``"a"``
         (one ``orjson.dumps``, no copy) unless its ``"h"`` has ``pn-*`` entries, an HMAC
         signature is computed inline, and the batch's GCM nonces come from one
-        ``os.urandom`` call (each call is a syscall).
+        ``random_bytes`` call (not a syscall per message).
         """
         signer, ring = self.signer, self.keyring
         dumps, sort, pack, join = orjson.dumps, _SORT, _HEAD.pack, b"".join
@@ -295,7 +296,7 @@ class SealingCodec:
             kid, encrypt, nonces = "", None, b""
         else:
             kid, encrypt = ring.active_id, ring.active_aead.encrypt
-            nonces = os.urandom(NONCE_BYTES * n)
+            nonces = random_bytes(NONCE_BYTES * n)
         used = [0]  # bytes of ``nonces`` handed out: each nonce is used once
 
         def seal(header: dict[str, Any], body: bytes) -> bytes:
@@ -331,7 +332,8 @@ class SealingCodec:
             prefix = pack(WIRE_VERSION, len(head)) + head
             at = used[0]
             used[0] = at + NONCE_BYTES
-            nonce = nonces[at:at + NONCE_BYTES] if at < len(nonces) else os.urandom(NONCE_BYTES)
+            nonce = nonces[at:at + NONCE_BYTES] if at < len(nonces) else \
+                random_bytes(NONCE_BYTES)
             return join((prefix, nonce, encrypt(nonce, body, prefix)))
 
         return seal

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,16 +75,52 @@ def new_traceparent(trace_id: str | None = None) -> str:
     return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
+class _Entropy:
+    """``os.urandom`` bytes for small requests, drawn from a 4 KiB refill.
+
+    A one-message publish needs 46 random bytes (id, trace ids, GCM nonce): without the
+    buffer, two ~0.4 us syscalls (more on a cold CPU) per publish. Each byte is handed out
+    once (under a lock, so threads never share a nonce) and a forked child drops its
+    parent's buffer, so parent and child never reuse the same bytes.
+    """
+
+    REFILL = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buf = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buf, self._at = b"", 0
+
+    def take(self, n: int) -> bytes:
+        """``n`` fresh random bytes."""
+        if n > 256:  # a batch: one syscall is cheap per message already
+            return os.urandom(n)
+        with self._lock:
+            at = self._at
+            if at + n > len(self._buf):
+                self._buf, at = os.urandom(self.REFILL), 0
+            self._at = at + n
+            return self._buf[at:at + n]
+
+
+random_bytes = _Entropy().take
+
+
 def new_ids(now_ms: int, n: int) -> tuple[list[str], list[str], list[str]]:
     """``n`` fresh ids, trace ids and traceparents, as ``new_id`` and ``new_traceparent``
     make them, as three lists.
 
-    For a publish batch: the randomness of all of them comes from ONE ``os.urandom`` call
-    (each call is a ~0.4 us syscall, three per message before).
+    For a publish batch: the randomness of all of them comes from one ``random_bytes``
+    call (``os.urandom`` is a ~0.4 us syscall; three per message before).
     """
     ms = now_ms.to_bytes(6, "big").hex()
     stem = f"{ms[:8]}-{ms[8:12]}-7"
-    rnd = os.urandom(34 * n).hex()  # per message: 10 bytes id, 16 trace id, 8 span id
+    rnd = random_bytes(34 * n).hex()  # per message: 10 bytes id, 16 trace id, 8 span id
     variant = _VARIANT
     ids, trace_ids, traceparents = [], [], []
     for o in range(0, 68 * n, 68):
