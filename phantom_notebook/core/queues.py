@@ -395,7 +395,7 @@ class MessageQueue:
         exactly as ``Envelope.header()`` would build it (no ``Envelope``, ~3 us), then sealed
         at once, so the payload's JSON buffer is freed before the next one is made (a batch
         of retained orjson buffers costs glibc heap growth and page faults, ~1.5 us each).
-        The ids and trace ids of the batch come from one ``os.urandom`` call, and the
+        The ids and trace ids of the batch come from one ``random_bytes`` call, and the
         ambient OpenTelemetry span is looked up once.
         """
         fifo = qs.kind == "fifo"

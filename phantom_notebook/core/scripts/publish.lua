@@ -32,6 +32,9 @@ Returns the duplicates only, as a flat array: 1-based index, first message's id,
 (empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
 does not fit (nothing is written).
 ]]
+-- hot globals as locals: a global lookup per use costs more than the work around it
+local argv, keys, call = ARGV, KEYS, redis.call
+local sub, find, byte = string.sub, string.find, string.byte
 local max_size = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local metrics_ttl = tonumber(ARGV[4])
@@ -49,67 +52,66 @@ if max_size > 0 then
 end
 
 local function id_of(item)
-  return string.sub(item, 1, string.find(item, '|', 1, true) - 1)
+  return sub(item, 1, find(item, '|', 1, true) - 1)
 end
 
 -- dedup: firsts[message index] = id of the first message with the same key
 local firsts = {}
-local fields, at = {}, {}
+local fields, at, nf = {}, {}, 0
 for i = 1, n do
-  local field = ARGV[6 + 3 * i]
+  local field = argv[6 + 3 * i]
   if field ~= '' then
-    fields[#fields + 1] = field
-    at[#at + 1] = i
+    nf = nf + 1
+    fields[nf] = field
+    at[nf] = i
   end
 end
-if #fields == 1 then
+if nf == 1 then
   -- a single key (the one-message publish): HGET + HSETNX are the fewest calls
-  local field, item = fields[1], ARGV[7 + 3 * at[1]]
-  local first = redis.call('HGET', KEYS[9], field)
-  if not first and redis.call('HSETNX', KEYS[8], field, id_of(item)) == 0 then
-    first = redis.call('HGET', KEYS[8], field)
+  local field, item = fields[1], argv[7 + 3 * at[1]]
+  local first = call('HGET', KEYS[9], field)
+  if not first and call('HSETNX', KEYS[8], field, id_of(item)) == 0 then
+    first = call('HGET', KEYS[8], field)
   end
   if first then firsts[at[1]] = first end
-elseif #fields > 1 then
-  local previous, current = {}, {}
-  for s = 1, #fields, CHUNK do
-    local e = math.min(s + CHUNK - 1, #fields)
-    local p = redis.call('HMGET', KEYS[9], unpack(fields, s, e))
-    local c = redis.call('HMGET', KEYS[8], unpack(fields, s, e))
-    for j = 1, e - s + 1 do
-      previous[s + j - 1] = p[j]
-      current[s + j - 1] = c[j]
-    end
+elseif nf > 1 then
+  -- known[j]: the first id of fields[j] in the previous window, else in the current one
+  local known = {}
+  for s = 1, nf, CHUNK do
+    local e = math.min(s + CHUNK - 1, nf)
+    local p = call('HMGET', KEYS[9], unpack(fields, s, e))
+    local c = call('HMGET', KEYS[8], unpack(fields, s, e))
+    for j = 1, e - s + 1 do known[s + j - 1] = p[j] or c[j] end
   end
-  local claimed, claims = {}, {}
-  for j = 1, #fields do
+  local claimed, claims, nc = {}, {}, 0
+  for j = 1, nf do
     local field, i = fields[j], at[j]
-    -- previous window first, then the current one, then earlier in this batch
-    local first = previous[j] or current[j] or claimed[field]
+    local first = known[j] or claimed[field]  -- or earlier in this batch
     if first then
       firsts[i] = first
     else
-      local id = id_of(ARGV[7 + 3 * i])
+      local id = id_of(argv[7 + 3 * i])
       claimed[field] = id
-      claims[#claims + 1] = field
-      claims[#claims + 1] = id
+      claims[nc + 1] = field
+      claims[nc + 2] = id
+      nc = nc + 2
     end
   end
-  for s = 1, #claims, 2 * CHUNK do
-    redis.call('HSET', KEYS[8], unpack(claims, s, math.min(s + 2 * CHUNK - 1, #claims)))
+  for s = 1, nc, 2 * CHUNK do
+    call('HSET', KEYS[8], unpack(claims, s, math.min(s + 2 * CHUNK - 1, nc)))
   end
 end
-if #fields > 0 then redis.call('PEXPIRE', KEYS[8], 2 * window) end
+if nf > 0 then call('PEXPIRE', KEYS[8], 2 * window) end
 
-local dups, published, duplicates = {}, {}, {}
+local dups, published, duplicates, np = {}, {}, {}, 0
 local due_at = 9 + 3 * n  -- the next delayed message's due ms
 for i = 1, n do
-  local item = ARGV[7 + 3 * i]
-  local level = string.byte(levels, i) - 48
+  local item = argv[7 + 3 * i]
+  local level = byte(levels, i) - 48
   local due = nil
   if level >= 4 then
     level = level - 4
-    due = ARGV[due_at]
+    due = argv[due_at]
     due_at = due_at + 1
   end
   local first = firsts[i]
@@ -117,14 +119,15 @@ for i = 1, n do
     dups[#dups + 1] = i
     dups[#dups + 1] = first
     -- the event belongs to the first message: its id replaces ours in the item
-    duplicates[#duplicates + 1] = first .. string.sub(item, #id_of(item) + 1)
+    duplicates[#duplicates + 1] = first .. sub(item, #id_of(item) + 1)
   else
     if due then
-      redis.call('ZADD', KEYS[5], due, level .. ARGV[8 + 3 * i])
+      call('ZADD', keys[5], due, level .. argv[8 + 3 * i])
     else
-      redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[8 + 3 * i])
+      call('XADD', keys[level + 1], '*', 'm', argv[8 + 3 * i])
     end
-    published[#published + 1] = item
+    np = np + 1
+    published[np] = item
   end
 end
 
