@@ -51,3 +51,14 @@ def test_a_worker_reading_probed_levels_directly_counts_every_delivery_in_metric
     assert sorted(got.payloads) == list(range(1200))
     assert (window.count("delivered"), window.count("acked")) == (1200, 1200)
     assert mq.stats(["probe"])[0].ready == 0
+
+
+def test_lanes_with_and_without_a_thread_pool_drain_full_batches(mq: pn.MessageQueue) -> None:
+    inline, pooled = Collector(), Collector()
+    mq.publish_batch("inline", [("t", i) for i in range(60)])
+    mq.publish_batch("pooled", [("t", i) for i in range(60)])
+    mq.subscribe("inline", "*", inline, prefetch_count=8)
+    mq.subscribe("pooled", "*", pooled, prefetch_count=8, max_concurrency=3)
+    with mq.worker():
+        assert inline.wait_for(60) and pooled.wait_for(60)
+    assert sorted(inline.payloads) == sorted(pooled.payloads) == list(range(60))

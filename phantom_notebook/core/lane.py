@@ -10,7 +10,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -32,7 +32,7 @@ from .middleware import (
     default_middleware,
 )
 from .queues import METRICS_RETENTION_S
-from .scripts import Delivery, Settlement
+from .scripts import Delivery, FetchResult, Settlement
 from .stats import WorkerStats
 from .subscription import Subscription
 from .tracing import TRACE_MAX_ENTRIES, clean
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .queues import MessageQueue
 
 log = logging.getLogger("phantom_notebook.worker")
+_UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script first
 
 
 class Lane:
@@ -99,42 +100,108 @@ class Lane:
         self._only_sub = only if stock and only is not None and only.type_pattern == "*" \
             and only.filter is None and only.max_tlp is None else None
         self._tracing = self.settings.enable_tracing
-        # queues that delete what they settle read new entries directly (see _read_level)
+        # queues that delete what they settle read new entries directly (see _read_levels)
         self._reader = None if self.broadcast else _raw_reader(mq.client)
+        # one batch ahead (see run): inline lanes that read directly, in half-prefetch batches
+        ahead = self.inline and self._reader is not None and self.prefetch >= 2
+        self._chunk = self.prefetch // 2 if ahead else self.prefetch
+        self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pn-ahead-{self.queue}") \
+            if ahead else None
         self.priority_latency_ms = priority_latency_ms
 
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Fetch, dispatch and settle until ``stop`` is set; then drain what is in flight."""
+        """Fetch, dispatch and settle until ``stop`` is set; then drain what is in flight.
+
+        A busy inline lane works one batch ahead: while its handlers run through batch k,
+        a helper thread settles batch k-1 and fetches batch k+1 (each batch at most half
+        the prefetch, so XPENDING stays within it). Redis works while Python decodes.
+        """
         backoff = 0.05
         self.mq.ensure_group(self.queue, self.group)
-        while not stop.is_set():
-            try:
-                self.flush()
-                budget = self._budget()
-                if budget <= 0:
-                    self._wait_for_completion(0.05)
-                    continue
-                deliveries = self._fetch(budget)
-                if deliveries:
-                    self._dispatch(deliveries, stop)
-                backoff = 0.05
-            except TRANSIENT_ERRORS as exc:
-                # connection lost, READONLY after a failover, CLUSTERDOWN, TRYAGAIN: retried;
-                # Sentinel and Cluster clients re-resolve the master on the next connection
-                log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
-                            self.partition, self.group, exc, backoff)
-                self.stats.reconnects += 1
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 1.0)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # the server lost its streams (restarted without persistence): recreate
-                log.warning("consumer group %s/%s vanished; recreating", self.queue, self.group)
-                self._safely(lambda: self.mq.ensure_group(self.queue, self.group))
-                stop.wait(backoff)
+        ahead: Future[tuple[list[Delivery], int | None]] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries: list[Delivery] = []
+                    next_due: int | None | object = _UNKNOWN
+                    if ahead is not None:
+                        (deliveries, next_due), ahead = ahead.result(), None
+                    if not deliveries:
+                        self._flush_soon()
+                        budget = self._budget()
+                        if budget <= 0:
+                            self._wait_for_completion(0.05)
+                            continue
+                        deliveries = self._fetch(min(budget, self._chunk), next_due)
+                    if deliveries:
+                        if self._ahead_pool is not None and len(deliveries) >= self._chunk:
+                            # busy: settle this batch and fetch the next one meanwhile
+                            ahead = self._fetch_ahead(len(deliveries))
+                        self._dispatch(deliveries, stop)
+                    backoff = 0.05
+                except TRANSIENT_ERRORS as exc:
+                    # connection lost, READONLY after a failover, CLUSTERDOWN, TRYAGAIN:
+                    # retried; Sentinel and Cluster clients re-resolve the master
+                    ahead = None
+                    log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
+                                self.partition, self.group, exc, backoff)
+                    self.stats.reconnects += 1
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                except redis.ResponseError as exc:
+                    ahead = None
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # the server lost its streams (restarted without persistence): recreate
+                    log.warning("consumer group %s/%s vanished; recreating",
+                                self.queue, self.group)
+                    self._safely(lambda: self.mq.ensure_group(self.queue, self.group))
+                    stop.wait(backoff)
+            if ahead is not None:
+                # fetched before the stop: handle them now (releasing them would reorder
+                # a FIFO queue); the worker's drain settles them
+                self._dispatch(ahead.result()[0], stop)
+        finally:
+            if self._ahead_pool is not None:
+                # background settles finish before the worker's drain writes the rest
+                self._ahead_pool.shutdown(wait=True)
+
+    def _fetch_ahead(self, current: int) -> Future[tuple[list[Delivery], int | None]] | None:
+        """Start settling the finished batch and fetching the next one in the background."""
+        assert self._ahead_pool is not None
+        budget = min(self._budget() - current, self._chunk)
+        if budget <= 0:
+            return None
+        return self._ahead_pool.submit(self._settle_and_fetch, budget, self._reclaim_due())
+
+    def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], int | None]:
+        self.flush()
+        deliveries, result = self._fetch_ready(budget, reclaim_ms)
+        return deliveries, result.next_due_ms
+
+    def _flush_soon(self) -> None:
+        """Settle what is queued: in the background when this lane has a helper thread.
+
+        The lane then goes straight on to fetch (and block for) the next messages instead
+        of waiting a round trip for the settle: a CRITICAL message arriving meanwhile is
+        read sooner. Failures are logged; the batch stays queued for the next flush.
+        """
+        if self._ahead_pool is None:
+            self.flush()
+            return
+        with self._cond:
+            if not self._settlement:
+                return
+        self._ahead_pool.submit(self._flush_logged)
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - the next flush retries the same batch
+            log.warning("settle of %s/%s failed (%s); retrying with the next batch",
+                        self.partition, self.group, exc)
 
     def _safely(self, action: Callable[[], object]) -> None:
         try:
@@ -177,37 +244,56 @@ class Lane:
             for entry_id, fields in claimed or []:
                 if fields:
                     out.append(Delivery(level, _text(entry_id), fields[b"m"], count + 1))
+        self._count_delivered(len(out))
         return out
 
-    def _fetch(self, budget: int) -> list[Delivery]:
+    def _reclaim_due(self) -> int:
+        """The reclaim idle time to pass to this fetch: every visibility timeout / 4, else 0."""
+        if time.monotonic() - self._last_reclaim < self.settings.visibility_timeout_s / 4:
+            return 0
+        self._last_reclaim = time.monotonic()
+        return self._vt_ms
+
+    def _fetch_ready(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], FetchResult]:
+        """Promote, reclaim and read what is ready now (never blocks)."""
         now = now_ms()
-        if self._local_retries and self._local_retries[0][0] <= now:
-            return self._due_local_retries(now)
-        reclaim = 0
-        if time.monotonic() - self._last_reclaim >= self.settings.visibility_timeout_s / 4:
-            reclaim = self._vt_ms
-            self._last_reclaim = time.monotonic()
         qs = self.settings
         result = self.mq.scripts.fetch(
             self.keys, self.mq.metrics_key(self.keys, now), group=self.group,
-            consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim,
+            consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim_ms,
             max_deliveries=qs.max_deliveries, levels=self.levels,
             metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
             delete=not self.broadcast,
             trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
             probe=self._reader is not None)
-        self.stats.dead_lettered += result.dead_lettered
+        if result.dead_lettered:
+            with self._cond:
+                self.stats.dead_lettered += result.dead_lettered
         deliveries = result.deliveries
         if result.probed:
             deliveries += self._read_levels(result.probed, budget - len(deliveries))
-        if deliveries:
-            return deliveries
+        return deliveries, result
+
+    def _fetch(self, budget: int, next_due: int | None | object = _UNKNOWN) -> list[Delivery]:
+        """What is ready now, else block up to ``poll_ms`` for new messages.
+
+        ``next_due`` (the delayed set's next due time) from a fetch that just found nothing
+        skips straight to the blocking read.
+        """
+        now = now_ms()
+        if self._local_retries and self._local_retries[0][0] <= now:
+            return self._due_local_retries(now)
+        if next_due is _UNKNOWN:
+            deliveries, result = self._fetch_ready(budget, self._reclaim_due())
+            if deliveries:
+                return deliveries
+            next_due = result.next_due_ms
         if self.inflight:
             self._wait_for_completion(0.01)
             return []
         block = self.poll_ms
-        if result.next_due_ms is not None:
-            block = min(block, max(result.next_due_ms - now_ms(), 0))
+        if isinstance(next_due, int):
+            block = min(block, max(next_due - now_ms(), 0))
         if self._local_retries:
             block = min(block, max(self._local_retries[0][0] - now_ms(), 0))
         if block <= 0:
@@ -222,6 +308,7 @@ class Lane:
             for sid, fields in entries:
                 out.append(Delivery(level, _text(sid), fields[b"m"], 1))
         out.sort(key=lambda d: d.level)
+        self._count_delivered(len(out))
         return out
 
     def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
@@ -253,10 +340,14 @@ class Lane:
                 next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
             out += [Delivery(level, sid.decode(), _field_m(fields), 1)
                     for sid, fields in entries]
-        if out and self.settings.enable_metrics:
-            with self._cond:
-                self._settlement.count("delivered", len(out))
+        self._count_delivered(len(out))
         return out
+
+    def _count_delivered(self, n: int) -> None:
+        """Count ``n`` deliveries read outside the fetch script (written by the next settle)."""
+        if n and self.settings.enable_metrics:
+            with self._cond:
+                self._settlement.count("delivered", n)
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -413,6 +504,7 @@ class Lane:
             return  # the main loop reconnects
         urgent = [Delivery(0, _text(sid), fields[b"m"], 1)
                   for _, entries in reply or [] for sid, fields in entries]
+        self._count_delivered(len(urgent))
         if urgent:
             self._dispatch(urgent, stop)
 
