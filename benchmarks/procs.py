@@ -22,7 +22,7 @@ import redis
 
 from benchmarks.harness import RawCodec, connect
 from benchmarks.payload import MESSAGE_TYPE, ioc_payload
-from phantom_notebook.core.worker import tune_gc_for_throughput
+from phantom_notebook.core.tuning import tune_process_for_throughput
 
 REPORT_EVERY_S = 0.02
 
@@ -107,7 +107,7 @@ def ours_worker(spec: dict[str, Any]) -> None:
     worker = mq.worker(name=f"bench-{os.getpid()}")
     # what Worker.run does in a real worker process (phantom-notebook worker); start() is
     # used here only so the reporter thread can stop it on the bench's signal
-    tune_gc_for_throughput()
+    tune_process_for_throughput()
     reporter = Reporter(client, spec["run"], rec)
     _ready_then_wait(client, spec["run"])
     worker.start()
@@ -123,7 +123,7 @@ def raw_worker(spec: dict[str, Any]) -> None:
     codec = RawCodec(spec["profile"], bytes.fromhex(spec.get("header", "")))
     stream, group = spec["stream"], "workers"
     consumer = f"raw-{os.getpid()}"
-    tune_gc_for_throughput()  # the same process set-up as ours, so the ratio stays fair
+    tune_process_for_throughput()  # the same process set-up as ours, so the ratio stays fair
     rec = Recorder()
     reporter = Reporter(client, spec["run"], rec)
     _ready_then_wait(client, spec["run"])

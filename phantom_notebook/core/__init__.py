@@ -27,6 +27,7 @@ from .idempotency import idempotent
 from .queues import Message, MessageQueue
 from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .subscription import Filter, Subscription
+from .tuning import tune_process_for_throughput
 from .worker import Worker
 
 
@@ -91,6 +92,7 @@ __all__ = [
     "UnknownQueueKindError",
     "ValidationError",
     "Worker",
+    "tune_process_for_throughput",
     "connect",
     "idempotent",
 ]

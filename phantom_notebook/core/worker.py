@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from .lane import Lane
 from .pubsub import PubSubLane
 from .stats import WorkerStats
 from .subscription import Subscription
+from .tuning import tune_process_for_throughput
 
 if TYPE_CHECKING:
     from .queues import MessageQueue
@@ -54,28 +54,6 @@ class _AsyncRunner:
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.loop.close()
-
-
-#: the cyclic GC's first-generation threshold in worker processes (CPython's default is 700)
-WORKER_GC_GEN0 = 10_000
-
-
-def tune_gc_for_throughput(gen0: int = WORKER_GC_GEN0) -> None:
-    """Make the cyclic garbage collector cheap for a process that streams messages.
-
-    Each message allocates about ten container objects (envelope, header and payload
-    dicts, context, tuples), so at CPython's default threshold of 700 a collection runs
-    every ~70 messages and re-scans the whole in-flight batch each time; startup objects
-    (modules, settings, clients) are re-scanned by every full collection. Freezing what
-    exists at startup and collecting every ``gen0`` allocations cut the consume path's
-    CPU by ~15 % (docs/architecture.md). Reference counting still frees almost everything
-    at once; only cyclic garbage waits a little longer. Process-wide: ``Worker.run``
-    (worker processes) applies it, ``Worker.start`` (notebooks) does not.
-    """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 1), gen1, gen2)
 
 
 class Worker:
@@ -200,14 +178,15 @@ class Worker:
         self._heartbeat(alive=False)
         self._stopped.set()
 
-    def run(self, install_signals: bool = True, tune_gc: bool = True) -> int:
+    def run(self, install_signals: bool = True, tune_process: bool = True) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()`` from another thread); returns exit code 0.
 
-        ``tune_gc`` (the worker-process default) applies ``tune_gc_for_throughput``; pass
-        False when the worker shares its process with an application that tunes the GC.
+        ``tune_process`` (the worker-process default) applies
+        ``tune_process_for_throughput`` (GC and GIL switch interval, see ``core/tuning.py``);
+        pass False when the worker shares its process with an application that tunes them.
         """
-        if tune_gc:
-            tune_gc_for_throughput()
+        if tune_process:
+            tune_process_for_throughput()
         if install_signals and threading.current_thread() is threading.main_thread():
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 log.info("signal %s: draining (grace %.1fs)", signum, self.grace_s)
