@@ -22,7 +22,7 @@ import redis
 
 from benchmarks.harness import RawCodec, connect
 from benchmarks.payload import MESSAGE_TYPE, ioc_payload
-from phantom_notebook.core.tuning import tune_process_for_throughput
+from phantom_notebook.core.tuning import overlap_fits, tune_process_for_throughput
 
 REPORT_EVERY_S = 0.02
 
@@ -104,7 +104,9 @@ def ours_worker(spec: dict[str, Any]) -> None:
         rec.hit(message.payload)
 
     mq.subscribe(spec["queue"], "*", handle, prefetch_count=spec.get("prefetch", 500))
-    worker = mq.worker(name=f"bench-{os.getpid()}")
+    # the supervisor's rule (phantom-notebook worker --processes N): overlap on a spare core
+    worker = mq.worker(name=f"bench-{os.getpid()}",
+                       overlap=overlap_fits(int(spec.get("procs", 1))))
     # what Worker.run does in a real worker process (phantom-notebook worker); start() is
     # used here only so the reporter thread can stop it on the bench's signal
     tune_process_for_throughput()

@@ -52,7 +52,7 @@ def drain(url: str, role: str, procs: int, spec: dict[str, Any], n: int,
     """Start ``procs`` workers on a pre-filled queue, release them, wait for ``n`` handled."""
     fleet = Fleet(url, timeout_s)
     try:
-        fleet.spawn_workers(role, procs, spec)
+        fleet.spawn_workers(role, procs, {**spec, "procs": procs})
         fleet.go()
         tally = fleet.wait_handled(n)
     except BaseException:

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace", type=float, default=30.0,
                         help="seconds to finish in-flight work on SIGTERM")
     worker.add_argument("--name", default=None, help="consumer name (default: host-pid-rand)")
+    worker.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
+                        help="work one batch ahead on a spare core (default: when the "
+                             "worker processes leave one)")
     scale = worker.add_argument_group(
         "scaling", "run several worker processes, grown and shrunk on queue depth and lag")
     scale.add_argument("--processes", type=int, default=None,
@@ -227,7 +230,7 @@ def _worker(args: argparse.Namespace) -> int:
         mq.subscribe(args.queue, args.type, obj, **options)
     else:
         obj(mq)
-    worker = mq.worker(name=args.name, grace_s=args.grace)
+    worker = mq.worker(name=args.name, grace_s=args.grace, overlap=args.overlap)
     print(f"worker {worker.consumer} consuming {sorted({s.queue for s in worker.subscriptions})}"
           f" on {mq!r}", flush=True)
     return int(worker.run())
@@ -252,6 +255,9 @@ def _supervise(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "phantom_notebook.cli", "worker", args.target,
                "--type", args.type, "--prefetch", str(args.prefetch),
                "--concurrency", str(args.concurrency), "--grace", str(args.grace)]
+    overlap = args.overlap if args.overlap is not None else \
+        core.overlap_fits(policy.max_processes)
+    command.append("--overlap" if overlap else "--no-overlap")
     for flag, value in (("--queue", args.queue), ("--group", args.group),
                         ("--redis-url", args.redis_url), ("--settings", args.settings),
                         ("--key-prefix", args.key_prefix)):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
+
+import phantom_notebook as pn
+from phantom_notebook.core.lane import Lane
 
 SCRIPT = """
 import gc, sys
@@ -34,3 +40,18 @@ print(gc.get_threshold()[0], sys.getswitchinterval())
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["700", "0.005"]
+
+
+def test_overlap_fits_only_while_worker_processes_leave_a_core_spare(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert [pn.overlap_fits(n) for n in (1, 2, 3)] == [True, False, False]
+
+
+def test_a_worker_without_overlap_gives_its_lanes_no_helper_thread(mq: pn.MessageQueue) -> None:
+    mq.subscribe("q", "*", lambda m, c: None, prefetch_count=10)
+    ahead = mq.worker(overlap=True).lanes[0]
+    alone = mq.worker(overlap=False).lanes[0]
+    assert isinstance(ahead, Lane) and isinstance(alone, Lane)
+    assert (ahead._ahead_pool is not None, ahead._chunk) == (True, 5)
+    assert (alone._ahead_pool is None, alone._chunk) == (True, 10)

@@ -27,7 +27,7 @@ from .idempotency import idempotent
 from .queues import Message, MessageQueue
 from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .subscription import Filter, Subscription
-from .tuning import tune_process_for_throughput
+from .tuning import overlap_fits, tune_process_for_throughput
 from .worker import Worker
 
 
@@ -94,5 +94,6 @@ __all__ = [
     "Worker",
     "tune_process_for_throughput",
     "connect",
+    "overlap_fits",
     "idempotent",
 ]

@@ -51,7 +51,7 @@ class Lane:
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
                  pool: Executor | None, partition: str | None = None,
-                 priority_latency_ms: float = 2.0) -> None:
+                 priority_latency_ms: float = 2.0, overlap: bool = True) -> None:
         self.mq = mq
         self.subs = subs
         self.queue = subs[0].queue
@@ -102,8 +102,9 @@ class Lane:
         self._tracing = self.settings.enable_tracing
         # queues that delete what they settle read new entries directly (see _read_levels)
         self._reader = None if self.broadcast else _raw_reader(mq.client)
-        # one batch ahead (see run): inline lanes that read directly, in half-prefetch batches
-        ahead = self.inline and self._reader is not None and self.prefetch >= 2
+        # one batch ahead (see run): inline lanes that read directly, in half-prefetch
+        # batches, when the worker has a core to spare for it (tuning.overlap_fits)
+        ahead = overlap and self.inline and self._reader is not None and self.prefetch >= 2
         self._chunk = self.prefetch // 2 if ahead else self.prefetch
         self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pn-ahead-{self.queue}") \
             if ahead else None

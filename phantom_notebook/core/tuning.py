@@ -20,6 +20,7 @@ applies it and ``Worker.start`` (notebooks) does not.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 GC_GEN0 = 10_000
@@ -34,3 +35,14 @@ def tune_process_for_throughput(gen0: int = GC_GEN0,
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 1), gen1, gen2)
     sys.setswitchinterval(switch_interval_s)
+
+
+def overlap_fits(processes: int = 1) -> bool:
+    """True when ``processes`` worker processes leave this host a spare core.
+
+    A lane that works one batch ahead (its helper thread settles and fetches while handlers
+    run) uses a second core; when every core is already busy with a worker process the
+    overlap only adds thread hand-offs and half-size batches. Measured on 2 cores: one
+    process 57-66k -> 73-74k msg/s with the overlap, two processes 97-117k -> 80-97k.
+    """
+    return (os.cpu_count() or 1) > processes

@@ -21,7 +21,7 @@ from .lane import Lane
 from .pubsub import PubSubLane
 from .stats import WorkerStats
 from .subscription import Subscription
-from .tuning import tune_process_for_throughput
+from .tuning import overlap_fits, tune_process_for_throughput
 
 if TYPE_CHECKING:
     from .queues import MessageQueue
@@ -66,9 +66,11 @@ class Worker:
 
     def __init__(self, mq: MessageQueue, subscriptions: Iterable[Subscription], *,
                  name: str | None = None, grace_s: float = 30.0, poll_ms: int = 25,
-                 priority_latency_ms: float = 2.0) -> None:
+                 priority_latency_ms: float = 2.0, overlap: bool | None = None) -> None:
         self.mq = mq
         self.priority_latency_ms = priority_latency_ms
+        # work one batch ahead when a core is spare (None: this process alone on the host)
+        self.overlap = overlap_fits() if overlap is None else overlap
         self.subscriptions = list(subscriptions)
         if not self.subscriptions:
             from .errors import ValidationError
@@ -112,7 +114,8 @@ class Worker:
             for part in self.mq.layout(subs[0].queue).all:
                 lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
                                   submit=submit, pool=pool, partition=part,
-                                  priority_latency_ms=self.priority_latency_ms))
+                                  priority_latency_ms=self.priority_latency_ms,
+                                  overlap=self.overlap))
         self._poll_ms = poll_ms
         return lanes
 
@@ -130,7 +133,7 @@ class Worker:
                 self.mq.ensure_group(queue, group)
                 new = Lane(self.mq, proto.subs, self.consumer, self.stats, poll_ms=self._poll_ms,
                            submit=proto._submit_async, pool=proto._pool, partition=part,
-                           priority_latency_ms=self.priority_latency_ms)
+                           priority_latency_ms=self.priority_latency_ms, overlap=self.overlap)
                 self.lanes.append(new)
                 t = threading.Thread(target=new.run, args=(self._stop,), daemon=True,
                                      name=f"pn-lane-{part}-{group}")
