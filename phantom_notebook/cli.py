@@ -252,21 +252,30 @@ def _supervise(args: argparse.Namespace) -> int:
     else:
         _load(args.target)(mq)
         queues = sorted({s.queue for s in mq.subscriptions})
+    command = _child_command(args, policy.max_processes)
+    supervisor = Supervisor(mq, queues, command, policy, initial=start, grace_s=args.grace)
+    print(f"supervising {start} worker process(es) ({policy.min_processes}.."
+          f"{policy.max_processes}) for {queues} on {mq!r}", flush=True)
+    return supervisor.run()
+
+
+def _child_command(args: argparse.Namespace, max_processes: int) -> list[str]:
+    """The command line of one supervised worker process.
+
+    Children work one batch ahead only while ``max_processes`` leave a core spare
+    (``overlap_fits``), unless ``--overlap``/``--no-overlap`` was given.
+    """
     command = [sys.executable, "-m", "phantom_notebook.cli", "worker", args.target,
                "--type", args.type, "--prefetch", str(args.prefetch),
                "--concurrency", str(args.concurrency), "--grace", str(args.grace)]
-    overlap = args.overlap if args.overlap is not None else \
-        core.overlap_fits(policy.max_processes)
+    overlap = args.overlap if args.overlap is not None else core.overlap_fits(max_processes)
     command.append("--overlap" if overlap else "--no-overlap")
     for flag, value in (("--queue", args.queue), ("--group", args.group),
                         ("--redis-url", args.redis_url), ("--settings", args.settings),
                         ("--key-prefix", args.key_prefix)):
         if value:
             command += [flag, value]
-    supervisor = Supervisor(mq, queues, command, policy, initial=start, grace_s=args.grace)
-    print(f"supervising {start} worker process(es) ({policy.min_processes}.."
-          f"{policy.max_processes}) for {queues} on {mq!r}", flush=True)
-    return supervisor.run()
+    return command
 
 
 def _publish(args: argparse.Namespace) -> int:

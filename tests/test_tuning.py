@@ -55,3 +55,20 @@ def test_a_worker_without_overlap_gives_its_lanes_no_helper_thread(mq: pn.Messag
     assert isinstance(ahead, Lane) and isinstance(alone, Lane)
     assert (ahead._ahead_pool is not None, ahead._chunk) == (True, 5)
     assert (alone._ahead_pool is None, alone._chunk) == (True, 10)
+
+
+@pytest.mark.parametrize(("cpus", "flags", "expected"), [
+    (4, ["--processes", "2"], "--overlap"),
+    (2, ["--processes", "2"], "--no-overlap"),
+    (4, ["--processes", "1", "--max-processes", "4"], "--no-overlap"),
+    (2, ["--processes", "2", "--overlap"], "--overlap"),
+])
+def test_the_supervisor_gives_children_the_overlap_only_when_a_core_stays_spare(
+        monkeypatch: pytest.MonkeyPatch, cpus: int, flags: list[str], expected: str) -> None:
+    from phantom_notebook import cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    args = cli._parser().parse_args(["worker", "mod:setup", *flags])
+    max_processes = args.max_processes or args.processes
+    command = cli._child_command(args, max_processes)
+    assert expected in command and command.count("--overlap") + command.count("--no-overlap") == 1
