@@ -36,7 +36,7 @@ def measure_raw(server: BenchServer, sizes: Sizes, profile: str, header: bytes) 
 
 
 def measure_ours(server: BenchServer, sizes: Sizes, profile: str) -> dict[str, Any]:
-    """Ours: publish_batch of 1,000 up to N, memory delta, stats() latency, drain."""
+    """Ours: publish_stream (batches of 500) up to N, memory delta, stats() latency, drain."""
     server.flush()
     overrides = {"max_queue_size": sizes.depth * 2}
     before, keys_before = server.used_memory(), _dbsize(server)

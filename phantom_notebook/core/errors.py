@@ -61,6 +61,17 @@ class QueueFullError(PublishError):
     """Raised when publishing into a queue that holds ``max_queue_size`` messages."""
 
 
+class PublishStreamError(PublishError):
+    """Raised when ``publish_stream`` stops early; ``published`` = every id Redis confirmed.
+
+    The cause (a bad message, a full queue, a lost connection) is ``__cause__``.
+    """
+
+    def __init__(self, message: str, published: list[str]) -> None:
+        super().__init__(message)
+        self.published = published
+
+
 class DecodeError(PhantomError):
     """Raised when stored bytes are not a valid envelope; keeps the raw bytes for the DLQ."""
 

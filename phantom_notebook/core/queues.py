@@ -339,6 +339,15 @@ class MessageQueue:
                 ids[i] = mid
         return ids
 
+    def publish_stream(self, queue: str, messages: Iterable[Message | tuple[str, Any]], *,
+                       batch_size: int = 500) -> list[str]:
+        """Publish a long sequence in atomic batches of ``batch_size``, two in flight (Redis
+        runs one batch while the next is built); returns every id. A batch that fails stops
+        the stream with ``PublishStreamError`` listing what was written (``core/bulk.py``)."""
+        from .bulk import publish_stream
+
+        return publish_stream(self, queue, messages, batch_size)
+
     def _publish_rows(self, queue: str, qs: QueueSettings, keys: QueueKeys,
                       batch: PublishColumns, now: int, wait_s: float | None) -> list[str]:
         deadline = time.monotonic() + (wait_s or 0)

@@ -147,6 +147,20 @@ class Scripts:
                         client: Any = None) -> list[str]:
         """``publish`` for a batch held as columns (the publish hot path: no tuple per
         message, the arguments interleaved by slice assignment)."""
+        command = self.publish_command(keys, metrics_key, batch, max_size=max_size,
+                                       dedup_window_ms=dedup_window_ms, now_ms=now_ms,
+                                       metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap,
+                                       actor=actor)
+        try:
+            dups = _evalsha(self._publish, client, *command)
+        except redis.ResponseError as exc:
+            raise _queue_full(exc, keys.queue) from None
+        return publish_ids(batch, dups)
+
+    def publish_command(self, keys: QueueKeys, metrics_key: str, batch: PublishColumns, *,
+                        max_size: int | None, dedup_window_ms: int, now_ms: int,
+                        metrics_ttl_s: int, trace_cap: int = 0, actor: str = "") -> list[Any]:
+        """The EVALSHA arguments after the sha (numkeys, keys, argv) of a publish batch."""
         n = len(batch.ids)
         window = max(dedup_window_ms, 1)
         bucket = now_ms // window
@@ -165,16 +179,14 @@ class Scripts:
         argv[9:9 + 3 * n:3] = items
         argv[10:10 + 3 * n:3] = batch.envelopes
         streams = keys.streams
-        try:
-            dups = _evalsha(self._publish, client, 9, streams[0], streams[1], streams[2],
-                            streams[3], keys.delayed, metrics_key, keys.trace,
-                            keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1), *argv)
-        except redis.ResponseError as exc:
-            raise _queue_full(exc, keys.queue) from None
-        ids = list(batch.ids)
-        for i in range(0, len(dups), 2):
-            ids[int(dups[i]) - 1] = _s(dups[i + 1])
-        return ids
+        return [9, streams[0], streams[1], streams[2], streams[3], keys.delayed, metrics_key,
+                keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1), *argv]
+
+    def publish_sha(self, client: Any) -> str:
+        """The sha of the publish script, loaded into ``client``'s server (one round trip)."""
+        sha = str(client.script_load(self._publish.script))
+        self._publish.sha = sha
+        return sha
 
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
@@ -234,6 +246,19 @@ class Scripts:
 # publish.lua's level digits: "0".."3" now, "4".."7" delayed (level + 4)
 _LEVEL = "0123"
 _DELAYED = "4567"
+
+
+def publish_ids(batch: PublishColumns, dups: list[Any]) -> list[str]:
+    """The ids a publish returns: each message's own, or the first one's for a duplicate."""
+    ids = list(batch.ids)
+    for i in range(0, len(dups), 2):
+        ids[int(dups[i]) - 1] = _s(dups[i + 1])
+    return ids
+
+
+def queue_full(exc: redis.ResponseError, queue: str) -> Exception:
+    """``QueueFullError`` for the publish script's QUEUE_FULL reply, else ``exc``."""
+    return _queue_full(exc, queue)
 
 
 def _evalsha(script: Any, client: Any, numkeys: int, *keys_and_args: Any) -> Any:
