@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
 
 from benchmarks.fleet import Fleet, Tally
 from benchmarks.harness import BenchServer, RawCodec, Result, Sizes, connect, judge
-from benchmarks.scenarios_publish import UNBOUNDED, _our_header, ours_messages
+from benchmarks.scenarios_publish import UNBOUNDED, _our_header, ours_stream, raw_batch
 
 QUEUE = "bench-consume"
 STREAM = "raw:consume"
@@ -24,14 +23,7 @@ def fill_ours(url: str, profile: str, n: int, queue: str = QUEUE, prefix: str = 
     in flight; Message objects built 1,000 at a time inside the timing); returns (seconds,
     a header)."""
     mq, features = connect(url, prefix, profile, **{**UNBOUNDED, **overrides})
-
-    def messages() -> Any:
-        for base in range(0, n, FILL_BATCH):
-            yield from ours_messages(base, min(FILL_BATCH, n - base), features)
-
-    start = time.perf_counter()
-    mq.publish_stream(queue, messages(), batch_size=STREAM_BATCH)
-    elapsed = time.perf_counter() - start
+    elapsed = n / ours_stream(mq, features, n, STREAM_BATCH, queue)
     header = _our_header(mq)
     mq.client.close()
     return elapsed, header
@@ -39,19 +31,11 @@ def fill_ours(url: str, profile: str, n: int, queue: str = QUEUE, prefix: str = 
 
 def fill_raw(url: str, codec: RawCodec, n: int, stream: str = STREAM) -> float:
     """Pipelined XADD of ``n`` messages into a plain stream with group ``workers``."""
-    from benchmarks.payload import ioc_payload
-
     client = redis.Redis.from_url(url)
     client.xgroup_create(stream, "workers", id="0", mkstream=True)
-    start = time.perf_counter()
-    for base in range(0, n, FILL_BATCH):
-        pipe = client.pipeline(transaction=False)
-        for i in range(base, min(base + FILL_BATCH, n)):
-            pipe.xadd(stream, {"m": codec.encode(ioc_payload(i))})
-        pipe.execute()
-    elapsed = time.perf_counter() - start
+    rate = raw_batch(client, codec, n, FILL_BATCH, stream)
     client.close()
-    return elapsed
+    return n / rate
 
 
 def drain(url: str, role: str, procs: int, spec: dict[str, Any], n: int,
