@@ -134,6 +134,11 @@ class MessageQueue:
         role = f", role={self.role!r}" if self.role else ""
         return f"MessageQueue({where}, prefix={self.keys.prefix!r}{role})"
 
+    def close(self) -> None:
+        """Release this queue's connections (the publish connection, then the pool)."""
+        self.scripts.pinned.close()
+        self.client.close()
+
     def _authorize_declare(self, queue: str) -> None:
         """Declaring needs any of publish / consume / manage on the queue."""
         if self.role is not None and not any(

@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 
 from .errors import QueueFullError
 from .keys import QueueKeys
+from .wire import FALLBACK, PinnedConnection
 
 
 @cache
@@ -126,6 +127,8 @@ class Scripts:
         self._fetch = client.register_script(source("fetch"))
         self._settle = client.register_script(source("settle"))
         self._trim = client.register_script(source("trim_broadcast"))
+        #: the publish hot path's own connection (``core/wire.py``)
+        self.pinned = PinnedConnection(client)
 
     def publish(self, keys: QueueKeys, metrics_key: str,
                 messages: list[tuple[int, int, str | None, str, str, bytes]], *,
@@ -152,7 +155,9 @@ class Scripts:
                                        metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap,
                                        actor=actor)
         try:
-            dups = _evalsha(self._publish, client, *command)
+            dups = FALLBACK if client is not None else self.pinned.evalsha(self._publish, *command)
+            if dups is FALLBACK:
+                dups = _evalsha(self._publish, client, *command)
         except redis.ResponseError as exc:
             raise _queue_full(exc, keys.queue) from None
         return publish_ids(batch, dups)
@@ -164,6 +169,18 @@ class Scripts:
         n = len(batch.ids)
         window = max(dedup_window_ms, 1)
         bucket = now_ms // window
+        streams = keys.streams
+        if n == 1:  # the one-message publish: the same arguments, built directly (~1 us less)
+            level, due = batch.levels[0], batch.dues[0]
+            item = f"{batch.ids[0]}|{batch.trace_ids[0]}|1|"
+            later = due > now_ms
+            return [9, streams[0], streams[1], streams[2], streams[3], keys.delayed,
+                    metrics_key, keys.trace, keys.dedup_bucket(bucket),
+                    keys.dedup_bucket(bucket - 1), max_size or 0, window, now_ms,
+                    metrics_ttl_s, trace_cap, actor, 1,
+                    _DELAYED[level] if later else _LEVEL[level], batch.dedups[0] or "",
+                    f"{item}due {due}" if later else item, batch.envelopes[0],
+                    *((due,) if later else ())]
         items = [f"{mid}|{tid}|1|" for mid, tid in zip(batch.ids, batch.trace_ids, strict=True)]
         digits = [_LEVEL[level] for level in batch.levels]
         dues = []
@@ -178,7 +195,6 @@ class Scripts:
         argv[8:8 + 3 * n:3] = [d or "" for d in batch.dedups]
         argv[9:9 + 3 * n:3] = items
         argv[10:10 + 3 * n:3] = batch.envelopes
-        streams = keys.streams
         return [9, streams[0], streams[1], streams[2], streams[3], keys.delayed, metrics_key,
                 keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1), *argv]
 
