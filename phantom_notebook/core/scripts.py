@@ -127,7 +127,7 @@ class Scripts:
         self._fetch = client.register_script(source("fetch"))
         self._settle = client.register_script(source("settle"))
         self._trim = client.register_script(source("trim_broadcast"))
-        #: the publish hot path's own connection (``core/wire.py``)
+        #: the hot path's own connection for publish, fetch and settle (``core/wire.py``)
         self.pinned = PinnedConnection(client)
 
     def publish(self, keys: QueueKeys, metrics_key: str,
@@ -209,11 +209,11 @@ class Scripts:
               metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
               promote_limit: int = 1000, probe: bool = False) -> FetchResult:
         """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
-        flat, next_due, dead, probed = self._fetch(
-            keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
-            args=[group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
-                  promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap,
-                  "1" if probe else "0"])
+        flat, next_due, dead, probed = self._call(
+            self._fetch, [*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
+            [group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
+             promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap,
+             "1" if probe else "0"])
         it = iter(flat)  # level, stream id, envelope, delivery count, ...
         deliveries = [Delivery(int(level), sid.decode() if type(sid) is bytes else str(sid),
                                raw, int(count))
@@ -251,8 +251,18 @@ class Scripts:
         argv += [trace_cap, consumer, len(batch.trace)]
         for name, items in batch.trace.items():
             argv += [name, ";".join(items)]
-        return self._settle(keys=[*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
-                            args=argv, client=client)
+        return self._call(self._settle,
+                          [*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
+                          argv, client)
+
+    def _call(self, script: Any, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        """``script(keys, args)`` on the pinned connection when it is free, else as usual
+        (a wrapping ``client`` such as the audit's always goes the usual way)."""
+        if client is None:
+            out = self.pinned.evalsha(script, len(keys), *keys, *args)
+            if out is not FALLBACK:
+                return out
+        return script(keys=keys, args=args, client=client)
 
     def trim_broadcast(self, keys: QueueKeys) -> int:
         """Remove broadcast entries every group has acked; returns how many."""

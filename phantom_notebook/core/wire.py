@@ -1,13 +1,15 @@
-"""The publish hot path's own connection: one pooled connection held for script calls.
+"""The hot path's own connection: one pooled connection held for the publish, fetch and
+settle script calls.
 
 A command through ``redis.Redis`` costs ~25 us of client CPU on this project's machine
 before any byte reaches Redis: a checkout from the pool (a lock, a queue and a ``poll``
 for stale data), argument re-tupling, the retry wrapper, response callbacks and the
 observability hooks, and the check-in. A single publish is one round trip, so that is
-about as much as the round trip itself. ``PinnedConnection`` takes one connection from
-the pool once and sends pre-packed EVALSHA commands on it with redis-py's own
+about as much as the round trip itself (and a lane at a trickle pays it twice per
+message: fetch and settle). ``PinnedConnection`` takes one connection from the pool once
+and sends hiredis-packed EVALSHA commands on it with redis-py's own
 ``send_packed_command`` / ``read_response`` (which keep their timeouts, health checks and
-disconnect-on-error), under a lock that is only *tried*: a second thread publishing at the
+disconnect-on-error), under a lock that is only *tried*: another thread calling at the
 same moment takes the ordinary pooled path instead of waiting, so concurrency is never
 lower than without it.
 
