@@ -144,6 +144,34 @@ def test_batched_dedup_matches_one_by_one_semantics(mq: pn.MessageQueue) -> None
     assert all(member.startswith(b"2") for member, _ in delayed)
 
 
+def test_a_batch_with_one_dedup_key_and_a_single_publish_agree_on_the_first_id(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("dd1")
+    started_ms = time.time_ns() // 10**6
+    # one keyed message among unkeyed ones: new, then a duplicate of itself
+    new = mq.publish_batch("dd1", [pn.Message("t", 0), pn.Message("t", 1, dedup_key="x"),
+                                   pn.Message("t", 2)])
+    again = mq.publish_batch("dd1", [pn.Message("t", 3), pn.Message("t", 4, dedup_key="x")])
+    single = mq.publish("dd1", "t", 5, dedup_key="x")
+    delayed_single = mq.publish("dd1", "t", 6, dedup_key="y", delay=30)
+    single_dup = mq.publish("dd1", "t", 7, dedup_key="y")
+    assert again[1] == single == new[1]
+    assert single_dup == delayed_single
+    stats = mq.stats(["dd1"])[0]
+    assert (stats.ready, stats.delayed) == (4, 1)
+    # the metric buckets of the test's span (two if it crossed a bucket boundary), each
+    # with a TTL although only the write creating a field sets one
+    buckets = {mq.metrics_key(mq.queue_keys("dd1"), at)
+               for at in (started_ms, time.time_ns() // 10**6)}
+    totals = {b"published": 0, b"deduplicated": 0}
+    for key in buckets:
+        for field, value in mq.client.hgetall(key).items():
+            if field in totals:
+                totals[field] += int(value)
+        assert mq.client.ttl(key) > 0
+    assert totals == {b"published": 5, b"deduplicated": 3}
+
+
 def test_random_bytes_are_never_handed_out_twice_nor_shared_with_a_forked_child() -> None:
     from phantom_notebook.core.envelope import random_bytes
 

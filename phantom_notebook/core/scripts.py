@@ -155,9 +155,7 @@ class Scripts:
                                        metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap,
                                        actor=actor)
         try:
-            dups = FALLBACK if client is not None else self.pinned.evalsha(self._publish, *command)
-            if dups is FALLBACK:
-                dups = _evalsha(self._publish, client, *command)
+            dups = self._run(self._publish, client, *command)
         except redis.ResponseError as exc:
             raise _queue_full(exc, keys.queue) from None
         return publish_ids(batch, dups)
@@ -209,11 +207,10 @@ class Scripts:
               metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
               promote_limit: int = 1000, probe: bool = False) -> FetchResult:
         """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
-        flat, next_due, dead, probed = self._call(
-            self._fetch, [*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
-            [group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
-             promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap,
-             "1" if probe else "0"])
+        flat, next_due, dead, probed = self._run(
+            self._fetch, None, *_lane_keys(keys, metrics_key), group, consumer, count, now_ms,
+            reclaim_idle_ms, max_deliveries, promote_limit, metrics_ttl_s, levels,
+            "1" if delete else "0", trace_cap, "1" if probe else "0")
         it = iter(flat)  # level, stream id, envelope, delivery count, ...
         deliveries = [Delivery(int(level), sid.decode() if type(sid) is bytes else str(sid),
                                raw, int(count))
@@ -251,22 +248,27 @@ class Scripts:
         argv += [trace_cap, consumer, len(batch.trace)]
         for name, items in batch.trace.items():
             argv += [name, ";".join(items)]
-        return self._call(self._settle,
-                          [*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace],
-                          argv, client)
+        return self._run(self._settle, client, *_lane_keys(keys, metrics_key), *argv)
 
-    def _call(self, script: Any, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        """``script(keys, args)`` on the pinned connection when it is free, else as usual
-        (a wrapping ``client`` such as the audit's always goes the usual way)."""
+    def _run(self, script: Any, client: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        """EVALSHA ``script`` on the pinned connection when it is free, else through the
+        pool (a wrapping ``client``, such as the audit's, always takes its own path)."""
         if client is None:
-            out = self.pinned.evalsha(script, len(keys), *keys, *args)
+            out = self.pinned.evalsha(script, numkeys, *keys_and_args)
             if out is not FALLBACK:
                 return out
-        return script(keys=keys, args=args, client=client)
+        return _evalsha(script, client, numkeys, *keys_and_args)
 
     def trim_broadcast(self, keys: QueueKeys) -> int:
         """Remove broadcast entries every group has acked; returns how many."""
         return int(self._trim(keys=list(keys.streams), args=[]))
+
+
+def _lane_keys(keys: QueueKeys, metrics_key: str) -> list[Any]:
+    """numkeys and KEYS of fetch.lua and settle.lua: the streams, delayed, DLQ, metrics
+    and trace keys."""
+    return [len(keys.streams) + 4, *keys.streams, keys.delayed, keys.dlq, metrics_key,
+            keys.trace]
 
 
 # publish.lua's level digits: "0".."3" now, "4".."7" delayed (level + 4)

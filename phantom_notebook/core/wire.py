@@ -69,8 +69,6 @@ class PinnedConnection:
             return FALLBACK
         try:
             conn = self._connection()
-            if conn is None:
-                return FALLBACK
             try:
                 return self._call(conn, script.sha, numkeys, keys_and_args)
             except NoScriptError:

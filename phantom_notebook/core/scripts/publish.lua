@@ -108,15 +108,7 @@ for i = 1, n do
     at[nf] = i
   end
 end
-if nf == 1 then
-  -- a single key (the one-message publish): HGET + HSETNX are the fewest calls
-  local field, item = fields[1], argv[7 + 3 * at[1]]
-  local first = call('HGET', KEYS[9], field)
-  if not first and call('HSETNX', KEYS[8], field, id_of(item)) == 0 then
-    first = call('HGET', KEYS[8], field)
-  end
-  if first then firsts[at[1]] = first end
-elseif nf > 1 then
+if nf > 0 then
   -- known[j]: the first id of fields[j] in the previous window, else in the current one
   local known = {}
   for s = 1, nf, CHUNK do
