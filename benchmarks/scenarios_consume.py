@@ -81,14 +81,26 @@ def measure_raw(server: BenchServer, sizes: Sizes, profile: str, procs: int,
 def run(server: BenchServer, sizes: Sizes, profile: str) -> list[Result]:
     """``consume.1proc`` and ``consume.2proc`` for ``profile``."""
     results = []
+    # alternating rounds (ours, raw, ours, raw), best of each, as publish does: a slow
+    # stretch of this VM then lands on both sides instead of on one measurement alone
+    rounds = 2 if sizes.consume >= 100_000 else 1
     for procs in (1, 2):
-        ours = measure_ours(server, sizes, profile, procs)
-        raw = measure_raw(server, sizes, profile, procs, ours.pop("header"))
+        ours_runs: list[dict[str, Any]] = []
+        raw_runs: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            ours_runs.append(measure_ours(server, sizes, profile, procs))
+            raw_runs.append(measure_raw(server, sizes, profile, procs,
+                                        ours_runs[-1].pop("header")))
+        ours = max(ours_runs, key=lambda r: float(r["rate"]))
+        raw = max(raw_runs, key=lambda r: float(r["rate"]))
         res = Result(f"consume.{procs}proc", profile, "msg/s", ours["rate"], raw["rate"],
-                     details={"messages": sizes.consume, "prefetch": 500, "ours": ours,
-                              "ceiling": raw})
-        if ours["handled"] < sizes.consume:
-            res.details["error"] = f"only {ours['handled']} of {sizes.consume} handled"
+                     details={"messages": sizes.consume, "prefetch": 500, "rounds": rounds,
+                              "ours": ours, "ceiling": raw,
+                              "ours_runs": [r["rate"] for r in ours_runs],
+                              "ceiling_runs": [r["rate"] for r in raw_runs]})
+        short = [r["handled"] for r in ours_runs if r["handled"] < sizes.consume]
+        if short:
+            res.details["error"] = f"only {min(short)} of {sizes.consume} handled"
         if profile == "on" and procs == 1:
             judge(res, ">= 60k msg/s and >= 0.35x", ours["rate"] >= 60_000,
                   (res.ratio or 0) >= 0.35)

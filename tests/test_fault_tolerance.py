@@ -43,6 +43,28 @@ def test_a_handler_failing_twice_then_succeeding_is_processed_once_after_backoff
     assert len(done.envelopes) == 1 and done.envelopes[0].attempt == 3
 
 
+@pytest.mark.parametrize("kind", ["priority", "broadcast"])
+def test_retries_are_counted_in_metrics_and_worker_stats_for_every_stored_kind(
+        mq: pn.MessageQueue, kind: str) -> None:
+    mq.declare("counted", kind=kind)
+    attempts: list[int] = []
+
+    def flaky(message: pn.Envelope, context: pn.MessageContext) -> None:
+        attempts.append(context.attempt)
+        if context.attempt <= 2:
+            raise ConnectionError("enrichment provider timed out")
+
+    done = Collector(flaky)
+    mq.subscribe("counted", "*", done, group="g", retry=FAST_RETRY)
+    with mq.worker() as worker:  # a broadcast group reads what is published once it exists
+        mq.publish("counted", "ioc.enrichment.request", {"ioc": "203.0.113.9"})
+        assert done.wait_for(1, timeout_s=10)
+        assert eventually(lambda: _metric(mq, "counted", "acked") == 1)
+        assert worker.stats.retried == 2
+    assert attempts == [1, 2, 3]
+    assert _metric(mq, "counted", "retried") == 2
+
+
 @pytest.mark.parametrize(("strategy", "expected"), [
     ("fixed", [1.0, 1.0, 1.0, 1.0]),
     ("linear", [1.0, 2.0, 3.0, 4.0]),

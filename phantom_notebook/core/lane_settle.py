@@ -146,6 +146,10 @@ class Settling:
                 due = now + int((delay_s or 0) * 1000)
                 heapq.heappush(self._local_retries,
                                (due, d.level, d.stream_id, d.delivery_count))
+                if outcome.action == "retry":
+                    # counted here, as the settle script counts a stored queue's retries
+                    batch.count("retried")
+                    self.stats.settled(0, 1, 0)
             # "leave": stays pending until reclaimed after the visibility timeout
             self._cond.notify_all()
 
