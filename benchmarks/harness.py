@@ -48,7 +48,7 @@ class Sizes:
         table = {
             "smoke": cls(200, 2_000, 2_000, 60, 60, 2_000, 200, 30),
             "quick": cls(5_000, 100_000, 100_000, 1_000, 600, 100_000, 2_000, 120),
-            "full": cls(20_000, 300_000, 300_000, 10_000, 2_000, 1_000_000, 5_000, 600),
+            "full": cls(20_000, 300_000, 300_000, 10_000, 2_000, 1_000_000, 20_000, 600),
         }
         sizes = table[mode]
         return dataclasses.replace(sizes, depth=depth) if depth else sizes

@@ -37,12 +37,22 @@ class Counter:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.target = 0
+        self.first = 0.0
+        self.last = 0.0
 
     def hit(self) -> None:
         with self.lock:
+            now = time.perf_counter()
+            if not self.n:
+                self.first = now
             self.n += 1
-            if self.n >= self.target:
+            if self.n >= self.target and not self.done.is_set():
+                self.last = now
                 self.done.set()
+
+    def handling_s(self) -> float:
+        """First to last job handled: how ours is timed too (worker start-up excluded)."""
+        return self.last - self.first
 
 
 COUNTER = Counter()
@@ -233,9 +243,12 @@ def child(name: str, url: str, n: int) -> dict[str, Any]:
         return {"peer": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
     if COUNTER.n < n:
         return {"peer": name, "ok": False, "reason": f"handled {COUNTER.n} of {n} jobs"}
+    # processing is timed from the first job handled to the last, as ours is (the drain's
+    # first to last handled message): the worker's start-up counts for nobody
+    handling_s = COUNTER.handling_s() or process_s
     return {"peer": name, "ok": True, "jobs": n, "enqueue_rate": n / enqueue_s,
-            "process_rate": n / process_s, "e2e_rate": n / (enqueue_s + process_s),
-            "version": _version(name)}
+            "process_rate": n / handling_s, "e2e_rate": n / (enqueue_s + handling_s),
+            "startup_and_process_s": process_s, "version": _version(name)}
 
 
 def _version(name: str) -> str:
