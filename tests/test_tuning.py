@@ -4,7 +4,6 @@ defaults."""
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.lane import Lane
+from phantom_notebook.core.tuning import is_glibc
 
 SCRIPT = """
 import gc, sys
@@ -51,7 +51,7 @@ print(before, faults())
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
 def test_tuning_keeps_freed_batch_buffers_mapped_instead_of_page_faulting_them_back() -> None:
     before, after = map(int, subprocess.run([sys.executable, "-c", FAULTS],
                                             capture_output=True, text=True,

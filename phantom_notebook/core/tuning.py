@@ -27,7 +27,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import platform
 import sys
 
 GC_GEN0 = 10_000
@@ -56,7 +55,7 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD_BYTES,
     up to ``trim_threshold`` of free heap top stays mapped. Returns False where there is no
     glibc ``mallopt`` (musl, macOS, Windows): nothing is changed there.
     """
-    if platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -65,6 +64,14 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD_BYTES,
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
                 and mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+def is_glibc() -> bool:
+    """True when this process runs on GNU libc (whose ``mallopt`` the settings use)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False
 
 
 def overlap_fits(processes: int = 1) -> bool:
