@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     # the process set-up of a worker (GC, GIL switch interval) for the in-process publish
     # scenarios; ours and the raw ceiling run in this same process, so both get it
-    from phantom_notebook.core.tuning import tune_process_for_throughput
+    from phantom_notebook.core.config.tuning import tune_process_for_throughput
 
     tune_process_for_throughput()
     server = BenchServer(args.redis_url)

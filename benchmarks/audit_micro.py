@@ -25,9 +25,9 @@ from typing import Any
 
 import phantom_notebook as pn
 from benchmarks.payload import MESSAGE_TYPE, ioc_payload
-from phantom_notebook.core.audit import AuditLog
-from phantom_notebook.core.keyring import SecretKey
+from phantom_notebook.core.audit.log import AuditLog
 from phantom_notebook.core.queues import Message
+from phantom_notebook.core.security.keyring import SecretKey
 from tests.support.redis_server import RedisServer
 
 QUEUE = "ioc-processing"

@@ -16,10 +16,10 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from phantom_notebook.core.codec import Codec, PlainCodec
-from phantom_notebook.core.crypto import OriginSigner, OriginVerifier, SealingCodec
-from phantom_notebook.core.envelope import Envelope, MessagePriority, new_id
-from phantom_notebook.core.keyring import KeyRing, generate_key
+from phantom_notebook.core.model.codec import Codec, PlainCodec
+from phantom_notebook.core.model.envelope import Envelope, MessagePriority, new_id
+from phantom_notebook.core.security.keyring import KeyRing, generate_key
+from phantom_notebook.core.security.sealing import OriginSigner, OriginVerifier, SealingCodec
 
 MAX = 1024 * 1024
 PAYLOAD = {

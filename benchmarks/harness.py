@@ -171,8 +171,12 @@ def configure(mq: Any, profile: str, **queue_overrides: Any) -> Features:
     encryption = signing = False
     if on:
         try:
-            from phantom_notebook.core.crypto import OriginSigner, OriginVerifier, SealingCodec
-            from phantom_notebook.core.keyring import KeyRing, SecretKey
+            from phantom_notebook.core.security.keyring import KeyRing, SecretKey
+            from phantom_notebook.core.security.sealing import (
+                OriginSigner,
+                OriginVerifier,
+                SealingCodec,
+            )
         except ImportError:  # pragma: no cover - the security layer is not there yet
             pass
         else:

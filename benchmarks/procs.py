@@ -22,7 +22,7 @@ import redis
 
 from benchmarks.harness import RawCodec, connect
 from benchmarks.payload import MESSAGE_TYPE, ioc_payload
-from phantom_notebook.core.tuning import overlap_fits, tune_process_for_throughput
+from phantom_notebook.core.config.tuning import overlap_fits, tune_process_for_throughput
 
 REPORT_EVERY_S = 0.02
 

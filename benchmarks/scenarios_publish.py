@@ -121,7 +121,7 @@ def run(server: BenchServer, sizes: Sizes, profile: str) -> list[Result]:
 
 def _our_header(mq: Any) -> bytes:
     from benchmarks.harness import header_of
-    from phantom_notebook.core.envelope import Envelope, new_id, new_traceparent, now_ms
+    from phantom_notebook.core.model.envelope import Envelope, new_id, new_traceparent, now_ms
 
     env = Envelope(id=new_id(), type=MESSAGE_TYPE, queue=QUEUE, payload=ioc_payload(0),
                    created_at_ms=now_ms(), traceparent=new_traceparent(), origin=mq.origin)

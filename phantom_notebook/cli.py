@@ -237,7 +237,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    from .core.scaling import ScalePolicy, Supervisor
+    from .core.consume.scaling import ScalePolicy, Supervisor
 
     start = args.processes or args.min_processes or 1
     policy = ScalePolicy(
@@ -295,7 +295,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _keys_generate(args: argparse.Namespace) -> int:
     import time
 
-    from .core.keyring import KeyRing, generate_key
+    from .core.security.keyring import KeyRing, generate_key
 
     key_id = args.id or time.strftime("k%Y%m%dT%H%M%SZ", time.gmtime())
     if not args.key_file:
@@ -322,8 +322,8 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from .core.keyring import KeyRing
-    from .core.rotation import pending_count, reseal_all
+    from .core.admin.rotation import pending_count, reseal_all
+    from .core.security.keyring import KeyRing
 
     ring = KeyRing.from_file(args.key_file)
     if not args.reseal_only:
@@ -343,7 +343,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     with Progress() as bar:
         task = bar.add_task("re-encrypting", total=total)
         report = reseal_all(mq, progress=lambda n: bar.advance(task, n))
-    from .core.auditing import AuditItem, record_safely
+    from .core.audit.inline import AuditItem, record_safely
 
     record_safely(mq.audit, AuditItem("key_rotation", "keyring", detail={
         "active": ring.active_id, "resealed": report.resealed,
@@ -374,7 +374,7 @@ def _report_health(args: argparse.Namespace) -> int:
 def _acl(args: argparse.Namespace) -> int:
     import os
 
-    from .core.access import apply_acl, format_setuser, render_all
+    from .core.security.access import apply_acl, format_setuser, render_all
 
     mq = _connect(args)
     users: dict[str, tuple[str, str | None]] = {}
@@ -396,7 +396,7 @@ def _acl(args: argparse.Namespace) -> int:
             print(format_setuser(name, user_rules))
         return 0
     applied = apply_acl(mq.client, rules, save=args.save)
-    from .core.auditing import AuditItem, record_safely
+    from .core.audit.inline import AuditItem, record_safely
 
     for user in applied.users:
         record_safely(mq.audit, AuditItem("acl_change", f"user:{user}",

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from .core import Envelope, MessageContext, MessageQueue, Reject, Retry, RetrySettings
-from .core.metrics import MetricsStore, merge
-from .core.pubsub import PubSubLane
+from .core.consume.pubsub import PubSubLane
+from .core.consume.subscription import Subscription
+from .core.consume.worker import Worker
+from .core.observe.metrics import MetricsStore, merge
 from .core.queues import wait_until
-from .core.subscription import Subscription
-from .core.worker import Worker
 from .intel import (
     CATALOG,
     IOC,

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 import phantom_notebook as pn
-from phantom_notebook.core.access import (
+from phantom_notebook.core.security.access import (
     AccessPolicy,
     Grant,
     apply_acl,
@@ -344,8 +344,8 @@ def test_only_a_manager_reads_and_replays_dead_letters(connect_as: Connect,
 
 def test_writers_append_to_the_audit_trail_auditors_checkpoint_and_admins_trim(
         connect_as: Connect, admin: redis.Redis) -> None:
-    from phantom_notebook.core.audit import AuditLog
-    from phantom_notebook.core.audit_chain import audit_key_from_env
+    from phantom_notebook.core.audit.log import AuditLog
+    from phantom_notebook.core.audit.verify import audit_key_from_env
 
     key = audit_key_from_env({"PHANTOM_AUDIT_KEY": base64.b64encode(bytes(32)).decode()})
     writer = AuditLog(connect_as("ana"), key, actor="ana", role="analyst")

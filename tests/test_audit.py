@@ -14,14 +14,14 @@ import pytest
 import redis
 
 import phantom_notebook as pn
-from phantom_notebook.core.audit import (
+from phantom_notebook.core.audit.log import (
     AuditIntegrityError,
     AuditLog,
     audit_key_from_env,
     verify_audit,
 )
 from phantom_notebook.core.errors import ConfigError, ValidationError
-from phantom_notebook.core.keyring import SecretKey
+from phantom_notebook.core.security.keyring import SecretKey
 
 KEY_B64 = base64.b64encode(bytes(range(7, 39))).decode()
 KEY = SecretKey.from_base64("audit-1", KEY_B64)

@@ -8,8 +8,8 @@ import os
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.audit_chain import verify_audit
-from phantom_notebook.core.keyring import SecretKey, generate_key
+from phantom_notebook.core.audit.verify import verify_audit
+from phantom_notebook.core.security.keyring import SecretKey, generate_key
 from tests.support.collect import Collector, eventually
 
 AUDIT_KEY = base64.b64encode(os.urandom(32)).decode()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.cluster import primary_of
+from phantom_notebook.core.backend.cluster import primary_of
 from tests.support.cluster import RedisClusterFixture
 from tests.support.failover import run_failover_flow
 from tests.test_queue_kinds import (  # noqa: F401 - re-run the suite against the cluster

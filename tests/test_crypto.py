@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 import phantom_notebook as pn
 from phantom_notebook import ConfigError, DecodeError, Envelope, MessagePriority, PayloadError
-from phantom_notebook.core.codec import Codec, PlainCodec, peek_header
-from phantom_notebook.core.crypto import (
+from phantom_notebook.core.model.codec import Codec, PlainCodec, peek_header
+from phantom_notebook.core.model.envelope import frame, new_id, unframe
+from phantom_notebook.core.security.keyring import KeyRing, generate_key
+from phantom_notebook.core.security.sealing import (
     SIGNATURE_HEADER,
     OriginSigner,
     OriginVerifier,
     SealingCodec,
 )
-from phantom_notebook.core.envelope import frame, new_id, unframe
-from phantom_notebook.core.keyring import KeyRing, generate_key
 from tests.support.collect import Collector, eventually
 
 MAX = 1024 * 1024

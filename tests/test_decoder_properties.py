@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import frame, unframe
-from phantom_notebook.core.keyring import generate_key
+from phantom_notebook.core.model.envelope import frame, unframe
+from phantom_notebook.core.security.keyring import generate_key
 from tests.support.collect import Collector, eventually
 
 KEYS = f"k1:{generate_key()}"

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.dlq import (
+from phantom_notebook.core.admin.dlq import (
     PAGE,
     REPLAYED_FROM,
     REPLAYED_ORIGIN,
     DeadLetterNotFoundError,
     DeadLetterQueue,
 )
-from phantom_notebook.core.envelope import Envelope, new_id, new_traceparent, now_ms
+from phantom_notebook.core.model.envelope import Envelope, new_id, new_traceparent, now_ms
 from tests.support.collect import Collector, eventually
 from tests.support.redis_server import RedisServer
 
@@ -242,8 +242,8 @@ def test_a_replay_keeps_the_correlation_id_and_drops_bookkeeping_and_signature(
 
 def test_an_encrypted_signed_dead_letter_replays_into_a_verified_worker(
         mq: pn.MessageQueue) -> None:
-    crypto = pytest.importorskip("phantom_notebook.core.crypto")
-    from phantom_notebook.core.keyring import KeyRing, SecretKey
+    crypto = pytest.importorskip("phantom_notebook.core.security.sealing")
+    from phantom_notebook.core.security.keyring import KeyRing, SecretKey
 
     ring = KeyRing([SecretKey("k1", os.urandom(32))])
     feed_key, analyst_key = os.urandom(32), os.urandom(32)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.durability import server_version
+from phantom_notebook.core.backend.durability import server_version
 from tests.support.cluster import FAST_REPLICATION
 from tests.support.collect import eventually
 from tests.support.redis_server import RedisServer

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import phantom_notebook as pn
 from phantom_notebook import DecodeError, Envelope, MessagePriority, PayloadError
-from phantom_notebook.core.envelope import (
+from phantom_notebook.core.backend.keyspace import check_queue_name
+from phantom_notebook.core.model.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     decode,
     encode,
@@ -23,7 +24,6 @@ from phantom_notebook.core.envelope import (
     frame,
     new_id,
 )
-from phantom_notebook.core.keys import check_queue_name
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.breaker import CircuitBreaker
+from phantom_notebook.core.consume.breaker import CircuitBreaker
 from tests.support.collect import Collector, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def test_retries_are_counted_in_metrics_and_worker_stats_for_every_stored_kind(
 ])
 def test_backoff_strategies_follow_their_formula_and_cap(strategy: str,
                                                          expected: list[float]) -> None:
-    from phantom_notebook.core.policies import RetryPolicy
+    from phantom_notebook.core.model.policies import RetryPolicy
 
     policy = RetryPolicy(pn.RetrySettings(backoff_strategy=strategy,  # type: ignore[arg-type]
                                           initial_delay_s=1.0, max_delay_s=5.0, jitter=0.0))
@@ -82,7 +82,7 @@ def test_backoff_strategies_follow_their_formula_and_cap(strategy: str,
 def test_jitter_spreads_delays_within_its_fraction() -> None:
     import random
 
-    from phantom_notebook.core.policies import RetryPolicy
+    from phantom_notebook.core.model.policies import RetryPolicy
 
     policy = RetryPolicy(pn.RetrySettings(initial_delay_s=1.0, jitter=0.2))
     rng = random.Random(1)
@@ -310,7 +310,7 @@ def test_failures_outside_the_monitoring_period_do_not_open_the_breaker() -> Non
 
 
 def _now_ms() -> int:
-    from phantom_notebook.core.envelope import now_ms
+    from phantom_notebook.core.model.envelope import now_ms
 
     return now_ms()
 
@@ -325,6 +325,6 @@ def _metric(mq: pn.MessageQueue, queue: str, field: str) -> int:
 
 
 def _delivery(stream_id: str) -> object:
-    from phantom_notebook.core.scripts import Delivery
+    from phantom_notebook.core.backend.functions import Delivery
 
     return Delivery(2, stream_id, b"", 2)

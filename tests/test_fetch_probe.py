@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import now_ms
-from phantom_notebook.core.metrics import MetricsStore
-from phantom_notebook.core.scripts import FetchResult
+from phantom_notebook.core.backend.functions import FetchResult
+from phantom_notebook.core.model.envelope import now_ms
+from phantom_notebook.core.observe.metrics import MetricsStore
 from tests.support.collect import Collector
 
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.health import HealthThresholds, check_health
+from phantom_notebook.core.observe.health import HealthThresholds, check_health
 from tests.support.collect import Collector, eventually
 from tests.support.redis_server import RedisServer
 from tests.test_worker_processes import WorkerProcess

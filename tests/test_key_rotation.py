@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import unframe
-from phantom_notebook.core.keyring import KeyRing, generate_key
-from phantom_notebook.core.rotation import pending_count, reseal_all
+from phantom_notebook.core.admin.rotation import pending_count, reseal_all
+from phantom_notebook.core.model.envelope import unframe
+from phantom_notebook.core.security.keyring import KeyRing, generate_key
 from tests.support.collect import Collector, eventually
 
 ROOT = Path(__file__).resolve().parents[1]

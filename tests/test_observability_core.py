@@ -7,8 +7,8 @@ import random
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.metrics import BOUNDS_MS, MetricsStore, bucket_index, percentile
-from phantom_notebook.core.tracing import TraceLog
+from phantom_notebook.core.observe.metrics import BOUNDS_MS, MetricsStore, bucket_index, percentile
+from phantom_notebook.core.observe.tracing import TraceLog
 from tests.support.collect import Collector, eventually
 
 NO_WAIT = pn.RetrySettings(max_retries=2, initial_delay_s=0.0, jitter=0.0)

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import phantom_notebook as pn
-from phantom_notebook.core import otel
+from phantom_notebook.core.observe import otel
 from tests.support.collect import Collector, eventually
 
 _EXPORTER = InMemorySpanExporter()

@@ -14,16 +14,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import phantom_notebook as pn
 from phantom_notebook import Envelope, MessagePriority
-from phantom_notebook.core.codec import PlainCodec
-from phantom_notebook.core.crypto import (
+from phantom_notebook.core.admin.partitions import PARTITION_KEY_HEADER
+from phantom_notebook.core.model.codec import PlainCodec
+from phantom_notebook.core.model.envelope import encode_payload, new_id, unframe
+from phantom_notebook.core.security.keyring import KeyRing, generate_key
+from phantom_notebook.core.security.sealing import (
     SIGNATURE_HEADER,
     OriginSigner,
     OriginVerifier,
     SealingCodec,
 )
-from phantom_notebook.core.envelope import encode_payload, new_id, unframe
-from phantom_notebook.core.keyring import KeyRing, generate_key
-from phantom_notebook.core.partitions import PARTITION_KEY_HEADER
 
 MAX = 1 << 20
 RING = KeyRing.from_base64({"k1": generate_key()}, active="k1")
@@ -173,7 +173,7 @@ def test_a_batch_with_one_dedup_key_and_a_single_publish_agree_on_the_first_id(
 
 
 def test_random_bytes_are_never_handed_out_twice_nor_shared_with_a_forked_child() -> None:
-    from phantom_notebook.core.envelope import random_bytes
+    from phantom_notebook.core.model.envelope import random_bytes
 
     seen = [random_bytes(46) for _ in range(500)] + [random_bytes(300)]
     assert len(set(seen)) == len(seen) and all(len(b) == 46 for b in seen[:-1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import phantom_notebook as pn
-from phantom_notebook.core.redaction import MASK, redact
+from phantom_notebook.core.security.redaction import MASK, redact
 
 
 def test_nested_sensitive_fields_are_masked_and_the_rest_kept() -> None:

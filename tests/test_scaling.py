@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.scaling import ScalePolicy, Supervisor
+from phantom_notebook.core.consume.scaling import ScalePolicy, Supervisor
 from tests.support.collect import eventually
 
 ROOT = Path(__file__).resolve().parents[1]

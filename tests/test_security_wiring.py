@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import frame, unframe
-from phantom_notebook.core.keyring import generate_key
+from phantom_notebook.core.model.envelope import frame, unframe
+from phantom_notebook.core.security.keyring import generate_key
 from tests.support.collect import Collector, eventually
 
 KEY = generate_key()

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.lane import Lane
-from phantom_notebook.core.tuning import is_glibc
+from phantom_notebook.core.config.tuning import is_glibc
+from phantom_notebook.core.consume.lane import Lane
 
 SCRIPT = """
 import gc, sys

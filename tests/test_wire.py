@@ -12,7 +12,7 @@ import pytest
 import redis
 
 import phantom_notebook as pn
-from phantom_notebook.core.wire import FALLBACK, PinnedConnection
+from phantom_notebook.core.backend.pinned import FALLBACK, PinnedConnection
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import decode
+from phantom_notebook.core.model.envelope import decode
 from tests.support.collect import Collector, eventually
 from tests.support.redis_server import RedisServer
 

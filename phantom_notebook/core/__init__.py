@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import Codec, PlainCodec
-from .context import MessageContext
-from .depth import QueueStats
-from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
-from .envelope import Envelope, MessagePriority
+from .admin.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
+from .config.settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
+from .config.tuning import overlap_fits, tune_process_for_throughput
+from .consume.context import MessageContext
+from .consume.idempotency import idempotent
+from .consume.subscription import Filter, Subscription
+from .consume.worker import Worker
 from .errors import (
     ConfigError,
     ConnectionLostError,
@@ -24,12 +26,10 @@ from .errors import (
     UnknownQueueKindError,
     ValidationError,
 )
-from .idempotency import idempotent
+from .model.codec import Codec, PlainCodec
+from .model.envelope import Envelope, MessagePriority
+from .observe.depth import QueueStats
 from .queues import Message, MessageQueue
-from .settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
-from .subscription import Filter, Subscription
-from .tuning import overlap_fits, tune_process_for_throughput
-from .worker import Worker
 
 
 def connect(url: str | None = None, *, settings: Settings | None = None,
@@ -47,8 +47,8 @@ def connect(url: str | None = None, *, settings: Settings | None = None,
     """
     import dataclasses
 
-    from .connection import open_client, resolve_url
-    from .security import build_codec
+    from .backend.connection import open_client, resolve_url
+    from .security.codec_factory import build_codec
 
     base = settings or Settings.load()
     target = resolve_url(url) if url is not None or base.redis.url is None else base.redis.url

@@ -15,14 +15,23 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from . import otel
-from .access import AccessPolicy
-from .auditing import AuditedClient, AuditItem, open_audit
-from .codec import Codec, PlainCodec
-from .connection import TRANSIENT_ERRORS
-from .depth import QueueStats, depth_of, sum_stats
-from .durability import call_with_topology_retry, durable_client
-from .envelope import (
+from .admin.partitions import PARTITION_KEY_HEADER, Layout, default_partition_key, key_hash
+from .audit.inline import AuditedClient, AuditItem, open_audit
+from .backend.connection import TRANSIENT_ERRORS
+from .backend.durability import call_with_topology_retry, durable_client
+from .backend.functions import PublishColumns, Scripts
+from .backend.keyspace import GlobalKeys, QueueKeys, check_queue_name
+from .config.settings import QUEUE_KINDS, QueueSettings, Settings
+from .errors import (
+    ConfigError,
+    PermissionDeniedError,
+    PublishError,
+    QueueFullError,
+    UnknownQueueKindError,
+    ValidationError,
+)
+from .model.codec import Codec, PlainCodec
+from .model.envelope import (
     Envelope,
     MessagePriority,
     encode_payload,
@@ -32,24 +41,15 @@ from .envelope import (
     now_ms,
     trace_id_of,
 )
-from .errors import (
-    ConfigError,
-    PermissionDeniedError,
-    PublishError,
-    QueueFullError,
-    UnknownQueueKindError,
-    ValidationError,
-)
-from .keys import GlobalKeys, QueueKeys, check_queue_name
-from .metrics import BUCKET_S, RETENTION_S
-from .partitions import PARTITION_KEY_HEADER, Layout, default_partition_key, key_hash
-from .scripts import PublishColumns, Scripts
-from .settings import QUEUE_KINDS, QueueSettings, Settings
-from .tlp import parse_tlp
-from .tracing import TRACE_MAX_ENTRIES
+from .model.tlp import parse_tlp
+from .observe import otel
+from .observe.depth import QueueStats, depth_of, sum_stats
+from .observe.metrics import BUCKET_S, RETENTION_S
+from .observe.tracing import TRACE_MAX_ENTRIES
+from .security.access import AccessPolicy
 
 if TYPE_CHECKING:
-    from .dlq import DeadLetterQueue
+    from .admin.dlq import DeadLetterQueue
 
 METRICS_BUCKET_S = BUCKET_S
 METRICS_RETENTION_S = RETENTION_S
@@ -156,7 +156,7 @@ class MessageQueue:
         try:
             self.access.check(self.role, action, queue)
         except PermissionDeniedError:
-            from .auditing import AuditItem, record_safely
+            from .audit.inline import AuditItem, record_safely
 
             record_safely(self.audit, AuditItem("permission_denied", queue, "denied",
                                                 detail={"action": action}))
@@ -239,7 +239,7 @@ class MessageQueue:
             cached = self._layouts.get(queue)
         if cached is not None and not fresh and cached[0] > now:
             return cached[1]
-        from .connection import TRANSIENT_ERRORS
+        from .backend.connection import TRANSIENT_ERRORS
 
         try:
             layout = Layout.read(self.client, queue, self.queue_keys(queue).meta)
@@ -259,7 +259,7 @@ class MessageQueue:
 
     def repartition(self, queue: str, partitions: int, *, move: bool = True) -> Any:
         """Change the partition count of ``queue``, losing nothing (``partitions.repartition``)."""
-        from .partitions import repartition
+        from .admin.partitions import repartition
 
         return repartition(self, queue, partitions, move=move)
 
@@ -349,7 +349,7 @@ class MessageQueue:
         """Publish a long sequence in atomic batches of ``batch_size``, two in flight (Redis
         runs one batch while the next is built); returns every id. A batch that fails stops
         the stream with ``PublishStreamError`` listing what was written (``core/bulk.py``)."""
-        from .bulk import publish_stream
+        from .publish.stream import publish_stream
 
         return publish_stream(self, queue, messages, batch_size)
 
@@ -478,7 +478,7 @@ class MessageQueue:
         return self.codec.seal(env, qs.max_payload_bytes)
 
     def _publish_live(self, queue: str, qs: QueueSettings, items: list[Message]) -> list[str]:
-        from .cluster import node_client
+        from .backend.cluster import node_client
 
         now = now_ms()
         # a cluster forbids PUBLISH in a pipeline; any one node relays it cluster-wide
@@ -507,7 +507,7 @@ class MessageQueue:
         group every message), ``retry`` (a ``RetrySettings`` overriding the queue's).
         Returns the ``Subscription``; a ``Worker`` runs them (``run_worker`` is a shortcut).
         """
-        from .subscription import Subscription
+        from .consume.subscription import Subscription
 
         self.authorize("consume", queue)
         qs = self.declare(queue)
@@ -522,7 +522,7 @@ class MessageQueue:
 
     def worker(self, **options: Any) -> Any:
         """A ``Worker`` running every subscription registered on this connection."""
-        from .worker import Worker
+        from .consume.worker import Worker
 
         return Worker(self, self._subscriptions, **options)
 
@@ -533,12 +533,12 @@ class MessageQueue:
 
         A partitioned queue's view spans every partition (``PartitionedDeadLetterQueue``).
         """
-        from .dlq import DeadLetterQueue
+        from .admin.dlq import DeadLetterQueue
 
         self.authorize("manage", queue)
         layout = self.layout(queue)
         if layout.partitioned:
-            from .partitions import PartitionedDeadLetterQueue
+            from .admin.partitions import PartitionedDeadLetterQueue
 
             return PartitionedDeadLetterQueue(self, queue, layout.all)  # type: ignore[return-value]
         return DeadLetterQueue(self, queue)
@@ -546,7 +546,7 @@ class MessageQueue:
     def health(self, queues: list[str] | None = None, window_s: float = 300.0,
                thresholds: Any = None) -> Any:
         """Run the health checks; returns a ``HealthReport`` (HTML in Jupyter, text here)."""
-        from .health import check_health
+        from .observe.health import check_health
 
         return check_health(self, queues, window_s, thresholds)
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import pydantic
 
-from phantom_notebook.core.envelope import Envelope, MessagePriority
 from phantom_notebook.core.errors import ValidationError
+from phantom_notebook.core.model.envelope import Envelope, MessagePriority
 from phantom_notebook.intel import schemas as s
 
 __all__ = [

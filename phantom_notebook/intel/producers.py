@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from phantom_notebook.core.context import MessageContext
-from phantom_notebook.core.envelope import Envelope, MessagePriority, new_id, new_traceparent
+from phantom_notebook.core.consume.context import MessageContext
+from phantom_notebook.core.model.envelope import Envelope, MessagePriority, new_id, new_traceparent
 from phantom_notebook.core.queues import Message, MessageQueue
 from phantom_notebook.intel import schemas as s
 from phantom_notebook.intel.catalog import CATALOG, Catalog

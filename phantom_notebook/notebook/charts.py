@@ -11,7 +11,7 @@ import html
 import textwrap
 from collections.abc import Sequence
 
-from ..core.depth import QueueStats
+from ..core.observe.depth import QueueStats
 from . import require
 
 try:

@@ -15,13 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..core.codec import peek_header
-from ..core.depth import QueueStats
-from ..core.envelope import Envelope, MessagePriority
 from ..core.errors import DecodeError, ValidationError
-from ..core.metrics import BUCKET_S, COUNTERS, LATENCY_KINDS, MetricsBucket, MetricsStore, merge
+from ..core.model.codec import peek_header
+from ..core.model.envelope import Envelope, MessagePriority
+from ..core.observe.depth import QueueStats
+from ..core.observe.metrics import (
+    BUCKET_S,
+    COUNTERS,
+    LATENCY_KINDS,
+    MetricsBucket,
+    MetricsStore,
+    merge,
+)
+from ..core.observe.tracing import EVENTS, TraceEvent, TraceLog
 from ..core.queues import DEFAULT_GROUP
-from ..core.tracing import EVENTS, TraceEvent, TraceLog
 from . import require
 from ._dtypes import STRING, UTC, Window, epoch_s, frame, number, seconds, text
 from .accessor import PhantomAccessor as _PhantomAccessor  # noqa: F401 - registers df.phantom

@@ -41,7 +41,7 @@ from wsgiref.simple_server import WSGIServer
 
 import orjson
 
-from ..core.metrics import (
+from ..core.observe.metrics import (
     BOUNDS_MS,
     BUCKET_S,
     COUNTERS,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.envelope import Envelope
+from phantom_notebook.core.model.envelope import Envelope
 from phantom_notebook.intel import catalog
 from phantom_notebook.intel.catalog import (
     CATALOG,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.core.metrics import MetricsStore
+from phantom_notebook.core.observe.metrics import MetricsStore
 from tests.support.collect import eventually
 
 NO_WAIT = pn.RetrySettings(max_retries=2, initial_delay_s=0.0, jitter=0.0)

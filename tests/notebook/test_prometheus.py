@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 import phantom_notebook as pn
-from phantom_notebook.core.metrics import BOUNDS_MS
+from phantom_notebook.core.observe.metrics import BOUNDS_MS
 from phantom_notebook.notebook.prometheus import PhantomCollector, serve
 from tests.notebook.conftest import Workload
 

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from phantom_notebook.core.context import MessageContext
-from phantom_notebook.core.envelope import Envelope
+from phantom_notebook.core.consume.context import MessageContext
 from phantom_notebook.core.errors import Reject
+from phantom_notebook.core.model.envelope import Envelope
 from phantom_notebook.core.queues import MessageQueue
 from phantom_notebook.intel.catalog import CATALOG, Catalog
 from phantom_notebook.intel.consumers.base import Consumer, log
@@ -174,7 +174,7 @@ class AlertDistributionConsumer(Consumer):
         options = {"correlation_id": info["correlation_id"], "causation_id": info["message_id"]}
         trace = info.get("traceparent", "").split("-")
         if len(trace) == 4:
-            from phantom_notebook.core.envelope import new_traceparent
+            from phantom_notebook.core.model.envelope import new_traceparent
 
             options["traceparent"] = new_traceparent(trace[1])
         return self.producer.publish("alert.escalation", payload, **options)

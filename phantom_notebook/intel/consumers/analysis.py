@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from phantom_notebook.core.context import MessageContext
-from phantom_notebook.core.envelope import Envelope
+from phantom_notebook.core.consume.context import MessageContext
+from phantom_notebook.core.model.envelope import Envelope
 from phantom_notebook.core.queues import MessageQueue
 from phantom_notebook.intel.catalog import CATALOG, Catalog
 from phantom_notebook.intel.consumers.base import Consumer

@@ -6,9 +6,9 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from phantom_notebook.core.context import MessageContext
-from phantom_notebook.core.envelope import Envelope
+from phantom_notebook.core.consume.context import MessageContext
 from phantom_notebook.core.errors import Reject
+from phantom_notebook.core.model.envelope import Envelope
 from phantom_notebook.core.queues import MessageQueue
 from phantom_notebook.intel.catalog import CATALOG, SCHEMA_INVALID, Catalog, SchemaValidationError
 from phantom_notebook.intel.producers import Producer

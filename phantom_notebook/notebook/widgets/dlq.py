@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import ValidationError
-from ...core.redaction import redact
+from ...core.security.redaction import redact
 from .._dtypes import Window, seconds
 from ..accessor import IOC_COLUMNS, defang_value
 from ..frames import dlq_df

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import ValidationError
-from ...core.metrics import MetricsStore
+from ...core.observe.metrics import MetricsStore
 from .._dtypes import STRING, Window, seconds
 from ..charts import plot_depth, plot_latency, plot_throughput
 from ..frames import metrics_df, stats_df

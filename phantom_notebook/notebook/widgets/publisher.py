@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ...core.envelope import MessagePriority, new_id
 from ...core.errors import ValidationError
+from ...core.model.envelope import MessagePriority, new_id
 from ...intel import IOC, TLP, InvalidIOCError, IOCMessageProducer, detect_type, extract_iocs
 from ...intel.defang import refang
 from .._dtypes import STRING

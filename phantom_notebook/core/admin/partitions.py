@@ -1,0 +1,320 @@
+"""Partitioned queues: one logical queue as N hash-tagged sub-queues spread over the masters.
+
+A queue declared with ``partitions=N`` keeps its kind, settings and registry entry under
+its own name; its messages live in N sub-queues ``<queue>#<i>`` (each its own streams,
+delayed set, DLQ, metrics and trace, all under the tag ``{<queue>#<i>}``), so every
+script stays single-slot. Sub-queue tags are chosen so partition ``i`` hashes into the
+``i``-th of N equal slices of the 16384 slots: with the usual contiguous, equal slot
+ranges per master the partitions land evenly on every master (``<queue>#<i>`` when it
+already falls in its slice, else the first ``<queue>#<i>.<k>`` that does).
+
+Routing: a message goes to partition ``hash(partition key) mod N``; the key defaults to
+the IOC value of the payload (``payload["ioc"]["value"]`` or a string ``payload["ioc"]``),
+else the message id. Messages of one key stay in one stream, so their order holds.
+Envelopes keep the parent queue name (handlers see ``ioc-processing``), so a message can
+move between partitions without being re-sealed.
+
+The layout lives in the parent's ``meta`` hash: ``partitions`` (N) and ``draining`` (older
+sub-queues still consumed after a repartition). ``repartition()`` switches producers to a
+new layout and moves not-yet-delivered entries out of the old partitions; whatever it
+cannot move (in flight, delayed, published by a producer still on the old layout) is
+consumed where it is: workers keep a lane on every draining partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis.crc import key_slot
+
+from ..errors import ValidationError
+from ..model.codec import peek_header
+
+if TYPE_CHECKING:
+    from ..queues import MessageQueue
+    from .dlq import DeadLetter, DeadLetterQueue
+
+SLOTS = 16384
+MAX_PARTITIONS = 256
+PARTITION_KEY_HEADER = "pn-pk"
+
+
+def partition_names(queue: str, count: int) -> tuple[str, ...]:
+    """The sub-queue names of ``queue`` split ``count`` ways (``(queue,)`` for 1)."""
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PARTITIONS:
+        raise ValidationError(f"partitions must be an integer 1..{MAX_PARTITIONS}, got {count!r}")
+    if count == 1:
+        return (queue,)
+    names = []
+    for i in range(count):
+        lo, hi = i * SLOTS // count, (i + 1) * SLOTS // count
+        name, k = f"{queue}#{i}", 0
+        while not lo <= key_slot(name.encode()) < hi:
+            k += 1
+            name = f"{queue}#{i}.{k}"
+        names.append(name)
+    return tuple(names)
+
+
+def key_hash(key: str) -> str:
+    """The routing hash of a partition key (stored in the envelope, never the key itself)."""
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+def default_partition_key(payload: Any, message_id: str) -> str:
+    """The IOC value of ``payload`` when it has one, else the message id."""
+    if isinstance(payload, dict):
+        ioc = payload.get("ioc")
+        if isinstance(ioc, dict) and isinstance(ioc.get("value"), str | int):
+            return str(ioc["value"])
+        if isinstance(ioc, str):
+            return ioc
+    return message_id
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a queue's messages live: the partitions producers write and those draining."""
+
+    queue: str
+    count: int
+    active: tuple[str, ...]
+    draining: tuple[str, ...] = ()
+
+    @property
+    def partitioned(self) -> bool:
+        """True when the queue has (or had) sub-queues."""
+        return self.active != (self.queue,) or bool(self.draining)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every sub-queue holding messages: active first, then draining."""
+        return self.active + tuple(p for p in self.draining if p not in self.active)
+
+    def route(self, hashed_key: str) -> str:
+        """The active partition for a hashed partition key."""
+        return self.active[int(hashed_key, 16) % self.count]
+
+    @classmethod
+    def read(cls, client: Any, queue: str, meta_key: str) -> Layout:
+        """Read the layout from the parent's meta hash (unpartitioned when absent)."""
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(meta_key, "partitions")
+        pipe.hget(meta_key, "draining")
+        count_raw, draining_raw = pipe.execute()
+        count = int(count_raw) if count_raw else 1
+        draining = tuple(p for p in (draining_raw or b"").decode().split(",") if p)
+        return cls(queue, count, partition_names(queue, count), draining)
+
+
+@dataclass(frozen=True)
+class RepartitionReport:
+    """What ``repartition`` did."""
+
+    queue: str
+    old: Layout
+    new: Layout
+    moved: int
+    left_to_drain: int
+
+
+def repartition(mq: MessageQueue, queue: str, count: int, *, move: bool = True,
+                batch: int = 500) -> RepartitionReport:
+    """Change the partition count of ``queue`` without losing a message.
+
+    1. The new sub-queues get the consumer groups of the old ones; the parent's meta
+       switches producers to the new layout (they re-read it within ``LAYOUT_TTL_S``) and
+       lists the old partitions as draining, which workers keep consuming.
+    2. With ``move`` (not for broadcast queues), entries no consumer has received yet are
+       taken from each old partition as the group's consumer ``pn-repartition``, published
+       into the partition their key routes to, then acked and deleted: a crash in between
+       leaves them pending, so they are reclaimed and delivered (at least once, never lost).
+    """
+    from ..queues import DEFAULT_GROUP
+
+    qs = mq.declare(queue)
+    if qs.kind == "pubsub":
+        raise ValidationError("a pub/sub queue has nothing stored to partition")
+    meta = mq.queue_keys(queue).meta
+    old = Layout.read(mq.client, queue, meta)
+    new_active = partition_names(queue, count)
+    draining = tuple(p for p in old.all if p not in new_active)
+    groups = _groups(mq, old.all) or ({DEFAULT_GROUP} if qs.kind != "broadcast" else set())
+    for part in new_active:
+        keys = mq.queue_keys(part)
+        for group in groups:
+            for stream in keys.streams:
+                _create_group(mq, stream, group)
+    mq.client.hset(meta, mapping={"partitions": count, "draining": ",".join(draining)})
+    new = Layout(queue, count, new_active, draining)
+    mq.forget_layout(queue)
+    moved = 0
+    if move and qs.kind != "broadcast" and len(groups) == 1:
+        group = next(iter(groups))
+        for part in draining:
+            moved += _move_out(mq, queue, part, new, group, batch)
+    left = sum(s.depth for s in mq.stats_of_partitions(draining)) if draining else 0
+    return RepartitionReport(queue, old, new, moved, left)
+
+
+def _groups(mq: MessageQueue, parts: tuple[str, ...]) -> set[str]:
+    pipe = mq.client.pipeline(transaction=False)
+    for part in parts:
+        for stream in mq.queue_keys(part).streams:
+            pipe.xinfo_groups(stream)
+    out: set[str] = set()
+    for reply in pipe.execute(raise_on_error=False):
+        if isinstance(reply, list):
+            for g in reply:
+                name = g.get("name")
+                out.add(name.decode() if isinstance(name, bytes) else str(name))
+    return out
+
+
+def _create_group(mq: MessageQueue, stream: str, group: str) -> None:
+    import redis
+
+    try:
+        mq.client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _move_out(mq: MessageQueue, queue: str, part: str, new: Layout, group: str,
+              batch: int) -> int:
+    from ..backend.functions import Settlement
+    from ..model.envelope import now_ms
+
+    keys = mq.queue_keys(part)
+    consumer = "pn-repartition"
+    moved = 0
+    while True:
+        reply = mq.client.xreadgroup(group, consumer, {s: ">" for s in keys.streams},
+                                     count=batch)
+        if not reply:
+            return moved
+        targets: dict[str, list[tuple[int, int, str | None, str, str, bytes]]] = {}
+        settlement = Settlement.empty()
+        for stream, entries in reply:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            level = keys.streams.index(name)
+            for sid, fields in entries:
+                raw = fields[b"m"]
+                header = peek_header(raw)
+                mid = str(header.get("id", ""))
+                hdrs = header.get("h")
+                hashed = hdrs.get(PARTITION_KEY_HEADER) if isinstance(hdrs, dict) else None
+                target = new.route(str(hashed) if hashed else key_hash(mid))
+                targets.setdefault(target, []).append((level, 0, None, mid, "", raw))
+                settlement.acks.append((level, sid.decode() if isinstance(sid, bytes) else sid))
+        now = now_ms()
+        for target, rows in targets.items():
+            tkeys = mq.queue_keys(target)
+            mq.scripts.publish(tkeys, mq.metrics_key(tkeys, now), rows, max_size=None,
+                               dedup_window_ms=1, now_ms=now, metrics_ttl_s=0)
+        mq.scripts.settle(keys, mq.metrics_key(keys, now), settlement, group=group, delete=True,
+                          now_ms=now, metrics_ttl_s=0, dlq_retention_ms=1)
+        moved += len(settlement.acks)
+
+
+class PartitionedDeadLetterQueue:
+    """The dead letters of every partition of a queue, as one view.
+
+    Counting, listing (merged newest first), summaries, replay, purge and trimming span
+    every partition; a replayed letter goes back into the partition it died in.
+    """
+
+    def __init__(self, mq: MessageQueue, queue: str, parts: tuple[str, ...]) -> None:
+        from .dlq import DeadLetterQueue
+
+        self.mq = mq
+        self.queue = queue
+        self.parts: list[DeadLetterQueue] = []
+        for part in parts:
+            d = DeadLetterQueue(mq, queue)
+            d.keys = mq.queue_keys(part)
+            d.key = d.keys.dlq
+            self.parts.append(d)
+
+    def __repr__(self) -> str:
+        return f"PartitionedDeadLetterQueue({self.queue!r}, partitions={len(self.parts)})"
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.parts)
+
+    def list(self, *, limit: int | None = 100, newest_first: bool = True,
+             **filters: Any) -> list[DeadLetter]:
+        """Dead letters of every partition matching ``filters``, merged by time."""
+        per = [d.list(limit=limit, newest_first=newest_first, **filters) for d in self.parts]
+        merged: Iterator[DeadLetter] = heapq.merge(
+            *per, key=lambda x: _order(x.dlq_id), reverse=newest_first)
+        out = list(merged)
+        return out if limit is None else out[:limit]
+
+    def count(self, **filters: Any) -> int:
+        """How many dead letters match, over every partition."""
+        return sum(d.count(**filters) for d in self.parts)
+
+    def get(self, dlq_or_message_id: str) -> DeadLetter:
+        """One dead letter by DLQ entry id or message id, from whichever partition has it."""
+        from .dlq import DeadLetterNotFoundError
+
+        for d in self.parts:
+            try:
+                return d.get(dlq_or_message_id)
+            except DeadLetterNotFoundError:
+                continue
+        raise DeadLetterNotFoundError(f"no dead letter {dlq_or_message_id!r} in queue "
+                                      f"{self.queue!r}")
+
+    def summary(self) -> dict[str, int]:
+        """Dead letters per reason, summed over partitions."""
+        out: dict[str, int] = {}
+        for d in self.parts:
+            for reason, n in d.summary().items():
+                out[reason] = out.get(reason, 0) + n
+        return out
+
+    def replay(self, ids: Any = None, **options: Any) -> Any:
+        """Replay in every partition (ids are looked up where they live); returns the sum."""
+        return self._each("replay", ids, **options)
+
+    def purge(self, ids: Any = None, **options: Any) -> Any:
+        """Purge in every partition; returns the sum."""
+        return self._each("purge", ids, **options)
+
+    def trim_expired(self, now_ms: int | None = None) -> int:
+        """Drop dead letters past their retention in every partition."""
+        return sum(d.trim_expired(now_ms) for d in self.parts)
+
+    def _each(self, action: str, ids: Any, **options: Any) -> Any:
+        from .dlq import DeadLetterNotFoundError
+
+        if ids is None:
+            results = [getattr(d, action)(None, **options) for d in self.parts if len(d)]
+        else:
+            wanted = [ids] if isinstance(ids, str) else list(ids)
+            results = []
+            for d in self.parts:
+                mine = []
+                for i in wanted:
+                    try:
+                        d.get(i)
+                        mine.append(i)
+                    except DeadLetterNotFoundError:
+                        continue
+                if mine:
+                    results.append(getattr(d, action)(mine, **options))
+        if all(isinstance(r, int) for r in results):
+            return sum(results)
+        return results
+
+
+def _order(dlq_id: str) -> tuple[int, int]:
+    ms, _, seq = dlq_id.partition("-")
+    return int(ms or 0), int(seq or 0)

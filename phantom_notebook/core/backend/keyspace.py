@@ -1,0 +1,130 @@
+"""Every Redis key name phantom_notebook uses, built in one place.
+
+All keys of one queue share the hash tag ``{<queue>}`` so each Lua script touches a
+single Cluster slot::
+
+    <prefix>:{<queue>}:s:<level>     stream per priority level (0 = CRITICAL .. 3 = LOW)
+    <prefix>:{<queue>}:delayed       sorted set, score = due time in ms
+    <prefix>:{<queue>}:dlq           stream of dead letters
+    <prefix>:{<queue>}:dedup:<bucket> hash dedup key -> first message id, per time window
+    <prefix>:{<queue>}:meta          hash: kind, settings, created time
+    <prefix>:{<queue>}:m:<bucket>    hash: metric counters for one time bucket
+    <prefix>:{<queue>}:trace         capped stream of lifecycle events
+    <prefix>:queues                  set of known queue names (registry)
+    <prefix>:consumers               hash consumer -> heartbeat JSON
+    <prefix>:ps:<topic>              pub/sub channel
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from ..errors import ValidationError
+
+LEVELS = 4  # CRITICAL, HIGH, NORMAL, LOW
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+# a partition of a queue: <queue>#<i>[.<k>] (core/partitions.py)
+_PARTITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}#[0-9]{1,3}(\.[0-9]{1,6})?$")
+
+
+def check_queue_name(name: str) -> str:
+    """Return ``name`` if it is a valid queue name, else raise ``ValidationError``."""
+    if not isinstance(name, str) or not (_QUEUE_NAME.match(name)
+                                         or _PARTITION_NAME.match(name)):
+        raise ValidationError(
+            f"invalid queue name {name!r}: use 1-128 characters from A-Z a-z 0-9 . _ - "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=False)
+class QueueKeys:
+    """The key names of one queue (all in one hash slot)."""
+
+    prefix: str
+    queue: str
+
+    @cached_property
+    def base(self) -> str:
+        """The common ``<prefix>:{<queue>}`` stem of every key of this queue."""
+        return f"{self.prefix}:{{{self.queue}}}"
+
+    @cached_property
+    def streams(self) -> tuple[str, ...]:
+        """The ready/in-flight streams, highest priority first."""
+        return tuple(f"{self.base}:s:{level}" for level in range(LEVELS))
+
+    def stream(self, level: int) -> str:
+        """The stream of one priority level."""
+        return self.streams[level]
+
+    @cached_property
+    def delayed(self) -> str:
+        """The sorted set of delayed messages and retry backoffs."""
+        return f"{self.base}:delayed"
+
+    @cached_property
+    def dlq(self) -> str:
+        """The dead-letter stream."""
+        return f"{self.base}:dlq"
+
+    @cached_property
+    def meta(self) -> str:
+        """The hash holding the queue's kind and settings."""
+        return f"{self.base}:meta"
+
+    @cached_property
+    def trace(self) -> str:
+        """The capped stream of lifecycle events."""
+        return f"{self.base}:trace"
+
+    @cached_property
+    def breakers(self) -> str:
+        """The hash of circuit-breaker states per subscription group."""
+        return f"{self.base}:breakers"
+
+    def dedup_bucket(self, bucket: int) -> str:
+        """The dedup hash of one window bucket (bucket = now ms // window ms)."""
+        return f"{self.base}:dedup:{bucket}"
+
+    def metrics(self, bucket: int) -> str:
+        """The metric hash for one time bucket (bucket = start time in seconds)."""
+        return f"{self.base}:m:{bucket}"
+
+    def processed(self, group: str) -> str:
+        """The processed-set of a consumer group (idempotent-handler helper)."""
+        return f"{self.base}:done:{group}"
+
+
+@dataclass(frozen=True)
+class GlobalKeys:
+    """Keys shared by the whole deployment under one prefix."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        """The set of queue names (registry for discovery)."""
+        return f"{self.prefix}:queues"
+
+    @property
+    def consumers(self) -> str:
+        """The hash of consumer heartbeats."""
+        return f"{self.prefix}:consumers"
+
+    @property
+    def audit(self) -> str:
+        """The hash-chained audit stream."""
+        return f"{self.prefix}:audit"
+
+    def channel(self, topic: str) -> str:
+        """The pub/sub channel of a topic."""
+        return f"{self.prefix}:ps:{topic}"
+
+    def queue(self, name: str) -> QueueKeys:
+        """The keys of one queue."""
+        return QueueKeys(self.prefix, check_queue_name(name))

@@ -1,0 +1,122 @@
+"""The ``MessageContext`` a handler receives: settle the message, extend its lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..model.envelope import Envelope, now_ms
+
+if TYPE_CHECKING:
+    from ..backend.functions import Delivery
+    from .lane import Lane
+
+
+@dataclass
+class Outcome:
+    """How a delivery ended.
+
+    ``ack``; ``retry`` (re-scheduled with attempt + 1 after ``delay_s``); ``dead``
+    (dead-lettered with ``reason``); ``drop`` (acked without handling, e.g. expired with
+    ``expired_action="drop"``); ``release`` (handed back untouched, no attempt used);
+    ``leave`` (stays pending until reclaimed after the visibility timeout).
+    """
+
+    action: str
+    delay_s: float | None = None
+    reason: str = ""
+    error: BaseException | None = None
+
+
+class MessageContext:
+    """Handed to every handler with the message: ack, nack, reject, extend the lease."""
+
+    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms")
+
+    def __init__(self, envelope: Envelope, delivery: Delivery, lane: Lane,
+                 received_ms: int | None = None) -> None:
+        self.envelope = envelope
+        self.delivery = delivery
+        self._lane = lane
+        self._outcome: Outcome | None = None
+        self.received_ms = now_ms() if received_ms is None else received_ms
+
+    def __repr__(self) -> str:
+        return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "
+                f"delivery_count={self.delivery_count})")
+
+    @property
+    def queue(self) -> str:
+        """The queue the message came from."""
+        return self._lane.queue
+
+    @property
+    def group(self) -> str:
+        """The consumer group this delivery belongs to."""
+        return self._lane.group
+
+    @property
+    def consumer(self) -> str:
+        """The name of the consumer (worker) handling the message."""
+        return self._lane.consumer
+
+    @property
+    def delivery_count(self) -> int:
+        """How often Redis has handed out this stored entry (1 on first delivery)."""
+        return self.delivery.delivery_count
+
+    @property
+    def attempt(self) -> int:
+        """The processing attempt (1-based; grows with each retry).
+
+        On broadcast queues the stored entry is shared by every group and never rewritten,
+        so a retry there is a re-delivery of the same entry: the attempt is its delivery count.
+        """
+        if self._lane.broadcast:
+            return max(self.envelope.attempt, self.delivery_count)
+        return self.envelope.attempt
+
+    @property
+    def settled(self) -> bool:
+        """True once ack, nack or reject has been called."""
+        return self._outcome is not None
+
+    def ack(self) -> None:
+        """Mark the message processed: it leaves Redis in the next settle batch."""
+        self._settle(Outcome("ack"))
+
+    def nack(self, requeue: bool = True, delay_s: float | None = None) -> None:
+        """Give the message back: retry it (after ``delay_s``) or, with requeue=False, DLQ it."""
+        if requeue:
+            self._settle(Outcome("retry", delay_s=delay_s, reason="nacked"))
+        else:
+            self._settle(Outcome("dead", reason="nacked"))
+
+    def reject(self, reason: str = "rejected") -> None:
+        """Dead-letter the message now with ``reason``; it is not retried."""
+        self._settle(Outcome("dead", reason=reason))
+
+    def extend_lease(self) -> None:
+        """Reset the visibility timeout of this delivery (for long handlers)."""
+        self._lane.extend_leases([self.delivery])
+
+    def publish(self, queue: str, type: str, payload: Any, **options: Any) -> str:
+        """Publish a follow-up message that shares this message's trace and correlation."""
+        env = self.envelope
+        trace_id = env.trace_id
+        options.setdefault("correlation_id", env.correlation_id or env.id)
+        options.setdefault("causation_id", env.id)
+        if trace_id:
+            from ..model.envelope import new_traceparent
+
+            options.setdefault("traceparent", new_traceparent(trace_id))
+        return str(self._lane.mq.publish(queue, type, payload, **options))
+
+    def _settle(self, outcome: Outcome) -> None:
+        # first call wins; a handler settles its own message, so no lock is needed
+        if self._outcome is None:
+            self._outcome = outcome
+
+    def take_outcome(self) -> Outcome | None:
+        """The outcome the handler chose, if any (used by the worker)."""
+        return self._outcome

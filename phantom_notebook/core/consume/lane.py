@@ -1,0 +1,569 @@
+"""A lane: the fetch -> dispatch -> settle loop of one consumer group on one queue.
+
+The settle half (queueing outcomes, writing them in one call) is ``lane_settle.Settling``.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from ..backend.connection import TRANSIENT_ERRORS
+from ..backend.functions import Delivery, FetchResult, Settlement
+from ..errors import DecodeError, Reject, Retry
+from ..model.envelope import Envelope, now_ms
+from ..observe import otel
+from ..observe.tracing import TRACE_MAX_ENTRIES
+from ..observe.worker_stats import WorkerStats
+from ..queues import METRICS_RETENTION_S
+from .breaker import BreakerMiddleware
+from .context import MessageContext, Outcome
+from .middleware import (
+    IntegrityMiddleware,
+    Middleware,
+    RetryMiddleware,
+    TLPMiddleware,
+    TTLMiddleware,
+    default_middleware,
+)
+from .settler import Settling
+from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from ..queues import MessageQueue
+
+log = logging.getLogger("phantom_notebook.worker")
+_UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script first
+
+
+class Lane(Settling):
+    """Runs the subscriptions of one (queue, group) pair inside a worker."""
+
+    def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
+                 stats: WorkerStats, *, poll_ms: int,
+                 submit: Callable[[Subscription, Callable[[], Any]], None] | None,
+                 pool: Executor | None, partition: str | None = None,
+                 priority_latency_ms: float = 2.0, overlap: bool = True) -> None:
+        self.mq = mq
+        self.subs = subs
+        self.queue = subs[0].queue
+        # a partitioned queue runs one lane per partition: envelopes name the queue, the
+        # keys are the partition's
+        self.partition = partition or self.queue
+        self.group = subs[0].group
+        self.consumer = consumer
+        self.stats = stats
+        self.settings = mq.declare(self.queue)
+        self.keys = mq.queue_keys(self.partition)
+        self.prefetch = max(s.prefetch_count for s in subs)
+        self.broadcast = self.settings.kind == "broadcast"
+        self.levels = "2" if self.settings.kind == "fifo" else "0123"
+        self.poll_ms = poll_ms
+        self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
+        self._submit_async = submit
+        self._pool = pool
+        self.inflight: dict[str, tuple[Delivery, float]] = {}
+        self._settlement = Settlement.empty()
+        self._cond = threading.Condition()
+        self._last_reclaim = -1e9
+        # broadcast retries: the entry stays pending for this group and is re-claimed here
+        # when due (a crash leaves it pending, so another worker reclaims it after the
+        # visibility timeout); the shared stream is never written twice
+        self._local_retries: list[tuple[int, int, str, int]] = []
+        self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
+        breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
+                                self.settings.circuit_breaker)
+        self.breaker = BreakerMiddleware(self, breaker_settings)
+        self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
+        self._before = [m for m in self.middleware
+                        if type(m).before_process is not Middleware.before_process]
+        self._after = [m for m in self.middleware
+                       if type(m).after_process is not Middleware.after_process]
+        self._tlp = TLPMiddleware()
+        # plain acks may skip the per-message after-hooks only when those are the stock
+        # retry policy (a no-op for acks) and this lane's breaker (counted per batch)
+        self._fast_acks = all(type(m) in (RetryMiddleware, BreakerMiddleware)
+                              for m in self._after)
+        # the common lane: the stock before-hooks and one catch-all subscription with no
+        # TLP limit; _dispatch then routes without calling them per message
+        stock = [type(m) for m in self._before] == [IntegrityMiddleware, TTLMiddleware,
+                                                    BreakerMiddleware]
+        only = subs[0] if len(subs) == 1 else None
+        self._only_sub = only if stock and only is not None and only.type_pattern == "*" \
+            and only.filter is None and only.max_tlp is None else None
+        self._tracing = self.settings.enable_tracing
+        # queues that delete what they settle read new entries directly (see _read_levels)
+        self._reader = None if self.broadcast else _raw_reader(mq.client)
+        # one batch ahead (see run): inline lanes that read directly, in half-prefetch
+        # batches, when the worker has a core to spare for it (tuning.overlap_fits)
+        ahead = overlap and self.inline and self._reader is not None and self.prefetch >= 2
+        self._chunk = self.prefetch // 2 if ahead else self.prefetch
+        self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pn-ahead-{self.queue}") \
+            if ahead else None
+        self.priority_latency_ms = priority_latency_ms
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Fetch, dispatch and settle until ``stop`` is set; then drain what is in flight.
+
+        A busy inline lane works one batch ahead: while its handlers run through batch k,
+        a helper thread settles batch k-1 and fetches batch k+1 (each batch at most half
+        the prefetch, so XPENDING stays within it). Redis works while Python decodes.
+        """
+        backoff = 0.05
+        self.mq.ensure_group(self.queue, self.group)
+        ahead: Future[tuple[list[Delivery], int | None]] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries: list[Delivery] = []
+                    next_due: int | None | object = _UNKNOWN
+                    if ahead is not None:
+                        (deliveries, next_due), ahead = ahead.result(), None
+                    if not deliveries:
+                        self._flush_soon()
+                        budget = self._budget()
+                        if budget <= 0:
+                            self._wait_for_completion(0.05)
+                            continue
+                        deliveries = self._fetch(min(budget, self._chunk), next_due)
+                    if deliveries:
+                        if self._ahead_pool is not None and len(deliveries) >= self._chunk:
+                            # busy: settle this batch and fetch the next one meanwhile
+                            ahead = self._fetch_ahead(len(deliveries))
+                        self._dispatch(deliveries, stop)
+                    backoff = 0.05
+                except TRANSIENT_ERRORS as exc:
+                    # connection lost, READONLY after a failover, CLUSTERDOWN, TRYAGAIN:
+                    # retried; Sentinel and Cluster clients re-resolve the master
+                    ahead = None
+                    log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
+                                self.partition, self.group, exc, backoff)
+                    self.stats.reconnects += 1
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                except redis.ResponseError as exc:
+                    ahead = None
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # the server lost its streams (restarted without persistence): recreate
+                    log.warning("consumer group %s/%s vanished; recreating",
+                                self.queue, self.group)
+                    self._safely(lambda: self.mq.ensure_group(self.queue, self.group))
+                    stop.wait(backoff)
+            if ahead is not None:
+                # fetched before the stop: handle them now (releasing them would reorder
+                # a FIFO queue); the worker's drain settles them
+                self._dispatch(ahead.result()[0], stop)
+        finally:
+            if self._ahead_pool is not None:
+                # background settles finish before the worker's drain writes the rest
+                self._ahead_pool.shutdown(wait=True)
+
+    def _fetch_ahead(self, current: int) -> Future[tuple[list[Delivery], int | None]] | None:
+        """Start settling the finished batch and fetching the next one in the background."""
+        assert self._ahead_pool is not None
+        budget = min(self._budget() - current, self._chunk)
+        if budget <= 0:
+            return None
+        return self._ahead_pool.submit(self._settle_and_fetch, budget, self._reclaim_due())
+
+    def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], int | None]:
+        self.flush()
+        deliveries, result = self._fetch_ready(budget, reclaim_ms)
+        return deliveries, result.next_due_ms
+
+    def _flush_soon(self) -> None:
+        """Settle what is queued: in the background when this lane has a helper thread.
+
+        The lane then goes straight on to fetch (and block for) the next messages instead
+        of waiting a round trip for the settle: a CRITICAL message arriving meanwhile is
+        read sooner. Failures are logged; the batch stays queued for the next flush.
+        """
+        if self._ahead_pool is None:
+            self.flush()
+            return
+        with self._cond:
+            if not self._settlement:
+                return
+        self._ahead_pool.submit(self._flush_logged)
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - the next flush retries the same batch
+            log.warning("settle of %s/%s failed (%s); retrying with the next batch",
+                        self.partition, self.group, exc)
+
+    def _safely(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except redis.RedisError as exc:
+            log.warning("%s/%s: %s", self.queue, self.group, exc)
+
+    def _budget(self) -> int:
+        budget = self.prefetch - len(self.inflight)
+        for mw in self.middleware:
+            limit = mw.admit(self)
+            if limit is not None:
+                budget = min(budget, limit)
+        return budget
+
+    def drain(self, deadline: float) -> None:
+        """Wait for in-flight handlers until ``deadline`` (monotonic), then settle them."""
+        while self.inflight and time.monotonic() < deadline:
+            self._wait_for_completion(min(0.05, max(deadline - time.monotonic(), 0)))
+        for _ in range(3):
+            try:
+                self.flush()
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(0.2)
+
+    def _wait_for_completion(self, timeout_s: float) -> None:
+        with self._cond:
+            if not self._settlement:
+                self._cond.wait(timeout_s)
+
+    def _due_local_retries(self, now: int) -> list[Delivery]:
+        due = []
+        while self._local_retries and self._local_retries[0][0] <= now:
+            due.append(heapq.heappop(self._local_retries))
+        out = []
+        for _, level, sid, count in due:
+            claimed = self.mq.client.xclaim(self.keys.stream(level), self.group, self.consumer,
+                                            0, [sid])
+            for entry_id, fields in claimed or []:
+                if fields:
+                    out.append(Delivery(level, _text(entry_id), fields[b"m"], count + 1))
+        self._count_delivered(len(out))
+        return out
+
+    def _reclaim_due(self) -> int:
+        """The reclaim idle time to pass to this fetch: every visibility timeout / 4, else 0."""
+        if time.monotonic() - self._last_reclaim < self.settings.visibility_timeout_s / 4:
+            return 0
+        self._last_reclaim = time.monotonic()
+        return self._vt_ms
+
+    def _fetch_ready(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], FetchResult]:
+        """Promote, reclaim and read what is ready now (never blocks)."""
+        now = now_ms()
+        qs = self.settings
+        result = self.mq.scripts.fetch(
+            self.keys, self.mq.metrics_key(self.keys, now), group=self.group,
+            consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim_ms,
+            max_deliveries=qs.max_deliveries, levels=self.levels,
+            metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+            delete=not self.broadcast,
+            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+            probe=self._reader is not None)
+        if result.dead_lettered:
+            with self._cond:
+                self.stats.dead_lettered += result.dead_lettered
+        deliveries = result.deliveries
+        if result.probed:
+            deliveries += self._read_levels(result.probed, budget - len(deliveries))
+        return deliveries, result
+
+    def _fetch(self, budget: int, next_due: int | None | object = _UNKNOWN) -> list[Delivery]:
+        """What is ready now, else block up to ``poll_ms`` for new messages.
+
+        ``next_due`` (the delayed set's next due time) from a fetch that just found nothing
+        skips straight to the blocking read.
+        """
+        now = now_ms()
+        if self._local_retries and self._local_retries[0][0] <= now:
+            return self._due_local_retries(now)
+        if next_due is _UNKNOWN:
+            deliveries, result = self._fetch_ready(budget, self._reclaim_due())
+            if deliveries:
+                return deliveries
+            next_due = result.next_due_ms
+        if self.inflight:
+            self._wait_for_completion(0.01)
+            return []
+        block = self.poll_ms
+        if isinstance(next_due, int):
+            block = min(block, max(next_due - now_ms(), 0))
+        if self._local_retries:
+            block = min(block, max(self._local_retries[0][0] - now_ms(), 0))
+        if block <= 0:
+            return []
+        streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
+        reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,
+                                          count=budget, block=block)
+        out = []
+        for stream, entries in reply or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            level = self.keys.streams.index(name)
+            for sid, fields in entries:
+                out.append(Delivery(level, _text(sid), fields[b"m"], 1))
+        out.sort(key=lambda d: d.level)
+        self._count_delivered(len(out))
+        return out
+
+    def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
+        """Read the probed levels' new entries with plain XREADGROUPs (one round trip).
+
+        ``probed`` = (level, undelivered) in priority order; each level gets what is left
+        of ``budget``, so a read never exceeds the prefetch bound (another consumer may
+        take some first: then fewer come back). Reading here rather than inside the fetch
+        script saves ~2 us of server CPU per message. "delivered" rides on the next settle.
+        """
+        assert self._reader is not None
+        plan = []
+        for level, undelivered in probed:
+            if budget <= 0:
+                break
+            count = min(undelivered, budget)
+            plan.append((level, count))
+            budget -= count
+        pipe = self._reader.pipeline(transaction=False)
+        for level, count in plan:
+            pipe.xreadgroup(self.group, self.consumer, {self.keys.stream(level): ">"},
+                            count=count)
+        out: list[Delivery] = []
+        for (level, _), reply in zip(plan, pipe.execute(), strict=True):
+            if not reply:
+                continue
+            # RESP3 replies {stream: entries}, RESP2 [[stream, entries]]
+            entries: list[tuple[bytes, list[bytes]]] = \
+                next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+            out += [Delivery(level, sid.decode(), _field_m(fields), 1)
+                    for sid, fields in entries]
+        self._count_delivered(len(out))
+        return out
+
+    def _dispatch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
+        """Decode and route a fetched batch, then run its handlers.
+
+        Two passes so the batch's "delivered" trace events and in-flight bookkeeping are
+        recorded under one lock before any handler runs (and settles).
+        """
+        received = now_ms()
+        runnable, delivered = self._prepare(deliveries, received)
+        started = time.monotonic()
+        with self._cond:
+            if delivered:
+                self._settlement.trace.setdefault("delivered", []).extend(delivered)
+            for _, _, ctx in runnable:
+                self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
+        if self.inline:
+            self._run_inline(runnable, stop)
+            return
+        for sub, env, ctx in runnable:
+            if sub.is_async:
+                assert self._submit_async is not None
+                self._submit_async(sub, functools.partial(self._execute_async, sub, env, ctx))
+            else:
+                assert self._pool is not None
+                self._pool.submit(self._execute, sub, env, ctx)
+
+    def _prepare(self, deliveries: list[Delivery], received: int,
+                 ) -> tuple[list[tuple[Subscription, Envelope, MessageContext]], list[str]]:
+        """Decode and route ``deliveries``: the runnable ones and their "delivered" items.
+
+        What cannot run (undecodable, unroutable, expired, breaker open) is settled here.
+        """
+        runnable: list[tuple[Subscription, Envelope, MessageContext]] = []
+        delivered: list[str] | None = [] if self._tracing else None
+        open_, breaker, queue, broadcast = self.mq.codec.open, self.breaker.breaker, \
+            self.queue, self.broadcast
+        only = self._only_sub
+        for d in deliveries:
+            try:
+                env = open_(d.raw)
+            except DecodeError as exc:
+                self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
+                continue
+            state = breaker.state
+            if state == "open":
+                # fetched before the breaker opened: hand it back untouched (no attempt used)
+                self._settle_raw(d, Outcome("release"), env)
+                continue
+            ctx = MessageContext(env, d, self, received)
+            if delivered is not None:
+                attempt = ctx.attempt if broadcast else env.attempt
+                delivered.append(f"{env.id}|{env.trace_id}|{attempt}|at={received}")
+            expires = env.expires_at_ms
+            if only is not None and env.queue == queue and (expires is None or expires > received):
+                # the stock checks inline (integrity, TTL, breaker) and the one catch-all
+                # subscription: what _route would decide, without its per-message calls
+                if state != "closed":
+                    breaker.started()
+                runnable.append((only, env, ctx))
+                continue
+            sub, early = self._route(env, ctx)
+            if sub is None or early is not None:
+                self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
+                continue
+            runnable.append((sub, env, ctx))
+        return runnable, delivered or []
+
+    def _run_inline(self, runnable: list[tuple[Subscription, Envelope, MessageContext]],
+                    stop: threading.Event) -> None:
+        """Run handlers one by one in this thread; plain acks are settled once per batch.
+
+        A handler that returns normally without settling its message (auto-ack) is the
+        common case: its bookkeeping (in-flight, breaker, histograms, trace) is done for the
+        whole batch under one lock in ``_settle_acks``. Every other outcome takes the full
+        per-message path (``_complete``).
+        """
+        check_every = self.priority_latency_ms / 1000
+        preempt = len(self.levels) > 1
+        last_check = time.perf_counter()
+        fast = self._fast_acks and not otel.enabled()
+        acks: list[tuple[Envelope, MessageContext, int, int]] = []
+        for sub, env, ctx in runnable:
+            if fast:
+                started = now_ms()
+                try:
+                    sub.call(env, ctx)
+                except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                    self._complete(sub, env, ctx, exc, started)
+                else:
+                    if ctx._outcome is None and sub.auto_ack:
+                        acks.append((env, ctx, started, now_ms()))
+                    else:
+                        self._complete(sub, env, ctx, None, started)
+            else:
+                self._execute(sub, env, ctx)
+            if preempt and ctx.delivery.level > 0 \
+                    and time.perf_counter() - last_check >= check_every:
+                # strict priority inside a fetched batch: a CRITICAL message published
+                # while we work through lower levels jumps in within ~priority_latency_ms
+                self._preempt(stop)
+                last_check = time.perf_counter()
+        if acks:
+            self._settle_acks(acks)
+
+    def _preempt(self, stop: threading.Event) -> None:
+        """Read (non-blocking) and handle any new CRITICAL messages right now."""
+        try:
+            reply = self.mq.client.xreadgroup(self.group, self.consumer,
+                                              {self.keys.stream(0): ">"}, count=10)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # the main loop reconnects
+        urgent = [Delivery(0, _text(sid), fields[b"m"], 1)
+                  for _, entries in reply or [] for sid, fields in entries]
+        self._count_delivered(len(urgent))
+        if urgent:
+            self._dispatch(urgent, stop)
+
+    def _route(self, env: Envelope, ctx: MessageContext,
+               ) -> tuple[Subscription | None, Outcome | None]:
+        """The subscription for ``env``, or the outcome that settles it without a handler."""
+        for mw in self._before:
+            early = mw.before_process(self, env, ctx)
+            if early is not None:
+                return None, early
+        for sub in self.subs:
+            if sub.matches(env):
+                break
+        else:
+            err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
+            return None, Outcome("dead", reason="unroutable", error=err)
+        return sub, self._tlp.after_route(self, sub, env)
+
+    def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
+        started = now_ms()
+        error: BaseException | None = None
+        if otel.enabled():
+            with otel.process_span(env, self.consumer, self.group) as span:
+                try:
+                    sub.call(env, ctx)
+                except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                    error = exc
+                    span.record_exception(exc)
+        else:
+            try:
+                sub.call(env, ctx)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                error = exc
+        self._complete(sub, env, ctx, error, started)
+
+    async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
+        started = now_ms()
+        error: BaseException | None = None
+        with otel.process_span(env, self.consumer, self.group) as span:
+            try:
+                await sub.call(env, ctx)
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                if span is not None:
+                    span.record_exception(exc)
+        self._complete(sub, env, ctx, error, started)
+
+    def _complete(self, sub: Subscription, env: Envelope, ctx: MessageContext,
+                  error: BaseException | None, started_ms: int) -> None:
+        outcome = ctx.take_outcome()
+        if outcome is None:
+            if error is None:
+                outcome = Outcome("ack") if sub.auto_ack else Outcome("leave")
+            elif isinstance(error, Reject):
+                outcome = Outcome("dead", reason=error.reason, error=error)
+            elif isinstance(error, Retry):
+                outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
+            else:
+                outcome = Outcome("retry", reason="handler_error", error=error)
+        for mw in self._after:
+            outcome = mw.after_process(self, sub, env, ctx, error, outcome)
+        self._settle_raw(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
+
+    def extend_leases(self, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of ``deliveries`` so they are not reclaimed (XCLAIM JUSTID)."""
+        by_level: dict[int, list[str]] = {}
+        for d in deliveries:
+            by_level.setdefault(d.level, []).append(d.stream_id)
+        pipe = self.mq.client.pipeline(transaction=False)
+        for level, ids in by_level.items():
+            pipe.xclaim(self.keys.stream(level), self.group, self.consumer, 0, ids, justid=True)
+        pipe.execute()
+
+    def renew_old_leases(self, older_than_s: float) -> int:
+        """Extend the lease of every in-flight delivery started more than ``older_than_s`` ago."""
+        cutoff = time.monotonic() - older_than_s
+        with self._cond:
+            old = [d for d, started in self.inflight.values() if started <= cutoff]
+        if old:
+            self.extend_leases(old)
+        return len(old)
+
+
+def _raw_reader(client: Any) -> redis.Redis | None:
+    """A client on ``client``'s pool whose XREADGROUP replies stay raw nested lists.
+
+    redis-py's XREADGROUP callback builds a dict per entry (~1 us of Python per message);
+    the lane only needs the one envelope field. None for clients that are not a plain
+    ``redis.Redis`` (Redis Cluster): the lane then reads inside the fetch script.
+    """
+    if not isinstance(client, redis.Redis):
+        return None
+    reader = redis.Redis(connection_pool=client.connection_pool)
+    reader.set_response_callback("XREADGROUP", _raw_reply)
+    return reader
+
+
+def _raw_reply(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _field_m(fields: list[bytes]) -> bytes:
+    """The envelope of a raw stream entry's field list ([b"m", envelope] as we write it)."""
+    if len(fields) == 2 and fields[0] == b"m":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2], strict=True))[b"m"]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,127 @@
+"""Subscriptions: which handler gets which messages of a queue, and how."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config.settings import BreakerSettings, QueueSettings, RetrySettings
+from ..errors import ValidationError
+from ..model.envelope import Envelope, MessagePriority
+
+DEFAULT_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Accept only messages whose priority / headers match (all given conditions)."""
+
+    priorities: Sequence[MessagePriority | int | str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def accepts(self, env: Envelope) -> bool:
+        """True when ``env`` passes every condition of this filter."""
+        if self.priorities is not None:
+            allowed = {MessagePriority.parse(p) for p in self.priorities}
+            if env.priority not in allowed:
+                return False
+        return all(env.headers.get(k) == v for k, v in self.headers.items())
+
+
+@dataclass
+class Subscription:
+    """A handler bound to a queue and a type pattern, with its delivery options."""
+
+    queue: str
+    type_pattern: str
+    handler: Any
+    settings: QueueSettings
+    auto_ack: bool = True
+    prefetch_count: int = 100
+    max_concurrency: int = 1
+    filter: Filter | None = None
+    group: str = DEFAULT_GROUP
+    retry: RetrySettings | None = None
+    breaker: BreakerSettings | None = None
+    max_tlp: str | None = None
+    non_retryable: tuple[type[BaseException], ...] = ()
+    _call: Callable[..., Any] | None = None
+    _is_async: bool = False
+    _matcher: re.Pattern[str] | None = None
+
+    @classmethod
+    def create(cls, queue: str, type_pattern: str, handler: Any, settings: QueueSettings,
+               **options: Any) -> Subscription:
+        """Validate options and build a subscription (raises ``ValidationError``)."""
+        allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
+                   "breaker", "max_tlp", "non_retryable"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ValidationError(f"unknown subscribe option {sorted(unknown)[0]!r}: "
+                                  f"use {', '.join(sorted(allowed))}")
+        if settings.kind == "broadcast" and "group" not in options:
+            options["group"] = _handler_name(handler)
+        sub = cls(queue, type_pattern, handler, settings, **options)
+        for name in ("prefetch_count", "max_concurrency"):
+            value = getattr(sub, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
+        if sub.max_concurrency > sub.prefetch_count:
+            sub.prefetch_count = sub.max_concurrency
+        if sub.max_tlp is not None:
+            from ..model.tlp import parse_tlp
+
+            sub.max_tlp = parse_tlp(sub.max_tlp)
+        sub._call, sub._is_async = _adapt(handler)
+        sub._matcher = re.compile(fnmatch.translate(type_pattern))
+        return sub
+
+    @property
+    def retry_settings(self) -> RetrySettings:
+        """The retry policy in force: the subscription's, else the queue's."""
+        return self.retry or self.settings.retry
+
+    def matches(self, env: Envelope) -> bool:
+        """True when this subscription wants ``env`` (type pattern and filter)."""
+        if self.type_pattern == "*" and self.filter is None:
+            return True
+        assert self._matcher is not None
+        if not self._matcher.match(env.type):
+            return False
+        return self.filter is None or self.filter.accepts(env)
+
+    @property
+    def is_async(self) -> bool:
+        """True when the handler is a coroutine function."""
+        return self._is_async
+
+    def call(self, env: Envelope, context: Any) -> Any:
+        """Invoke the handler (returns a coroutine for async handlers)."""
+        assert self._call is not None
+        return self._call(env, context)
+
+
+def _adapt(handler: Any) -> tuple[Callable[..., Any], bool]:
+    target = handler.handle if hasattr(handler, "handle") else handler
+    if not callable(target):
+        raise ValidationError(
+            f"handler {handler!r} is not callable and has no handle(message, context) method")
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        type(target).__call__)
+    try:
+        params = [p for p in inspect.signature(target).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) == 1:
+        return (lambda env, ctx: target(env)), is_async
+    return target, is_async
+
+
+def _handler_name(handler: Any) -> str:
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(name))[:64]

@@ -1,0 +1,245 @@
+"""The ``Worker``: runs subscriptions with bounded prefetch and concurrency, drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..config.tuning import overlap_fits, tune_process_for_throughput
+from ..model.envelope import new_id
+from ..observe.worker_stats import WorkerStats
+from .lane import Lane
+from .pubsub import PubSubLane
+from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from ..queues import MessageQueue
+
+log = logging.getLogger("phantom_notebook.worker")
+
+
+class _AsyncRunner:
+    """One event loop thread for every async handler of a worker."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="pn-async",
+                                        daemon=True)
+        self._thread.start()
+        self._limits: dict[int, asyncio.Semaphore] = {}
+
+    def submit(self, sub: Subscription, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        async def limited() -> None:
+            sem = self._limits.get(id(sub))
+            if sem is None:
+                sem = self._limits[id(sub)] = asyncio.Semaphore(sub.max_concurrency)
+            async with sem:
+                await job()
+
+        asyncio.run_coroutine_threadsafe(limited(), self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class Worker:
+    """Runs subscriptions until stopped.
+
+    ``start()`` runs in background threads (notebooks); ``run()`` blocks, installs
+    SIGTERM/SIGINT handlers that drain (stop fetching, finish in-flight work within
+    ``grace_s``, settle, return 0).
+    """
+
+    def __init__(self, mq: MessageQueue, subscriptions: Iterable[Subscription], *,
+                 name: str | None = None, grace_s: float = 30.0, poll_ms: int = 25,
+                 priority_latency_ms: float = 2.0, overlap: bool | None = None) -> None:
+        self.mq = mq
+        self.priority_latency_ms = priority_latency_ms
+        # work one batch ahead when a core is spare (None: this process alone on the host)
+        self.overlap = overlap_fits() if overlap is None else overlap
+        self.subscriptions = list(subscriptions)
+        if not self.subscriptions:
+            from ..errors import ValidationError
+
+            raise ValidationError("a worker needs at least one subscription (mq.subscribe)")
+        self.consumer = name or f"{socket.gethostname()}-{os.getpid()}-{new_id()[-6:]}"
+        self.grace_s = grace_s
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._async: _AsyncRunner | None = None
+        self._pools: list[ThreadPoolExecutor] = []
+        self.lanes = self._build_lanes(poll_ms)
+        self.started_at = time.time()
+
+    def __repr__(self) -> str:
+        return f"Worker({self.consumer!r}, lanes={len(self.lanes)}, handled={self.stats.handled})"
+
+    def _build_lanes(self, poll_ms: int) -> list[Lane | PubSubLane]:
+        grouped: dict[tuple[str, str], list[Subscription]] = {}
+        for sub in self.subscriptions:
+            grouped.setdefault((sub.queue, sub.group), []).append(sub)
+        lanes: list[Lane | PubSubLane] = []
+        for subs in grouped.values():
+            pool = None
+            if any(not s.is_async and s.max_concurrency > 1 for s in subs):
+                pool = ThreadPoolExecutor(max(s.max_concurrency for s in subs),
+                                          thread_name_prefix=f"pn-{subs[0].queue}")
+                self._pools.append(pool)
+            submit = None
+            if any(s.is_async for s in subs):
+                if self._async is None:
+                    self._async = _AsyncRunner()
+                submit = self._async.submit
+            if subs[0].settings.kind == "pubsub":
+                lanes.append(PubSubLane(self.mq, subs, self.consumer, self.stats))
+                continue
+            # one lane per partition (a single one for an unpartitioned queue): every
+            # partition gets its own fetch loop, so all are read fairly
+            for part in self.mq.layout(subs[0].queue).all:
+                lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
+                                  submit=submit, pool=pool, partition=part,
+                                  priority_latency_ms=self.priority_latency_ms,
+                                  overlap=self.overlap))
+        self._poll_ms = poll_ms
+        return lanes
+
+    def _follow_layouts(self) -> None:
+        """Start lanes for partitions added by a ``repartition`` since the worker started."""
+        lanes = [x for x in self.lanes if isinstance(x, Lane)]
+        have = {(x.queue, x.group, x.partition) for x in lanes}
+        first: dict[tuple[str, str], Lane] = {}
+        for x in lanes:
+            first.setdefault((x.queue, x.group), x)
+        for (queue, group), proto in first.items():
+            for part in self.mq.layout(queue).all:
+                if (queue, group, part) in have or self._stop.is_set():
+                    continue
+                self.mq.ensure_group(queue, group)
+                new = Lane(self.mq, proto.subs, self.consumer, self.stats, poll_ms=self._poll_ms,
+                           submit=proto._submit_async, pool=proto._pool, partition=part,
+                           priority_latency_ms=self.priority_latency_ms, overlap=self.overlap)
+                self.lanes.append(new)
+                t = threading.Thread(target=new.run, args=(self._stop,), daemon=True,
+                                     name=f"pn-lane-{part}-{group}")
+                t.start()
+                self._threads.append(t)
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and the end of ``stop()``."""
+        return bool(self._threads) and not self._stopped.is_set()
+
+    def start(self) -> Worker:
+        """Start every lane and the keeper (lease renewal, heartbeat) in background threads.
+
+        Consumer groups are created before this returns, so a broadcast group started now
+        receives every message published after ``start()``.
+        """
+        for lane in self.lanes:
+            if isinstance(lane, Lane):
+                self.mq.ensure_group(lane.queue, lane.group)
+        for lane in self.lanes:
+            t = threading.Thread(target=lane.run, args=(self._stop,),
+                                 name=f"pn-lane-{lane.queue}-{lane.group}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        keeper = threading.Thread(target=self._keep, name="pn-keeper", daemon=True)
+        keeper.start()
+        self._threads.append(keeper)
+        return self
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop fetching, let in-flight handlers finish within the grace period, settle, join."""
+        if self._stopped.is_set():
+            return
+        self._stop.set()
+        deadline = time.monotonic() + (self.grace_s if grace_s is None else grace_s)
+        for t in self._threads:
+            t.join(timeout=max(deadline - time.monotonic(), 0.1))
+        for lane in self.lanes:
+            lane.drain(deadline)
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._async is not None:
+            self._async.close()
+        self._heartbeat(alive=False)
+        self._stopped.set()
+
+    def run(self, install_signals: bool = True, tune_process: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop()`` from another thread); returns exit code 0.
+
+        ``tune_process`` (the worker-process default) applies
+        ``tune_process_for_throughput`` (GC and GIL switch interval, see ``core/tuning.py``);
+        pass False when the worker shares its process with an application that tunes them.
+        """
+        if tune_process:
+            tune_process_for_throughput()
+        if install_signals and threading.current_thread() is threading.main_thread():
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                log.info("signal %s: draining (grace %.1fs)", signum, self.grace_s)
+                self._stop.set()
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not self._stop.wait(0.2):
+            pass
+        self.stop()
+        return 0
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _keep(self) -> None:
+        """Renew leases of long handlers, heartbeat, and trim broadcast streams."""
+        vt = min(lane.settings.visibility_timeout_s for lane in self.lanes)
+        interval = max(min(vt / 3, 5.0), 0.05)
+        last_trim = 0.0
+        while not self._stop.wait(interval):
+            try:
+                for lane in self.lanes:
+                    lane.renew_old_leases(lane.settings.visibility_timeout_s / 3)
+                self._heartbeat(alive=True)
+                self._follow_layouts()
+                if time.monotonic() - last_trim > 5:
+                    last_trim = time.monotonic()
+                    for lane in self.lanes:
+                        if lane.broadcast:
+                            self.mq.scripts.trim_broadcast(lane.keys)
+            except Exception as exc:  # noqa: BLE001 - the keeper must survive Redis hiccups
+                log.warning("keeper: %s", exc)
+
+    def _heartbeat(self, alive: bool) -> None:
+        key = self.mq.keys.consumers
+        try:
+            if not alive:
+                self.mq.client.hdel(key, self.consumer)
+                return
+            beat = {"consumer": self.consumer, "pid": os.getpid(), "host": socket.gethostname(),
+                    "queues": sorted({lane.queue for lane in self.lanes}),
+                    "groups": sorted({lane.group for lane in self.lanes}),
+                    "started": self.started_at, "last_seen": time.time(),
+                    "handled": self.stats.handled,
+                    "in_flight": sum(len(lane.inflight) for lane in self.lanes)}
+            self.mq.client.hset(key, self.consumer, orjson.dumps(beat))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("heartbeat failed: %s", exc)

@@ -1,0 +1,199 @@
+"""Health checks with ok / warn / critical, using the spec's default thresholds.
+
+``check_health(mq)`` reads Redis (INFO, depths, metric buckets, breaker states, heartbeats)
+in a few pipelined round trips and returns a ``HealthReport`` that renders as HTML in
+Jupyter and as text in a terminal. Overall status is the worst check's.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .metrics import MetricsStore, merge
+
+if TYPE_CHECKING:
+    from ..queues import MessageQueue
+
+OK, WARN, CRITICAL = "ok", "warn", "critical"
+_RANK = {OK: 0, WARN: 1, CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """When a check turns warn / critical (defaults: the spec's alert conditions)."""
+
+    ping_warn_ms: float = 50.0
+    memory_warn_ratio: float = 0.80
+    memory_critical_ratio: float = 0.95
+    depth_warn: int = 10_000
+    depth_critical: int = 100_000
+    error_rate_warn: float = 0.05
+    error_rate_critical: float = 0.20
+    latency_warn_ms: float = 5_000.0
+    latency_critical_ms: float = 30_000.0
+    dlq_growth_warn: int = 0
+    dlq_growth_critical: int = 100
+    stale_consumer_s: float = 30.0
+    backlog_growth_ratio: float = 1.10
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One check's verdict."""
+
+    name: str
+    status: str
+    target: str
+    value: str
+    message: str
+
+
+@dataclass
+class HealthReport:
+    """The verdicts of every check, at one moment."""
+
+    checks: list[HealthCheck]
+    checked_at: float = field(default_factory=time.time)
+    window_s: float = 300.0
+
+    @property
+    def status(self) -> str:
+        """The worst status of all checks."""
+        return max((c.status for c in self.checks), key=_RANK.__getitem__, default=OK)
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 warn, 2 critical — for cron and CI."""
+        return _RANK[self.status]
+
+    def problems(self) -> list[HealthCheck]:
+        """The checks that are not ok, worst first."""
+        return sorted((c for c in self.checks if c.status != OK),
+                      key=lambda c: -_RANK[c.status])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-friendly)."""
+        return {"status": self.status, "checked_at": self.checked_at,
+                "window_s": self.window_s, "checks": [asdict(c) for c in self.checks]}
+
+    def __str__(self) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.checked_at))
+        lines = [f"health: {self.status.upper()} ({stamp}, window {self.window_s:.0f} s)"]
+        for c in sorted(self.checks, key=lambda c: (-_RANK[c.status], c.name, c.target)):
+            lines.append(f"  [{c.status:^8}] {c.name:<18} {c.target:<24} {c.value:>12}  "
+                         f"{c.message}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colour = {OK: "#1a7f37", WARN: "#9a6700", CRITICAL: "#cf222e"}
+        rows = "".join(
+            f"<tr><td style='color:{colour[c.status]};font-weight:600'>{c.status.upper()}</td>"
+            f"<td>{html.escape(c.name)}</td><td>{html.escape(c.target)}</td>"
+            f"<td style='text-align:right'>{html.escape(c.value)}</td>"
+            f"<td>{html.escape(c.message)}</td></tr>"
+            for c in sorted(self.checks, key=lambda c: (-_RANK[c.status], c.name, c.target)))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.checked_at))
+        return (f"<div><h4 style='margin:0 0 6px 0'>Health: <span style='color:"
+                f"{colour[self.status]}'>{self.status.upper()}</span> "
+                f"<small style='color:#57606a'>{stamp}, window {self.window_s:.0f} s</small>"
+                "</h4><table><thead><tr><th>status</th><th>check</th><th>target</th>"
+                f"<th>value</th><th>detail</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _grade(value: float, warn: float, critical: float) -> str:
+    """Critical above ``critical``, warn above ``warn`` (the spec: "exceeds")."""
+    return CRITICAL if value > critical else WARN if value > warn else OK
+
+
+def check_health(mq: MessageQueue, queues: list[str] | None = None, window_s: float = 300.0,
+                 thresholds: HealthThresholds | None = None) -> HealthReport:
+    """Run every check against ``mq`` (all known queues unless ``queues`` is given)."""
+    t = thresholds or HealthThresholds()
+    checks: list[HealthCheck] = []
+    started = time.perf_counter()
+    try:
+        mq.client.ping()
+    except Exception as exc:  # noqa: BLE001 - unreachable is a verdict, not a crash
+        return HealthReport([HealthCheck("redis", CRITICAL, "server", "down",
+                                         f"Redis unreachable: {exc}")], window_s=window_s)
+    ping_ms = (time.perf_counter() - started) * 1000
+    checks.append(HealthCheck("redis ping", WARN if ping_ms > t.ping_warn_ms else OK, "server",
+                              f"{ping_ms:.1f} ms", f"threshold {t.ping_warn_ms:.0f} ms"))
+    checks.append(_memory(mq, t))
+    names = queues if queues is not None else mq.queues()
+    stats = {s.queue: s for s in mq.stats(names)}
+    store = MetricsStore(mq)
+    for name in names:
+        checks += _queue_checks(mq, store, name, stats[name].depth, window_s, t)
+    checks += _consumers(mq, t)
+    return HealthReport(checks, window_s=window_s)
+
+
+def _memory(mq: MessageQueue, t: HealthThresholds) -> HealthCheck:
+    try:
+        info = mq.client.info("memory")
+    except Exception as exc:  # noqa: BLE001 - embedded Redis has no INFO; ACLs may refuse it
+        if mq.embedded:
+            return HealthCheck("redis memory", OK, "server", "embedded",
+                               "in-process Redis (fakeredis): memory is the kernel's")
+        return HealthCheck("redis memory", OK, "server", "not permitted",
+                           f"INFO refused for this user ({type(exc).__name__})")
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if not limit:
+        return HealthCheck("redis memory", OK, "server", f"{used / 2**20:.1f} MiB",
+                           "no maxmemory set: set one (with noeviction) in production")
+    ratio = used / limit
+    return HealthCheck("redis memory", _grade(ratio, t.memory_warn_ratio, t.memory_critical_ratio),
+                       "server", f"{ratio:.0%}",
+                       f"{used / 2**20:.1f} of {limit / 2**20:.0f} MiB; warn at "
+                       f"{t.memory_warn_ratio:.0%}")
+
+
+def _queue_checks(mq: MessageQueue, store: MetricsStore, queue: str, depth: int,
+                  window_s: float, t: HealthThresholds) -> list[HealthCheck]:
+    # a partitioned queue's numbers live in its partitions: merge them
+    m = merge((store.window(part, window_s) for part in mq.layout(queue).all), queue)
+    out = [HealthCheck("queue depth", _grade(depth, t.depth_warn, t.depth_critical), queue,
+                       f"{depth:,}", f"warn above {t.depth_warn:,}")]
+    delivered = m.count("delivered")
+    failures = m.count("retried") + m.count("dead_lettered")
+    rate = failures / delivered if delivered else 0.0
+    out.append(HealthCheck("error rate", _grade(rate, t.error_rate_warn, t.error_rate_critical),
+                           queue, f"{rate:.1%}",
+                           f"{failures:,} failed of {delivered:,} delivered in the window"))
+    p99 = m.latency("proc", 99)
+    if p99 is not None:
+        out.append(HealthCheck("processing p99", _grade(p99, t.latency_warn_ms,
+                                                        t.latency_critical_ms),
+                               queue, f"{p99:,.1f} ms", f"warn above {t.latency_warn_ms:,.0f} ms"))
+    dead = m.count("dead_lettered")
+    out.append(HealthCheck("dead letters", _grade(dead, t.dlq_growth_warn, t.dlq_growth_critical),
+                           queue, f"+{dead:,}", "dead-lettered in the window"))
+    for lane, state in mq.breakers(queue).items():
+        status = {"open": CRITICAL, "half_open": WARN}.get(str(state.get("state")), OK)
+        out.append(HealthCheck("circuit breaker", status, queue, str(state.get("state")),
+                               f"lane {lane}"))
+    published, acked = m.count("published"), m.count("acked") + dead
+    if published and published > max(acked, 1) * t.backlog_growth_ratio and depth > 0:
+        out.append(HealthCheck(
+            "capacity", WARN, queue, f"{published / window_s:,.1f}/s in",
+            f"consumers handle {acked / window_s:,.1f}/s: the backlog grows"))
+    return out
+
+
+def _consumers(mq: MessageQueue, t: HealthThresholds) -> list[HealthCheck]:
+    out = []
+    now = time.time()
+    for name, raw in mq.client.hgetall(mq.keys.consumers).items():
+        beat = orjson.loads(raw)
+        age = now - float(beat.get("last_seen", 0))
+        status = WARN if age > t.stale_consumer_s else OK
+        out.append(HealthCheck("consumer heartbeat", status, name.decode(), f"{age:.0f} s ago",
+                               f"queues {', '.join(beat.get('queues', []))}; stale after "
+                               f"{t.stale_consumer_s:.0f} s"))
+    return out

@@ -1,0 +1,130 @@
+"""Bulk publishing: a long sequence of messages in atomic batches, two batches in flight.
+
+``publish_batch`` is one atomic script call: the caller builds and seals the whole batch,
+then waits while Redis runs it, so Python and Redis take turns. ``publish_stream`` sends
+batch k+1 before it reads the reply to batch k, so Redis runs one batch while Python
+builds the next (feed imports, STIX bundles, backfills).
+
+Each batch keeps ``publish_batch``'s promise (all of it or none of it: a bad message or a
+full queue fails its batch with nothing of it written). The stream as a whole does not:
+when a batch fails, the batches before it are written, and the one batch already in flight
+behind it may be too. ``PublishStreamError.published`` lists every id Redis confirmed, so
+the caller knows exactly what was written; with dedup keys the rest can simply be
+published again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from ..backend.connection import TRANSIENT_ERRORS
+from ..backend.functions import PublishColumns, publish_ids, queue_full
+from ..errors import PublishStreamError, ValidationError
+from ..model.envelope import now_ms
+from ..observe.tracing import TRACE_MAX_ENTRIES
+
+if TYPE_CHECKING:
+    from ..queues import Message, MessageQueue
+
+DEFAULT_BATCH = 500
+
+
+def publish_stream(mq: MessageQueue, queue: str, messages: Iterable[Message | tuple[str, Any]],
+                   batch_size: int = DEFAULT_BATCH) -> list[str]:
+    """Publish ``messages`` to ``queue`` in atomic batches, pipelined; returns every id."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    mq.authorize("publish", queue)
+    qs = mq.declare(queue)
+    chunks = _chunks(mq, messages, batch_size)
+    pipelined = (isinstance(mq.client, redis.Redis) and qs.kind != "pubsub"
+                 and qs.durability == "none" and mq.audit is None
+                 and not mq.layout(queue).partitioned)
+    if not pipelined:
+        # partitions, WAIT, audit entries and pub/sub have their own paths: batch by batch
+        ids: list[str] = []
+        for items in chunks:
+            try:
+                ids += mq.publish_batch(queue, items)
+            except Exception as exc:
+                raise _failed(queue, ids, exc) from exc
+        return ids
+    return _pipelined(mq, queue, chunks)
+
+
+def _pipelined(mq: MessageQueue, queue: str, chunks: Iterator[list[Message]]) -> list[str]:
+    qs = mq.declare(queue)
+    keys = mq.queue_keys(queue)
+    scripts = mq.scripts
+    sha = scripts.publish_sha(mq.client)
+    window_ms = int(qs.deduplication_window_s * 1000)
+    from ..queues import METRICS_RETENTION_S
+
+    metrics_ttl = METRICS_RETENTION_S if qs.enable_metrics else 0
+    trace_cap = TRACE_MAX_ENTRIES if qs.enable_tracing else 0
+    pool = mq.client.connection_pool
+    conn = pool.get_connection()
+    ids: list[str] = []
+    inflight: deque[PublishColumns] = deque()
+    failure: Exception | None = None
+
+    def take_reply() -> None:
+        nonlocal failure
+        batch = inflight.popleft()
+        try:
+            ids.extend(publish_ids(batch, conn.read_response()))
+        except redis.ResponseError as exc:  # the reply was read: the connection is in step
+            failure = failure or queue_full(exc, queue)
+
+    try:
+        try:
+            for items in chunks:
+                now = now_ms()
+                batch, _ = mq._fresh(queue, qs, items, now, None)
+                command = scripts.publish_command(
+                    keys, mq.metrics_key(keys, now, qs), batch, max_size=qs.max_queue_size,
+                    dedup_window_ms=window_ms, now_ms=now, metrics_ttl_s=metrics_ttl,
+                    trace_cap=trace_cap, actor=mq.origin or "")
+                conn.send_command("EVALSHA", sha, *command)
+                inflight.append(batch)
+                if len(inflight) > 1:
+                    take_reply()
+                    if failure is not None:
+                        break
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # a bad message: its batch was never sent
+            failure = exc
+        while inflight:
+            take_reply()
+    except TRANSIENT_ERRORS as exc:
+        conn.disconnect()
+        raise PublishStreamError(
+            f"publish stream to {queue!r} lost its connection after {len(ids)} confirmed "
+            f"message(s) ({type(exc).__name__}: {exc}); the batches in flight may or may not "
+            f"have been written", ids) from exc
+    finally:
+        pool.release(conn)
+    if failure is not None:
+        raise _failed(queue, ids, failure) from failure
+    return ids
+
+
+def _failed(queue: str, ids: list[str], exc: Exception) -> PublishStreamError:
+    return PublishStreamError(
+        f"publish stream to {queue!r} stopped after {len(ids)} confirmed message(s): "
+        f"{type(exc).__name__}: {exc}", ids)
+
+
+def _chunks(mq: MessageQueue, messages: Iterable[Message | tuple[str, Any]],
+            size: int) -> Iterator[list[Message]]:
+    from ..queues import Message
+
+    it = iter(messages)
+    while chunk := list(islice(it, size)):
+        yield [m if isinstance(m, Message) else Message(*m) for m in chunk]
