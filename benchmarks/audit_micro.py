@@ -49,16 +49,16 @@ class _Capture:
 def pipelined(mq: Any, audit: AuditLog, items: list[Message], one_trip: bool) -> None:
     """The publish script and the audit XADD in one pipeline, as the core would wire it.
 
-    ``Scripts.publish`` post-processes its reply, so it cannot queue into a pipeline yet:
+    ``Functions.publish`` post-processes its reply, so it cannot queue into a pipeline yet:
     ``publish_batch`` runs against a stand-in that captures the exact keys and argv it
     builds, which then go into the pipeline (same server work as the baseline).
     """
-    real, capture = mq.scripts._publish, _Capture()
-    mq.scripts._publish = capture
+    real, capture = mq.functions._publish, _Capture()
+    mq.functions._publish = capture
     try:
         mq.publish_batch(QUEUE, items)
     finally:
-        mq.scripts._publish = real
+        mq.functions._publish = real
     keys, args = capture.keys, capture.args
     pipe = mq.client.pipeline(transaction=False)
     if one_trip:  # loaded already (warm-up): EVALSHA straight, no SCRIPT EXISTS trip

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import phantom_notebook as pn
 from tests.support.redis_server import RedisServer
-from tests.test_worker_processes import WorkerProcess
+from tests.support.worker_process import WorkerProcess
 
 pace = threading.Event().wait  # pacing the publisher/killer loop, not synchronization
 

@@ -9,6 +9,7 @@ import pytest
 
 import phantom_notebook as pn
 from tests.support.redis_server import RedisServer, external_url
+from tests.support.worker_process import WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +59,12 @@ def real_mq(redis_url: str, prefix: str) -> Iterator[pn.MessageQueue]:
     queue = pn.connect(redis_url, key_prefix=prefix)
     yield queue
     queue.client.close()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """Worker subprocesses a test starts; each is killed (if still running) at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import phantom_notebook as pn
-from phantom_notebook.core.admin.partitions import key_hash
+from phantom_notebook.core.model.routing import key_hash
 from tests.support.collect import Collector, eventually
 
 

@@ -18,16 +18,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..audit.inline import AuditItem, record_safely
 from ..backend.functions import source
 from ..errors import DecodeError, QueueFullError, ValidationError
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, MessagePriority, new_id, new_traceparent
 from ..model.envelope import now_ms as _now
-from ..queues import METRICS_RETENTION_S, MessageQueue
+from ..observe.metrics import RETENTION_S, metrics_key
+
+if TYPE_CHECKING:
+    from ..ports import Deployment
 
 PAGE = 500
 REPLAYED_FROM = "pn-replayed-from"
@@ -123,7 +127,7 @@ class _Filter:
 class DeadLetterQueue:
     """Triage the dead letters of one queue: ``DeadLetterQueue(mq, "ioc-processing")``."""
 
-    def __init__(self, mq: MessageQueue, queue: str) -> None:
+    def __init__(self, mq: Deployment, queue: str) -> None:
         self.mq = mq
         self.queue = queue
         self.keys = mq.queue_keys(queue)
@@ -197,8 +201,6 @@ class DeadLetterQueue:
         for chunk in _chunks(select(), PAGE):
             out += self._replay_chunk(chunk, qs.kind == "fifo", qs.max_queue_size,
                                       qs.max_payload_bytes, qs.enable_metrics)
-        from ..audit.inline import AuditItem, record_safely
-
         record_safely(self.mq.audit, AuditItem("replay", self.queue, message_ids=out))
         return out
 
@@ -209,8 +211,6 @@ class DeadLetterQueue:
 
         More than one dead letter needs ``confirm=True``. Undecodable ones can be purged.
         """
-        from ..audit.inline import AuditItem, record_safely
-
         f = _Filter.make(reason, type_pattern, since, until, message_id)
         select = self._selection(ids, f, confirm, "purge")
         purged: builtins.list[str] = []
@@ -313,12 +313,12 @@ class DeadLetterQueue:
             rows.append((sid, level, env.id, self.mq.codec.seal(env, max_payload)))
         if not rows:
             return []
-        argv: builtins.list[Any] = [max_size or 0, METRICS_RETENTION_S if metrics else 0, len(rows)]
+        argv: builtins.list[Any] = [max_size or 0, RETENTION_S if metrics else 0, len(rows)]
         for sid, level, _, raw in rows:
             argv += [sid, level, raw]
         try:
             flags = self._replay(keys=[*self.keys.streams, self.keys.delayed, self.key,
-                                       self.mq.metrics_key(self.keys, now)], args=argv)
+                                       metrics_key(self.keys, now)], args=argv)
         except redis.ResponseError as exc:
             if "QUEUE_FULL" not in str(exc):
                 raise

@@ -1,16 +1,6 @@
-"""Partitioned queues: one logical queue as N hash-tagged sub-queues spread over the masters.
+"""Repartitioning a queue, and the dead letters of a partitioned queue as one view.
 
-A queue declared with ``partitions=N`` keeps its kind, settings and registry entry under
-its own name; its messages live in N sub-queues ``<queue>#<i>`` (each its own streams,
-delayed set, DLQ, metrics and trace, all under the tag ``{<queue>#<i>}``), so every
-script stays single-slot. Sub-queue tags are chosen so partition ``i`` hashes into the
-``i``-th of N equal slices of the 16384 slots: with the usual contiguous, equal slot
-ranges per master the partitions land evenly on every master (``<queue>#<i>`` when it
-already falls in its slice, else the first ``<queue>#<i>.<k>`` that does).
-
-Routing: a message goes to partition ``hash(partition key) mod N``; the key defaults to
-the IOC value of the payload (``payload["ioc"]["value"]`` or a string ``payload["ioc"]``),
-else the message id. Messages of one key stay in one stream, so their order holds.
+Partition names, routing and the ``Layout`` are pure and live in ``model/routing.py``.
 Envelopes keep the parent queue name (handlers see ``ioc-processing``), so a message can
 move between partitions without being re-sealed.
 
@@ -23,92 +13,24 @@ consumed where it is: workers keep a lane on every draining partition.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.crc import key_slot
+import redis
 
+from ..backend.functions import Settlement
+from ..consume.subscription import DEFAULT_GROUP
 from ..errors import ValidationError
 from ..model.codec import peek_header
+from ..model.envelope import now_ms
+from ..model.routing import PARTITION_KEY_HEADER, Layout, key_hash, partition_names
+from ..observe.metrics import metrics_key
+from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
-    from .dlq import DeadLetter, DeadLetterQueue
-
-SLOTS = 16384
-MAX_PARTITIONS = 256
-PARTITION_KEY_HEADER = "pn-pk"
-
-
-def partition_names(queue: str, count: int) -> tuple[str, ...]:
-    """The sub-queue names of ``queue`` split ``count`` ways (``(queue,)`` for 1)."""
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PARTITIONS:
-        raise ValidationError(f"partitions must be an integer 1..{MAX_PARTITIONS}, got {count!r}")
-    if count == 1:
-        return (queue,)
-    names = []
-    for i in range(count):
-        lo, hi = i * SLOTS // count, (i + 1) * SLOTS // count
-        name, k = f"{queue}#{i}", 0
-        while not lo <= key_slot(name.encode()) < hi:
-            k += 1
-            name = f"{queue}#{i}.{k}"
-        names.append(name)
-    return tuple(names)
-
-
-def key_hash(key: str) -> str:
-    """The routing hash of a partition key (stored in the envelope, never the key itself)."""
-    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-
-
-def default_partition_key(payload: Any, message_id: str) -> str:
-    """The IOC value of ``payload`` when it has one, else the message id."""
-    if isinstance(payload, dict):
-        ioc = payload.get("ioc")
-        if isinstance(ioc, dict) and isinstance(ioc.get("value"), str | int):
-            return str(ioc["value"])
-        if isinstance(ioc, str):
-            return ioc
-    return message_id
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a queue's messages live: the partitions producers write and those draining."""
-
-    queue: str
-    count: int
-    active: tuple[str, ...]
-    draining: tuple[str, ...] = ()
-
-    @property
-    def partitioned(self) -> bool:
-        """True when the queue has (or had) sub-queues."""
-        return self.active != (self.queue,) or bool(self.draining)
-
-    @property
-    def all(self) -> tuple[str, ...]:
-        """Every sub-queue holding messages: active first, then draining."""
-        return self.active + tuple(p for p in self.draining if p not in self.active)
-
-    def route(self, hashed_key: str) -> str:
-        """The active partition for a hashed partition key."""
-        return self.active[int(hashed_key, 16) % self.count]
-
-    @classmethod
-    def read(cls, client: Any, queue: str, meta_key: str) -> Layout:
-        """Read the layout from the parent's meta hash (unpartitioned when absent)."""
-        pipe = client.pipeline(transaction=False)
-        pipe.hget(meta_key, "partitions")
-        pipe.hget(meta_key, "draining")
-        count_raw, draining_raw = pipe.execute()
-        count = int(count_raw) if count_raw else 1
-        draining = tuple(p for p in (draining_raw or b"").decode().split(",") if p)
-        return cls(queue, count, partition_names(queue, count), draining)
+    from ..ports import Deployment
 
 
 @dataclass(frozen=True)
@@ -122,20 +44,18 @@ class RepartitionReport:
     left_to_drain: int
 
 
-def repartition(mq: MessageQueue, queue: str, count: int, *, move: bool = True,
+def repartition(mq: Deployment, queue: str, count: int, *, move: bool = True,
                 batch: int = 500) -> RepartitionReport:
     """Change the partition count of ``queue`` without losing a message.
 
     1. The new sub-queues get the consumer groups of the old ones; the parent's meta
-       switches producers to the new layout (they re-read it within ``LAYOUT_TTL_S``) and
+       switches producers to the new layout (they re-read it within a second) and
        lists the old partitions as draining, which workers keep consuming.
     2. With ``move`` (not for broadcast queues), entries no consumer has received yet are
        taken from each old partition as the group's consumer ``pn-repartition``, published
        into the partition their key routes to, then acked and deleted: a crash in between
        leaves them pending, so they are reclaimed and delivered (at least once, never lost).
     """
-    from ..queues import DEFAULT_GROUP
-
     qs = mq.declare(queue)
     if qs.kind == "pubsub":
         raise ValidationError("a pub/sub queue has nothing stored to partition")
@@ -161,7 +81,7 @@ def repartition(mq: MessageQueue, queue: str, count: int, *, move: bool = True,
     return RepartitionReport(queue, old, new, moved, left)
 
 
-def _groups(mq: MessageQueue, parts: tuple[str, ...]) -> set[str]:
+def _groups(mq: Deployment, parts: tuple[str, ...]) -> set[str]:
     pipe = mq.client.pipeline(transaction=False)
     for part in parts:
         for stream in mq.queue_keys(part).streams:
@@ -175,9 +95,7 @@ def _groups(mq: MessageQueue, parts: tuple[str, ...]) -> set[str]:
     return out
 
 
-def _create_group(mq: MessageQueue, stream: str, group: str) -> None:
-    import redis
-
+def _create_group(mq: Deployment, stream: str, group: str) -> None:
     try:
         mq.client.xgroup_create(stream, group, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -185,11 +103,8 @@ def _create_group(mq: MessageQueue, stream: str, group: str) -> None:
             raise
 
 
-def _move_out(mq: MessageQueue, queue: str, part: str, new: Layout, group: str,
+def _move_out(mq: Deployment, queue: str, part: str, new: Layout, group: str,
               batch: int) -> int:
-    from ..backend.functions import Settlement
-    from ..model.envelope import now_ms
-
     keys = mq.queue_keys(part)
     consumer = "pn-repartition"
     moved = 0
@@ -215,9 +130,9 @@ def _move_out(mq: MessageQueue, queue: str, part: str, new: Layout, group: str,
         now = now_ms()
         for target, rows in targets.items():
             tkeys = mq.queue_keys(target)
-            mq.scripts.publish(tkeys, mq.metrics_key(tkeys, now), rows, max_size=None,
+            mq.functions.publish(tkeys, metrics_key(tkeys, now), rows, max_size=None,
                                dedup_window_ms=1, now_ms=now, metrics_ttl_s=0)
-        mq.scripts.settle(keys, mq.metrics_key(keys, now), settlement, group=group, delete=True,
+        mq.functions.settle(keys, metrics_key(keys, now), settlement, group=group, delete=True,
                           now_ms=now, metrics_ttl_s=0, dlq_retention_ms=1)
         moved += len(settlement.acks)
 
@@ -229,9 +144,7 @@ class PartitionedDeadLetterQueue:
     every partition; a replayed letter goes back into the partition it died in.
     """
 
-    def __init__(self, mq: MessageQueue, queue: str, parts: tuple[str, ...]) -> None:
-        from .dlq import DeadLetterQueue
-
+    def __init__(self, mq: Deployment, queue: str, parts: tuple[str, ...]) -> None:
         self.mq = mq
         self.queue = queue
         self.parts: list[DeadLetterQueue] = []
@@ -262,8 +175,6 @@ class PartitionedDeadLetterQueue:
 
     def get(self, dlq_or_message_id: str) -> DeadLetter:
         """One dead letter by DLQ entry id or message id, from whichever partition has it."""
-        from .dlq import DeadLetterNotFoundError
-
         for d in self.parts:
             try:
                 return d.get(dlq_or_message_id)
@@ -293,8 +204,6 @@ class PartitionedDeadLetterQueue:
         return sum(d.trim_expired(now_ms) for d in self.parts)
 
     def _each(self, action: str, ids: Any, **options: Any) -> Any:
-        from .dlq import DeadLetterNotFoundError
-
         if ids is None:
             results = [getattr(d, action)(None, **options) for d in self.parts if len(d)]
         else:

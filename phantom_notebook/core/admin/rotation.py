@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backend.functions import source
 from ..errors import ConfigError, DecodeError
-from ..queues import MessageQueue
+
+if TYPE_CHECKING:
+    from ..ports import Deployment
 
 PAGE = 500
 
@@ -32,13 +34,13 @@ class RotationReport:
     by_queue: dict[str, int] = field(default_factory=dict)
 
 
-def pending_count(mq: MessageQueue) -> int:
+def pending_count(mq: Deployment) -> int:
     """How many stored envelopes are not yet sealed under the active key."""
     codec = _codec(mq)
     return sum(1 for _ in _candidates(mq, codec, queues=None))
 
 
-def reseal_all(mq: MessageQueue, queues: list[str] | None = None,
+def reseal_all(mq: Deployment, queues: list[str] | None = None,
                progress: Callable[[int], None] | None = None) -> RotationReport:
     """Re-encrypt every stored envelope of ``queues`` (all) under the active key."""
     codec = _codec(mq)
@@ -73,7 +75,7 @@ def reseal_all(mq: MessageQueue, queues: list[str] | None = None,
     return report
 
 
-def _codec(mq: MessageQueue) -> Any:
+def _codec(mq: Deployment) -> Any:
     codec = mq.codec
     if not hasattr(codec, "needs_reseal") or getattr(codec, "keyring", None) is None:
         raise ConfigError("security.keys", "rotation needs a key ring on this connection",
@@ -81,7 +83,7 @@ def _codec(mq: MessageQueue) -> Any:
     return codec
 
 
-def _candidates(mq: MessageQueue, codec: Any, queues: list[str] | None,
+def _candidates(mq: Deployment, codec: Any, queues: list[str] | None,
                 ) -> Iterator[tuple[str, str, str, str | bytes, bytes]]:
     """(queue, key, mode, old id or member, envelope bytes) of everything to reseal."""
     for queue in queues if queues is not None else mq.queues():
@@ -100,7 +102,7 @@ def _candidates(mq: MessageQueue, codec: Any, queues: list[str] | None,
                 yield queue, keys.dlq, "dlq", sid, raw
 
 
-def _scan_stream(mq: MessageQueue, key: str) -> Iterator[tuple[str, dict[bytes, bytes]]]:
+def _scan_stream(mq: Deployment, key: str) -> Iterator[tuple[str, dict[bytes, bytes]]]:
     last = "-"
     while True:
         page = mq.client.xrange(key, min=last, max="+", count=PAGE)
@@ -111,7 +113,7 @@ def _scan_stream(mq: MessageQueue, key: str) -> Iterator[tuple[str, dict[bytes, 
         last = "(" + page[-1][0].decode()
 
 
-def _scan_zset(mq: MessageQueue, key: str) -> Iterator[bytes]:
+def _scan_zset(mq: Deployment, key: str) -> Iterator[bytes]:
     cursor = 0
     while True:
         cursor, members = mq.client.zscan(key, cursor, count=PAGE)

@@ -95,7 +95,7 @@ class Settlement:
 
 @dataclass
 class PublishColumns:
-    """A publish batch as columns, one entry per message (see ``Scripts.publish``)."""
+    """A publish batch as columns, one entry per message (see ``Functions.publish``)."""
 
     levels: list[int]
     dues: list[int]
@@ -119,7 +119,7 @@ class PublishColumns:
                               [self.envelopes[i] for i in index])
 
 
-class Scripts:
+class Functions:
     """The registered scripts of one Redis client (EVALSHA with automatic reload)."""
 
     def __init__(self, client: redis.Redis) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,7 +28,7 @@ from .context import MessageContext, Outcome
 from .middleware import Middleware
 
 if TYPE_CHECKING:
-    from .lane import Lane
+    from ..ports import Deployment, LaneView
     from .subscription import Subscription
 
 log = logging.getLogger("phantom_notebook.breaker")
@@ -123,32 +123,47 @@ class CircuitBreaker:
 
 
 class BreakerMiddleware(Middleware):
-    """Applies one lane's circuit breaker: gates fetching, counts handler failures."""
+    """Applies one lane's circuit breaker: gates fetching, counts handler failures.
 
-    def __init__(self, lane: Lane, settings: BreakerSettings) -> None:
-        self.lane = lane
-        self.breaker = CircuitBreaker(settings, on_change=self._publish)
+    ``on_change`` receives the breaker after every transition (the lane stores its state
+    in Redis with ``store_breaker_state``); the middleware knows nothing of the lane.
+    """
 
-    def admit(self, lane: Lane) -> int | None:
+    def __init__(self, settings: BreakerSettings,
+                 on_change: Callable[[CircuitBreaker], None] | None = None) -> None:
+        self.breaker = CircuitBreaker(settings, on_change=on_change)
+
+    def admit(self, lane: LaneView) -> int | None:
         return self.breaker.permits()
 
-    def before_process(self, lane: Lane, env: Envelope, ctx: MessageContext) -> Outcome | None:
+    def before_process(self, lane: LaneView, env: Envelope,
+                       ctx: MessageContext) -> Outcome | None:
         self.breaker.started()
         return None
 
-    def after_process(self, lane: Lane, sub: Subscription, env: Envelope, ctx: MessageContext,
-                      error: BaseException | None, outcome: Outcome) -> Outcome:
+    def after_process(self, lane: LaneView, sub: Subscription, env: Envelope,
+                      ctx: MessageContext, error: BaseException | None,
+                      outcome: Outcome) -> Outcome:
         if error is None or not isinstance(error, Reject):
             self.breaker.record(success=error is None)
         return outcome
 
-    def _publish(self, breaker: CircuitBreaker) -> None:
-        log.warning("circuit breaker of %s/%s is now %s", self.lane.queue, self.lane.group,
-                    breaker.state)
-        state = {**breaker.snapshot(), "consumer": self.lane.consumer, "group": self.lane.group}
-        try:
-            self.lane.mq.client.hset(self.lane.keys.breakers,
-                                     f"{self.lane.group}:{self.lane.consumer}",
-                                     orjson.dumps(state))
-        except Exception as exc:  # noqa: BLE001 - visibility must not break the worker
-            log.debug("could not store breaker state: %s", exc)
+
+def store_breaker_state(lane: LaneView, breaker: CircuitBreaker) -> None:
+    """Write ``breaker``'s state to the queue's ``breakers`` hash (one HSET) and log it."""
+    log.warning("circuit breaker of %s/%s is now %s", lane.queue, lane.group, breaker.state)
+    state = {**breaker.snapshot(), "consumer": lane.consumer, "group": lane.group}
+    try:
+        lane.mq.client.hset(lane.keys.breakers, f"{lane.group}:{lane.consumer}",
+                            orjson.dumps(state))
+    except Exception as exc:  # noqa: BLE001 - visibility must not break the worker
+        log.debug("could not store breaker state: %s", exc)
+
+
+def read_breakers(mq: Deployment, queue: str) -> dict[str, dict[str, Any]]:
+    """The stored state of every lane's breaker on ``queue`` ("group:consumer" -> state)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in mq.layout(queue).all:
+        raw = mq.client.hgetall(mq.queue_keys(part).breakers)
+        out.update({k.decode(): orjson.loads(v) for k, v in raw.items()})
+    return out

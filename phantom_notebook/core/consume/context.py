@@ -9,7 +9,7 @@ from ..model.envelope import Envelope, now_ms
 
 if TYPE_CHECKING:
     from ..backend.functions import Delivery
-    from .lane import Lane
+    from ..ports import LaneView
 
 
 @dataclass
@@ -33,7 +33,7 @@ class MessageContext:
 
     __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms")
 
-    def __init__(self, envelope: Envelope, delivery: Delivery, lane: Lane,
+    def __init__(self, envelope: Envelope, delivery: Delivery, lane: LaneView,
                  received_ms: int | None = None) -> None:
         self.envelope = envelope
         self.delivery = delivery

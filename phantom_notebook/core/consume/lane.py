@@ -21,10 +21,10 @@ from ..backend.functions import Delivery, FetchResult, Settlement
 from ..errors import DecodeError, Reject, Retry
 from ..model.envelope import Envelope, now_ms
 from ..observe import otel
+from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..observe.worker_stats import WorkerStats
-from ..queues import METRICS_RETENTION_S
-from .breaker import BreakerMiddleware
+from .breaker import BreakerMiddleware, store_breaker_state
 from .context import MessageContext, Outcome
 from .middleware import (
     IntegrityMiddleware,
@@ -38,7 +38,7 @@ from .settler import Settling
 from .subscription import Subscription
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.worker")
 _UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script first
@@ -47,7 +47,7 @@ _UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script
 class Lane(Settling):
     """Runs the subscriptions of one (queue, group) pair inside a worker."""
 
-    def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
+    def __init__(self, mq: Deployment, subs: list[Subscription], consumer: str,
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
                  pool: Executor | None, partition: str | None = None,
@@ -81,7 +81,8 @@ class Lane(Settling):
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
         breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
                                 self.settings.circuit_breaker)
-        self.breaker = BreakerMiddleware(self, breaker_settings)
+        self.breaker = BreakerMiddleware(
+            breaker_settings, on_change=functools.partial(store_breaker_state, self))
         self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
         self._before = [m for m in self.middleware
                         if type(m).before_process is not Middleware.before_process]
@@ -259,11 +260,11 @@ class Lane(Settling):
         """Promote, reclaim and read what is ready now (never blocks)."""
         now = now_ms()
         qs = self.settings
-        result = self.mq.scripts.fetch(
-            self.keys, self.mq.metrics_key(self.keys, now), group=self.group,
+        result = self.mq.functions.fetch(
+            self.keys, metrics_key(self.keys, now), group=self.group,
             consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim_ms,
             max_deliveries=qs.max_deliveries, levels=self.levels,
-            metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+            metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
             delete=not self.broadcast,
             trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
             probe=self._reader is not None)

@@ -22,22 +22,22 @@ from ..model.tlp import tlp_rank
 from .context import MessageContext, Outcome
 
 if TYPE_CHECKING:
-    from .lane import Lane
+    from ..ports import LaneView
     from .subscription import Subscription
 
 
 class Middleware:
     """Base class: hooks that do nothing."""
 
-    def admit(self, lane: Lane) -> int | None:
+    def admit(self, lane: LaneView) -> int | None:
         """How many messages ``lane`` may fetch now; None means no limit from this policy."""
         return None
 
-    def before_process(self, lane: Lane, env: Envelope, ctx: MessageContext) -> Outcome | None:
+    def before_process(self, lane: LaneView, env: Envelope, ctx: MessageContext) -> Outcome | None:
         """Return an outcome to settle the message without calling its handler."""
         return None
 
-    def after_process(self, lane: Lane, sub: Subscription, env: Envelope, ctx: MessageContext,
+    def after_process(self, lane: LaneView, sub: Subscription, env: Envelope, ctx: MessageContext,
                       error: BaseException | None, outcome: Outcome) -> Outcome:
         """Inspect or replace the outcome of a handled message."""
         return outcome
@@ -46,7 +46,7 @@ class Middleware:
 class TTLMiddleware(Middleware):
     """An expired message never reaches a handler: dead-lettered (``expired``) or dropped."""
 
-    def before_process(self, lane: Lane, env: Envelope, ctx: MessageContext) -> Outcome | None:
+    def before_process(self, lane: LaneView, env: Envelope, ctx: MessageContext) -> Outcome | None:
         if not env.is_expired(now_ms()):
             return None
         lane.stats.expired += 1
@@ -58,7 +58,7 @@ class TTLMiddleware(Middleware):
 class RetryMiddleware(Middleware):
     """Failed handling is retried with backoff through the delayed set, then dead-lettered."""
 
-    def after_process(self, lane: Lane, sub: Subscription, env: Envelope, ctx: MessageContext,
+    def after_process(self, lane: LaneView, sub: Subscription, env: Envelope, ctx: MessageContext,
                       error: BaseException | None, outcome: Outcome) -> Outcome:
         if outcome.action != "retry":
             return outcome
@@ -78,7 +78,7 @@ class IntegrityMiddleware(Middleware):
     """Refuse envelopes sealed for another queue (a copied stream entry still authenticates,
     so the queue named in its authenticated header must be the one it was read from)."""
 
-    def before_process(self, lane: Lane, env: Envelope, ctx: MessageContext) -> Outcome | None:
+    def before_process(self, lane: LaneView, env: Envelope, ctx: MessageContext) -> Outcome | None:
         if env.queue != lane.queue:
             return Outcome("dead", reason="queue_mismatch",
                            error=ValueError(f"envelope for queue {env.queue!r} found in "
@@ -89,7 +89,7 @@ class IntegrityMiddleware(Middleware):
 class TLPMiddleware(Middleware):
     """A message marked above a subscription's ``max_tlp`` is dead-lettered (``tlp_denied``)."""
 
-    def after_route(self, lane: Lane, sub: Subscription, env: Envelope) -> Outcome | None:
+    def after_route(self, lane: LaneView, sub: Subscription, env: Envelope) -> Outcome | None:
         """Called once the subscription is known; None lets the message through."""
         if sub.max_tlp is None or tlp_rank(env.tlp) <= tlp_rank(sub.max_tlp):
             return None

@@ -21,7 +21,7 @@ from .context import MessageContext
 from .subscription import Subscription
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.worker")
 
@@ -31,7 +31,7 @@ class PubSubLane:
 
     broadcast = False
 
-    def __init__(self, mq: MessageQueue, subs: list[Subscription], consumer: str,
+    def __init__(self, mq: Deployment, subs: list[Subscription], consumer: str,
                  stats: WorkerStats) -> None:
         self.mq = mq
         self.subs = subs
@@ -80,7 +80,7 @@ class PubSubLane:
         for sub in self.subs:
             if sub.matches(env):
                 try:
-                    sub.call(env, MessageContext(env, delivery, self))  # type: ignore[arg-type]
+                    sub.call(env, MessageContext(env, delivery, self))
                 except Exception as exc:  # noqa: BLE001 - live delivery has no retry
                     log.warning("pubsub handler failed for %s (not retried): %r", env.id, exc)
                 self.stats.record("ack", now_ms() - env.created_at_ms, now_ms() - started,

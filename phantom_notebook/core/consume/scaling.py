@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.scaling")
 
@@ -82,7 +82,7 @@ class ScalePolicy:
         return self.clamp(current)
 
 
-def observe(mq: MessageQueue, queues: Sequence[str]) -> tuple[int, float]:
+def observe(mq: Deployment, queues: Sequence[str]) -> tuple[int, float]:
     """Total depth (ready + delayed-due + in flight) of ``queues`` and the oldest ready age."""
     from ..model.envelope import now_ms
 
@@ -103,7 +103,7 @@ def observe(mq: MessageQueue, queues: Sequence[str]) -> tuple[int, float]:
 class Supervisor:
     """Runs ``command`` as 1..N worker processes sized by ``policy`` from ``queues``' depth."""
 
-    def __init__(self, mq: MessageQueue, queues: Sequence[str], command: Sequence[str],
+    def __init__(self, mq: Deployment, queues: Sequence[str], command: Sequence[str],
                  policy: ScalePolicy, *, initial: int | None = None, interval_s: float = 1.0,
                  grace_s: float = 30.0, env: dict[str, str] | None = None) -> None:
         self.mq = mq

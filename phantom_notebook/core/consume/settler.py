@@ -13,26 +13,33 @@ import traceback
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from ..audit.inline import SECURITY_REASONS, AuditedClient, AuditItem
 from ..backend.functions import Delivery, Settlement
 from ..backend.keyspace import QueueKeys
 from ..config.settings import QueueSettings
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
-from ..observe.metrics import FIELD_TABLE_MS, LATENCY_FIELDS, fields_by_ms, latency_field
+from ..observe.metrics import (
+    FIELD_TABLE_MS,
+    LATENCY_FIELDS,
+    RETENTION_S,
+    fields_by_ms,
+    latency_field,
+    metrics_key,
+)
 from ..observe.tracing import TRACE_MAX_ENTRIES, clean
 from ..observe.worker_stats import WorkerStats
-from ..queues import METRICS_RETENTION_S
 from .breaker import BreakerMiddleware
 from .context import MessageContext, Outcome
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 
 class Settling:
     """Queues outcomes into the lane's settlement and flushes it (mixed into ``Lane``)."""
 
-    mq: MessageQueue
+    mq: Deployment
     queue: str
     group: str
     consumer: str
@@ -194,10 +201,10 @@ class Settling:
         qs = self.settings
         now = now_ms()
         try:
-            acked, retried, dead = self.mq.scripts.settle(
-                self.keys, self.mq.metrics_key(self.keys, now), batch, group=self.group,
+            acked, retried, dead = self.mq.functions.settle(
+                self.keys, metrics_key(self.keys, now), batch, group=self.group,
                 delete=not self.broadcast, now_ms=now,
-                metrics_ttl_s=METRICS_RETENTION_S if qs.enable_metrics else 0,
+                metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
                 dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000),
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
                 consumer=self.consumer, client=self._audited(batch))
@@ -212,8 +219,6 @@ class Settling:
         audit = self.mq.audit
         if audit is None:
             return None
-        from ..audit.inline import SECURITY_REASONS, AuditedClient, AuditItem
-
         target = self.queue
         ids = [i.split("|", 1)[0] for i in batch.trace.get("acked", ())] or \
             [sid for _, sid in batch.acks]

@@ -24,7 +24,7 @@ from .pubsub import PubSubLane
 from .subscription import Subscription
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.worker")
 
@@ -64,7 +64,7 @@ class Worker:
     ``grace_s``, settle, return 0).
     """
 
-    def __init__(self, mq: MessageQueue, subscriptions: Iterable[Subscription], *,
+    def __init__(self, mq: Deployment, subscriptions: Iterable[Subscription], *,
                  name: str | None = None, grace_s: float = 30.0, poll_ms: int = 25,
                  priority_latency_ms: float = 2.0, overlap: bool | None = None) -> None:
         self.mq = mq
@@ -224,7 +224,7 @@ class Worker:
                     last_trim = time.monotonic()
                     for lane in self.lanes:
                         if lane.broadcast:
-                            self.mq.scripts.trim_broadcast(lane.keys)
+                            self.mq.functions.trim_broadcast(lane.keys)
             except Exception as exc:  # noqa: BLE001 - the keeper must survive Redis hiccups
                 log.warning("keeper: %s", exc)
 

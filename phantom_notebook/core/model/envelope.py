@@ -25,6 +25,7 @@ import orjson
 from ..errors import DecodeError, PayloadError, ValidationError
 
 WIRE_VERSION = 1
+SCHEMA_VERSION = "1.0"  # the envelope header's own version ("v"), not the payload schema's
 _HEAD = struct.Struct(">BI")
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
@@ -160,7 +161,7 @@ class Envelope:
     queue: str
     payload: Any
     priority: MessagePriority = MessagePriority.NORMAL
-    schema_version: str = "1.0"
+    schema_version: str = SCHEMA_VERSION
     created_at_ms: int = 0
     expires_at_ms: int | None = None
     attempt: int = 1
@@ -195,23 +196,12 @@ class Envelope:
 
     def header(self) -> dict[str, Any]:
         """The header as a plain dict (the canonical associated data when encrypted)."""
-        h: dict[str, Any] = {
-            "id": self.id, "t": self.type, "q": self.queue, "p": int(self.priority),
-            "v": self.schema_version, "c": self.created_at_ms, "a": self.attempt,
-            "tp": self.traceparent, "tlp": self.tlp,
-        }
-        if self.expires_at_ms is not None:
-            h["x"] = self.expires_at_ms
-        if self.correlation_id:
-            h["co"] = self.correlation_id
-        if self.causation_id:
-            h["ca"] = self.causation_id
-        if self.origin:
-            h["o"] = self.origin
+        h = new_header(self.id, self.type, self.queue, int(self.priority), self.created_at_ms,
+                       self.traceparent, self.tlp, self.expires_at_ms, self.correlation_id,
+                       self.causation_id, self.origin, self.headers, self.attempt,
+                       self.schema_version)
         if self.key_id:
             h["k"] = self.key_id
-        if self.headers:
-            h["h"] = dict(self.headers)
         return h
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +210,34 @@ class Envelope:
         d["priority"] = self.priority.name
         d["headers"] = dict(self.headers)
         return d
+
+
+def new_header(mid: str, mtype: str, queue: str, priority: int, created_ms: int,
+               traceparent: str, tlp: str, expires_ms: int | None = None,
+               correlation_id: str | None = None, causation_id: str | None = None,
+               origin: str | None = None, headers: Mapping[str, str] | None = None,
+               attempt: int = 1, schema_version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The clear header of an envelope, the one place its wire field names are written.
+
+    Keys: ``id`` ``t`` type, ``q`` queue, ``p`` priority, ``v`` schema version, ``c``
+    created ms, ``a`` attempt, ``tp`` traceparent, ``tlp``, and when set ``x`` expires ms,
+    ``co`` correlation id, ``ca`` causation id, ``o`` origin, ``h`` headers (``k``, the key
+    id, is added by a sealing codec). Positional on purpose: the publish path builds one per
+    message.
+    """
+    h: dict[str, Any] = {"id": mid, "t": mtype, "q": queue, "p": priority, "v": schema_version,
+                         "c": created_ms, "a": attempt, "tp": traceparent, "tlp": tlp}
+    if expires_ms is not None:
+        h["x"] = expires_ms
+    if correlation_id:
+        h["co"] = correlation_id
+    if causation_id:
+        h["ca"] = causation_id
+    if origin:
+        h["o"] = origin
+    if headers:
+        h["h"] = dict(headers)
+    return h
 
 
 def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:

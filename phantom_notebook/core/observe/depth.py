@@ -10,7 +10,7 @@ from ..backend.keyspace import QueueKeys
 from ..model.envelope import MessagePriority
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class QueueStats:
         return self.ready + self.in_flight + self.delayed
 
 
-def depth_of(mq: MessageQueue, names: list[str]) -> list[QueueStats]:
+def depth_of(mq: Deployment, names: list[str]) -> list[QueueStats]:
     """Depth of each stored (sub-)queue in ``names``, one pipelined round trip."""
     pipe = mq.client.pipeline(transaction=False)
     for name in names:
@@ -84,3 +84,11 @@ def _stats(name: str, kind: str, lengths: list[int], groups: list[list[dict[str,
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
+
+
+def queue_stats(mq: Deployment, names: list[str]) -> list[QueueStats]:
+    """One row per queue in ``names``; a partitioned queue's row sums its partitions."""
+    parts = {name: mq.layout(name).all for name in names}
+    rows = depth_of(mq, [p for name in names for p in parts[name]])
+    by_part = {row.queue: row for row in rows}
+    return [sum_stats(name, [by_part[p] for p in parts[name]]) for name in names]

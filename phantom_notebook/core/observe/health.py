@@ -17,7 +17,7 @@ import orjson
 from .metrics import MetricsStore, merge
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 OK, WARN, CRITICAL = "ok", "warn", "critical"
 _RANK = {OK: 0, WARN: 1, CRITICAL: 2}
@@ -110,7 +110,7 @@ def _grade(value: float, warn: float, critical: float) -> str:
     return CRITICAL if value > critical else WARN if value > warn else OK
 
 
-def check_health(mq: MessageQueue, queues: list[str] | None = None, window_s: float = 300.0,
+def check_health(mq: Deployment, queues: list[str] | None = None, window_s: float = 300.0,
                  thresholds: HealthThresholds | None = None) -> HealthReport:
     """Run every check against ``mq`` (all known queues unless ``queues`` is given)."""
     t = thresholds or HealthThresholds()
@@ -134,7 +134,7 @@ def check_health(mq: MessageQueue, queues: list[str] | None = None, window_s: fl
     return HealthReport(checks, window_s=window_s)
 
 
-def _memory(mq: MessageQueue, t: HealthThresholds) -> HealthCheck:
+def _memory(mq: Deployment, t: HealthThresholds) -> HealthCheck:
     try:
         info = mq.client.info("memory")
     except Exception as exc:  # noqa: BLE001 - embedded Redis has no INFO; ACLs may refuse it
@@ -154,7 +154,7 @@ def _memory(mq: MessageQueue, t: HealthThresholds) -> HealthCheck:
                        f"{t.memory_warn_ratio:.0%}")
 
 
-def _queue_checks(mq: MessageQueue, store: MetricsStore, queue: str, depth: int,
+def _queue_checks(mq: Deployment, store: MetricsStore, queue: str, depth: int,
                   window_s: float, t: HealthThresholds) -> list[HealthCheck]:
     # a partitioned queue's numbers live in its partitions: merge them
     m = merge((store.window(part, window_s) for part in mq.layout(queue).all), queue)
@@ -186,7 +186,7 @@ def _queue_checks(mq: MessageQueue, store: MetricsStore, queue: str, depth: int,
     return out
 
 
-def _consumers(mq: MessageQueue, t: HealthThresholds) -> list[HealthCheck]:
+def _consumers(mq: Deployment, t: HealthThresholds) -> list[HealthCheck]:
     out = []
     now = time.time()
     for name, raw in mq.client.hgetall(mq.keys.consumers).items():

@@ -20,7 +20,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..backend.keyspace import QueueKeys
+    from ..ports import Deployment
 
 BUCKET_S = 10
 RETENTION_S = 24 * 3600
@@ -37,6 +38,11 @@ BOUNDS_MS: tuple[float, ...] = tuple(_FIRST_MS * _GROWTH ** i for i in range(
 #: the hash field names of every histogram bucket, per latency kind (built once)
 LATENCY_FIELDS: dict[str, tuple[str, ...]] = {
     kind: tuple(f"h:{kind}:{i}" for i in range(len(BOUNDS_MS))) for kind in LATENCY_KINDS}
+
+
+def metrics_key(keys: QueueKeys, at_ms: int) -> str:
+    """The metrics hash of ``keys``' queue for the time bucket containing ``at_ms``."""
+    return keys.metrics(at_ms // 1000 // BUCKET_S * BUCKET_S)
 
 
 def bucket_index(value_ms: float) -> int:
@@ -146,7 +152,7 @@ def merge(buckets: Iterable[MetricsBucket], queue: str = "*") -> MetricsBucket:
 class MetricsStore:
     """Reads the metric buckets every worker and producer wrote (the fleet-wide view)."""
 
-    def __init__(self, mq: MessageQueue) -> None:
+    def __init__(self, mq: Deployment) -> None:
         self.mq = mq
 
     def read(self, queue: str, since_s: float, until_s: float) -> list[MetricsBucket]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..model.envelope import Envelope
 
 if TYPE_CHECKING:
-    from ..queues import MessageQueue
+    from ..ports import Deployment
 
 TRACE_MAX_ENTRIES = 20_000
 EVENTS = ("published", "deduplicated", "delivered", "acked", "nacked", "retried",
@@ -86,7 +86,7 @@ def parse_entry(queue: str, entry_id: bytes | str,
 class TraceLog:
     """Finds the events of a message or a trace across queues."""
 
-    def __init__(self, mq: MessageQueue) -> None:
+    def __init__(self, mq: Deployment) -> None:
         self.mq = mq
 
     def events(self, *, message_id: str | None = None, trace_id: str | None = None,

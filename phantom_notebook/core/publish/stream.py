@@ -26,15 +26,18 @@ from ..backend.connection import TRANSIENT_ERRORS
 from ..backend.functions import PublishColumns, publish_ids, queue_full
 from ..errors import PublishStreamError, ValidationError
 from ..model.envelope import now_ms
+from ..model.message import Message
+from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
+from .batch import build_columns
 
 if TYPE_CHECKING:
-    from ..queues import Message, MessageQueue
+    from ..ports import Deployment
 
 DEFAULT_BATCH = 500
 
 
-def publish_stream(mq: MessageQueue, queue: str, messages: Iterable[Message | tuple[str, Any]],
+def publish_stream(mq: Deployment, queue: str, messages: Iterable[Message | tuple[str, Any]],
                    batch_size: int = DEFAULT_BATCH) -> list[str]:
     """Publish ``messages`` to ``queue`` in atomic batches, pipelined; returns every id."""
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -57,15 +60,13 @@ def publish_stream(mq: MessageQueue, queue: str, messages: Iterable[Message | tu
     return _pipelined(mq, queue, chunks)
 
 
-def _pipelined(mq: MessageQueue, queue: str, chunks: Iterator[list[Message]]) -> list[str]:
+def _pipelined(mq: Deployment, queue: str, chunks: Iterator[list[Message]]) -> list[str]:
     qs = mq.declare(queue)
     keys = mq.queue_keys(queue)
-    scripts = mq.scripts
+    scripts = mq.functions
     sha = scripts.publish_sha(mq.client)
     window_ms = int(qs.deduplication_window_s * 1000)
-    from ..queues import METRICS_RETENTION_S
-
-    metrics_ttl = METRICS_RETENTION_S if qs.enable_metrics else 0
+    metrics_ttl = RETENTION_S if qs.enable_metrics else 0
     trace_cap = TRACE_MAX_ENTRIES if qs.enable_tracing else 0
     pool = mq.client.connection_pool
     conn = pool.get_connection()
@@ -85,9 +86,9 @@ def _pipelined(mq: MessageQueue, queue: str, chunks: Iterator[list[Message]]) ->
         try:
             for items in chunks:
                 now = now_ms()
-                batch, _ = mq._fresh(queue, qs, items, now, None)
+                batch, _ = build_columns(mq, queue, qs, items, now, None)
                 command = scripts.publish_command(
-                    keys, mq.metrics_key(keys, now, qs), batch, max_size=qs.max_queue_size,
+                    keys, metrics_key(keys, now), batch, max_size=qs.max_queue_size,
                     dedup_window_ms=window_ms, now_ms=now, metrics_ttl_s=metrics_ttl,
                     trace_cap=trace_cap, actor=mq.origin or "")
                 conn.send_command("EVALSHA", sha, *command)
@@ -121,10 +122,8 @@ def _failed(queue: str, ids: list[str], exc: Exception) -> PublishStreamError:
         f"{type(exc).__name__}: {exc}", ids)
 
 
-def _chunks(mq: MessageQueue, messages: Iterable[Message | tuple[str, Any]],
+def _chunks(mq: Deployment, messages: Iterable[Message | tuple[str, Any]],
             size: int) -> Iterator[list[Message]]:
-    from ..queues import Message
-
     it = iter(messages)
     while chunk := list(islice(it, size)):
         yield [m if isinstance(m, Message) else Message(*m) for m in chunk]

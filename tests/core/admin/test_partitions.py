@@ -9,7 +9,7 @@ import pytest
 from redis.crc import key_slot
 
 import phantom_notebook as pn
-from phantom_notebook.core.admin.partitions import (
+from phantom_notebook.core.model.routing import (
     SLOTS,
     default_partition_key,
     key_hash,

@@ -16,7 +16,7 @@ from phantom_notebook.core.model.envelope import unframe
 from phantom_notebook.core.security.keyring import KeyRing, generate_key
 from tests.support.collect import Collector, eventually
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _sealed(url: str | None, prefix: str, keys: str) -> pn.MessageQueue:

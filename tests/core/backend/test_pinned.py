@@ -48,7 +48,7 @@ def test_single_publishes_reuse_one_connection_without_a_pool_checkout_each(
 def test_a_killed_connection_falls_back_to_the_ordinary_path_and_the_publish_lands(
         real_mq: pn.MessageQueue) -> None:
     real_mq.publish("wire", "ioc.x", {"n": 0})
-    pinned = real_mq.scripts.pinned
+    pinned = real_mq.functions.pinned
     assert pinned._conn is not None
     admin = redis.Redis.from_url(real_mq.settings.redis.url)
     try:
@@ -64,7 +64,7 @@ def test_a_killed_connection_falls_back_to_the_ordinary_path_and_the_publish_lan
 def test_a_second_thread_publishing_meanwhile_takes_the_pool_instead_of_waiting(
         real_mq: pn.MessageQueue, checkouts: list[int]) -> None:
     real_mq.publish("wire", "ioc.x", {"n": 0})
-    pinned = real_mq.scripts.pinned
+    pinned = real_mq.functions.pinned
     before = len(checkouts)
     with pinned._lock:  # as if another thread were in the middle of a publish
         done = threading.Event()
@@ -79,10 +79,10 @@ def test_a_full_queue_raises_and_leaves_the_connection_in_step(
         real_mq: pn.MessageQueue) -> None:
     real_mq.declare("tiny", max_queue_size=1)
     first = real_mq.publish("tiny", "ioc.x", {"n": 0})
-    conn = real_mq.scripts.pinned._conn
+    conn = real_mq.functions.pinned._conn
     with pytest.raises(pn.QueueFullError, match="'tiny' is full"):
         real_mq.publish("tiny", "ioc.x", {"n": 1})
-    assert real_mq.scripts.pinned._conn is conn
+    assert real_mq.functions.pinned._conn is conn
     real_mq.client.delete(*real_mq.queue_keys("tiny").streams)  # room again
     second = real_mq.publish("tiny", "ioc.x", {"n": 2})
     assert second != first and _ready(real_mq, "tiny") == 1
@@ -105,7 +105,7 @@ def test_a_flushed_script_cache_is_reloaded_on_the_pinned_connection(
 def test_after_fork_the_parents_connection_is_never_reused(
         real_mq: pn.MessageQueue) -> None:
     real_mq.publish("wire", "ioc.x", {"n": 0})
-    pinned = real_mq.scripts.pinned
+    pinned = real_mq.functions.pinned
     parents = pinned._conn
     pinned._pid = -1  # what a forked child sees: another process's connection object
     real_mq.publish("wire", "ioc.x", {"n": 1})
@@ -115,7 +115,7 @@ def test_after_fork_the_parents_connection_is_never_reused(
 
 def test_close_gives_the_connection_back_to_the_pool(real_mq: pn.MessageQueue) -> None:
     real_mq.publish("wire", "ioc.x", {"n": 0})
-    pinned = real_mq.scripts.pinned
+    pinned = real_mq.functions.pinned
     conn = pinned._conn
     real_mq.close()
     assert pinned._conn is None
@@ -125,8 +125,8 @@ def test_close_gives_the_connection_back_to_the_pool(real_mq: pn.MessageQueue) -
 def test_the_embedded_redis_never_takes_the_pinned_path() -> None:
     mq = pn.connect(None, key_prefix="wire-embedded", settings=pn.Settings())
     try:
-        assert not mq.scripts.pinned.usable
-        assert mq.scripts.pinned.evalsha(mq.scripts._publish, 0) is FALLBACK
+        assert not mq.functions.pinned.usable
+        assert mq.functions.pinned.evalsha(mq.functions._publish, 0) is FALLBACK
         mq.publish("wire", "ioc.x", {"n": 0})
         assert _ready(mq, "wire") == 1
     finally:

@@ -10,9 +10,7 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.backend.cluster import primary_of
-from tests.support.cluster import RedisClusterFixture
-from tests.support.failover import run_failover_flow
-from tests.test_queue_kinds import (  # noqa: F401 - re-run the suite against the cluster
+from tests.core.test_queue_kinds import (  # noqa: F401 - re-run the suite against the cluster
     test_broadcast_gives_every_group_every_message_even_while_a_group_is_down,
     test_critical_message_behind_100k_low_messages_is_delivered_next,
     test_delayed_message_is_never_early_and_arrives_within_100ms,
@@ -23,6 +21,8 @@ from tests.test_queue_kinds import (  # noqa: F401 - re-run the suite against th
     test_two_promoters_never_deliver_a_delayed_message_twice,
     test_unknown_queue_kind_is_refused,
 )
+from tests.support.cluster import RedisClusterFixture
+from tests.support.failover import run_failover_flow
 
 
 @pytest.fixture(scope="module")

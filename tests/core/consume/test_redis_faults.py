@@ -10,7 +10,7 @@ import redis
 import phantom_notebook as pn
 from tests.support.collect import Collector, eventually
 from tests.support.redis_server import RedisServer
-from tests.test_worker_processes import WorkerProcess, _tags
+from tests.support.worker_process import WorkerProcess, recorded
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_a_poison_message_that_kills_its_worker_ends_in_the_dlq_and_others_flow(
             worker = WorkerProcess(redis_url, prefix, queue, concurrency=1, prefetch=1,
                                    visibility_timeout_s=0.3, handler="poison",
                                    extra_env={"PHANTOM_QUEUE_MAX_DELIVERIES": "3"})
-        done = {t.split(":")[0] for t in _tags(real_mq, prefix, "done")}
+        done = {t.split(":")[0] for t in recorded(real_mq, prefix, "done")}
         return done >= set(good) and real_mq.stats([queue])[0].dead == 1
 
     try:

@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import phantom_notebook as pn
 from phantom_notebook import Envelope, MessagePriority
-from phantom_notebook.core.admin.partitions import PARTITION_KEY_HEADER
 from phantom_notebook.core.model.codec import PlainCodec
 from phantom_notebook.core.model.envelope import encode_payload, new_id, unframe
+from phantom_notebook.core.model.routing import PARTITION_KEY_HEADER
+from phantom_notebook.core.observe.metrics import metrics_key
+from phantom_notebook.core.publish.batch import build_columns, new_envelope
 from phantom_notebook.core.security.keyring import KeyRing, generate_key
 from phantom_notebook.core.security.sealing import (
     SIGNATURE_HEADER,
@@ -110,11 +112,11 @@ def test_publish_headers_are_the_envelope_headers(mq: pn.MessageQueue,
     mq.origin = origin
     qs = mq.declare("fast", message_ttl_s=60)
     now = int(time.time() * 1000)
-    batch, routes = mq._fresh("fast", qs, MESSAGES, now, None)
+    batch, routes = build_columns(mq, "fast", qs, MESSAGES, now, None)
     assert routes is None
     for i, (m, raw) in enumerate(zip(MESSAGES, batch.envelopes, strict=True)):
         header = unframe(raw)[1]
-        env, due = mq._envelope("fast", qs, m, now)
+        env, due = new_envelope(mq.origin, "fast", qs, m, now)
         expected = env.replace(id=batch.ids[i], traceparent=header["tp"]).header()
         assert header == expected
         assert batch.trace_ids[i] == header["tp"][3:35]
@@ -161,7 +163,7 @@ def test_a_batch_with_one_dedup_key_and_a_single_publish_agree_on_the_first_id(
     assert (stats.ready, stats.delayed) == (4, 1)
     # the metric buckets of the test's span (two if it crossed a bucket boundary), each
     # with a TTL although only the write creating a field sets one
-    buckets = {mq.metrics_key(mq.queue_keys("dd1"), at)
+    buckets = {metrics_key(mq.queue_keys("dd1"), at)
                for at in (started_ms, time.time_ns() // 10**6)}
     totals = {b"published": 0, b"deduplicated": 0}
     for key in buckets:

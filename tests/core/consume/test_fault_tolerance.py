@@ -13,7 +13,7 @@ import phantom_notebook as pn
 from phantom_notebook.core.consume.breaker import CircuitBreaker
 from tests.support.collect import Collector, eventually
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FAST_RETRY = pn.RetrySettings(max_retries=3, backoff_strategy="exponential",
                               initial_delay_s=0.1, multiplier=2.0, jitter=0.0)
 

@@ -12,7 +12,7 @@ import phantom_notebook as pn
 from phantom_notebook.core.consume.scaling import ScalePolicy, Supervisor
 from tests.support.collect import eventually
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def policy() -> ScalePolicy:

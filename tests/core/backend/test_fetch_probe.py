@@ -5,13 +5,13 @@ from __future__ import annotations
 import phantom_notebook as pn
 from phantom_notebook.core.backend.functions import FetchResult
 from phantom_notebook.core.model.envelope import now_ms
-from phantom_notebook.core.observe.metrics import MetricsStore
+from phantom_notebook.core.observe.metrics import MetricsStore, metrics_key
 from tests.support.collect import Collector
 
 
 def _fetch(mq: pn.MessageQueue, queue: str, count: int, probe: bool) -> FetchResult:
     keys = mq.queue_keys(queue)
-    return mq.scripts.fetch(keys, mq.metrics_key(keys, now_ms()), group="g", consumer="c",
+    return mq.functions.fetch(keys, metrics_key(keys, now_ms()), group="g", consumer="c",
                             count=count, now_ms=now_ms(), reclaim_idle_ms=0, max_deliveries=5,
                             levels="0123", metrics_ttl_s=0, delete=True, probe=probe)
 

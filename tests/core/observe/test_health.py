@@ -10,7 +10,7 @@ import phantom_notebook as pn
 from phantom_notebook.core.observe.health import HealthThresholds, check_health
 from tests.support.collect import Collector, eventually
 from tests.support.redis_server import RedisServer
-from tests.test_worker_processes import WorkerProcess
+from tests.support.worker_process import WorkerProcess
 
 
 def _status(report: pn.core.health.HealthReport, name: str, target: str | None = None) -> str:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 import phantom_notebook as pn
+from phantom_notebook.core.observe.metrics import metrics_key
 from phantom_notebook.core.security.access import (
     AccessPolicy,
     Grant,
@@ -213,19 +214,19 @@ def test_reclaim_dead_letter_and_broadcast_trim_run_under_the_analyst(
     mq.publish("threat-apt", "actor", "APT-X")
     fetch = dict(now_ms=0, max_deliveries=1, levels="0123", metrics_ttl_s=60, delete=False,
                  trace_cap=100)
-    first = mq.scripts.fetch(keys, mq.metrics_key(keys, 0), group="a", consumer="c1",
+    first = mq.functions.fetch(keys, metrics_key(keys, 0), group="a", consumer="c1",
                              count=10, reclaim_idle_ms=0, **fetch)  # type: ignore[arg-type]
     assert len(first.deliveries) == 1
 
     def reclaimed_into_dlq() -> bool:
-        again = mq.scripts.fetch(keys, mq.metrics_key(keys, 0), group="a", consumer="c2",
+        again = mq.functions.fetch(keys, metrics_key(keys, 0), group="a", consumer="c2",
                                  count=10, reclaim_idle_ms=1, **fetch)  # type: ignore[arg-type]
         return again.dead_lettered == 1
 
     assert eventually(reclaimed_into_dlq)
-    mq.scripts.fetch(keys, mq.metrics_key(keys, 0), group="b", consumer="c3", count=10,
+    mq.functions.fetch(keys, metrics_key(keys, 0), group="b", consumer="c3", count=10,
                      reclaim_idle_ms=0, **fetch)  # type: ignore[arg-type]
-    assert mq.scripts.trim_broadcast(keys) >= 0
+    assert mq.functions.trim_broadcast(keys) >= 0
     assert denials(admin, "ana") == []
 
 

@@ -1,0 +1,150 @@
+"""The queue registry: which queues exist, their kind and settings, layouts, consumer groups.
+
+A queue's kind (and partition count) is stored in its ``meta`` hash so every process agrees
+on it; the ``<prefix>:queues`` set lists the declared names for discovery. ``QueueRegistry``
+keeps what one connection has learnt (settings, key names, layouts) so the publish and
+consume hot paths never ask Redis twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..backend.connection import TRANSIENT_ERRORS
+from ..backend.keyspace import QueueKeys, check_queue_name
+from ..config.settings import QUEUE_KINDS, QueueSettings
+from ..errors import ConfigError, UnknownQueueKindError, ValidationError
+from ..model.envelope import now_ms
+from ..model.routing import Layout
+
+if TYPE_CHECKING:
+    from ..ports import Deployment
+
+log = logging.getLogger("phantom_notebook.registry")
+
+LAYOUT_TTL_S = 1.0  # producers and workers re-read a queue's partition layout this often
+
+
+class QueueRegistry:
+    """One connection's view of the declared queues (thread-safe; reads lock-free)."""
+
+    def __init__(self, mq: Deployment) -> None:
+        self.mq = mq
+        self._declared: dict[str, QueueSettings] = {}
+        self._queue_keys: dict[str, QueueKeys] = {}
+        self._layouts: dict[str, tuple[float, Layout]] = {}
+        self._lock = threading.Lock()
+
+    def known(self, queue: str) -> QueueSettings | None:
+        """The settings of ``queue`` if this connection declared it already (no lock)."""
+        return self._declared.get(queue)
+
+    def declare(self, queue: str, kind: str | None, overrides: dict[str, Any]) -> QueueSettings:
+        """Create (or look up) ``queue`` in Redis and remember its settings."""
+        check_queue_name(queue)
+        if kind is not None and kind not in QUEUE_KINDS:
+            raise UnknownQueueKindError(
+                f"unknown queue kind {kind!r} for {queue!r}: use one of {', '.join(QUEUE_KINDS)}")
+        with self._lock:
+            known = self._declared.get(queue)
+        if known is not None and kind in (None, known.kind) and not overrides:
+            return known
+        mq = self.mq
+        qs = mq.settings.for_queue(queue)
+        if kind is not None or overrides:
+            qs = qs.replace(**({"kind": kind} if kind else {}), **overrides)
+        keys = self.queue_keys(queue)
+        pipe = mq.client.pipeline(transaction=False)
+        pipe.hget(keys.meta, "kind")
+        pipe.hget(keys.meta, "partitions")
+        stored, stored_parts = pipe.execute()
+        if stored is not None and stored_parts is not None \
+                and int(stored_parts) != qs.partitions:
+            if "partitions" in overrides:
+                raise ValidationError(
+                    f"queue {queue!r} has {int(stored_parts)} partitions, not "
+                    f"{qs.partitions}: change it with repartition()")
+            qs = qs.replace(partitions=int(stored_parts))
+        if stored is not None and stored.decode() != qs.kind:
+            if kind is not None:
+                raise ValidationError(
+                    f"queue {queue!r} exists with kind {stored.decode()!r}, not {kind!r}")
+            qs = qs.replace(kind=stored.decode())
+        if qs.enable_encryption and not getattr(mq.codec, "keyring", None):
+            raise ConfigError(f"queues.{queue}.enable_encryption",
+                              "the queue requires encryption but no key ring is configured",
+                              "set [security] keys / key_file or $PHANTOM_KEYS")
+        if stored is None:
+            if qs.partitions > 1 and qs.kind == "pubsub":
+                raise ValidationError("a pub/sub queue stores nothing: it has no partitions")
+            pipe = mq.client.pipeline(transaction=False)
+            pipe.hsetnx(keys.meta, "kind", qs.kind)
+            pipe.hsetnx(keys.meta, "created_ms", now_ms())
+            if qs.partitions > 1:
+                pipe.hsetnx(keys.meta, "partitions", qs.partitions)
+            pipe.sadd(mq.keys.queues, queue)
+            pipe.execute()
+        with self._lock:
+            self._declared[queue] = qs
+        return qs
+
+    def queue_keys(self, queue: str) -> QueueKeys:
+        """The Redis keys of ``queue`` (validated once, then cached)."""
+        keys = self._queue_keys.get(queue)
+        if keys is None:
+            keys = self._queue_keys[queue] = self.mq.keys.queue(queue)
+        return keys
+
+    def layout(self, queue: str, fresh: bool = False) -> Layout:
+        """The partitions of ``queue``, re-read from Redis every ``LAYOUT_TTL_S``.
+
+        While Redis is unreachable (a failover) the last layout read keeps routing.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._layouts.get(queue)
+        if cached is not None and not fresh and cached[0] > now:
+            return cached[1]
+        try:
+            layout = Layout.read(self.mq.client, queue, self.queue_keys(queue).meta)
+        except TRANSIENT_ERRORS:
+            if cached is None:
+                raise
+            return cached[1]
+        with self._lock:
+            self._layouts[queue] = (now + LAYOUT_TTL_S, layout)
+        return layout
+
+    def forget(self, queue: str) -> None:
+        """Drop what is cached of ``queue`` (after ``repartition``)."""
+        with self._lock:
+            self._layouts.pop(queue, None)
+            self._declared.pop(queue, None)
+
+    def names(self) -> list[str]:
+        """Every declared queue name, sorted."""
+        return sorted(m.decode() for m in self.mq.client.smembers(self.mq.keys.queues))
+
+
+def ensure_group(mq: Deployment, queue: str, group: str) -> None:
+    """Create consumer ``group`` on every stream of ``queue`` (idempotent).
+
+    Competing-consumer queues start a new group at the beginning so messages published
+    before the first worker are delivered; broadcast groups start at "now".
+    """
+    mq.authorize("consume", queue)
+    qs = mq.declare(queue)
+    start = "$" if qs.kind == "broadcast" else "0"
+    pipe = mq.client.pipeline(transaction=False)
+    for part in mq.layout(queue).all:
+        for stream in mq.queue_keys(part).streams:
+            pipe.xgroup_create(stream, group, id=start, mkstream=True)
+    for result in pipe.execute(raise_on_error=False):
+        if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+            raise result
+
+
+__all__ = ["LAYOUT_TTL_S", "QueueRegistry", "ensure_group"]
