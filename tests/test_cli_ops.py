@@ -28,9 +28,15 @@ def test_acl_apply_installs_users_that_redis_itself_restricts() -> None:
         done = run("acl", "apply", "--redis-url", server.url, "--key-prefix", "ops",
                    "--user", "ana:analyst", env={"PHANTOM_ACL_PASSWORD_ANA": "s3cret-pw"})
         assert done.returncode == 0, done.stderr
+        assert "loaded the functions" in done.stdout
         assert "installed ACL users: ana" in done.stdout
         url = f"redis://ana:s3cret-pw@127.0.0.1:{server.port}/0"
         analyst = pn.connect(url, key_prefix="ops")
+        with pytest.raises(pn.UnknownQueueError, match="phantom-notebook declare ioc-feed"):
+            analyst.publish("ioc-feed", "ioc.enrichment.request", {"ioc": "203.0.113.1"})
+        declared = run("declare", "ioc-feed", "--kind", "priority", "--redis-url", server.url,
+                       "--key-prefix", "ops")
+        assert declared.returncode == 0, declared.stderr
         assert analyst.publish("ioc-feed", "ioc.enrichment.request", {"ioc": "203.0.113.1"})
         raw = redis.Redis.from_url(url)
         with pytest.raises(redis.exceptions.NoPermissionError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .admin.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
+from .backend.boundary import guarded
 from .config.settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .config.tuning import overlap_fits, tune_process_for_throughput
 from .consume.context import MessageContext
@@ -12,9 +13,12 @@ from .consume.idempotency import idempotent
 from .consume.subscription import Filter, Subscription
 from .consume.worker import Worker
 from .errors import (
+    AuditError,
+    CapacityError,
     ConfigError,
     ConnectionLostError,
     DecodeError,
+    NotDeployedError,
     PayloadError,
     PermissionDeniedError,
     PhantomError,
@@ -23,6 +27,8 @@ from .errors import (
     QueueFullError,
     Reject,
     Retry,
+    ServerError,
+    UnknownQueueError,
     UnknownQueueKindError,
     ValidationError,
 )
@@ -32,22 +38,29 @@ from .observe.depth import QueueStats
 from .queues import Message, MessageQueue
 
 
+@guarded
 def connect(url: str | None = None, *, settings: Settings | None = None,
             origin: str | None = None, codec: Codec | None = None,
             **redis_options: Any) -> MessageQueue:
-    """Connect to a phantom_notebook deployment.
+    """Connect to a phantom_notebook deployment, checking the server right away.
 
     With no ``url`` and no ``$PHANTOM_REDIS_URL`` this is the embedded in-process Redis
     (fakeredis with Lua), shared by every producer, consumer and widget of the process.
-    ``redis://``, ``rediss://`` and ``unix://`` URLs reach a real server through one pool.
+    ``redis://``, ``rediss://`` and ``unix://`` URLs reach a real server through one pool;
+    ``redis+cluster://`` and ``redis+sentinel://`` a Cluster or a Sentinel-managed master.
     ``redis_options`` override fields of ``RedisSettings`` (e.g. ``key_prefix="team-a"``).
     ``origin`` names this producer; with keys or origin keys configured (``[security]`` or
     ``$PHANTOM_KEYS`` / ``$PHANTOM_ORIGIN_KEY`` / ``$PHANTOM_TRUSTED_ORIGINS``) payloads are
     sealed with AES-256-GCM and signed; ``codec`` overrides that choice.
+
+    Raises ``ConnectionLostError`` when the server cannot be reached (it is asked at once,
+    not at first use), ``ConfigError`` for a refused login or bad settings, and
+    ``NotDeployedError`` when the server lacks this client's functions and this user may
+    not load them (the message names ``phantom-notebook deploy``).
     """
     import dataclasses
 
-    from .backend.connection import open_client, resolve_url
+    from .backend.connection import open_client, prepare, resolve_url
     from .security.codec_factory import build_codec
 
     base = settings or Settings.load()
@@ -58,11 +71,18 @@ def connect(url: str | None = None, *, settings: Settings | None = None,
     full = dataclasses.replace(base, redis=redis_settings)
     who = origin or full.security.origin
     chosen = codec if codec is not None else build_codec(full.security, who)
-    return MessageQueue(open_client(redis_settings), full, codec=chosen, origin=who)
+    client = open_client(redis_settings)
+    user = prepare(client, redis_settings, restricted=full.security.role is not None)
+    return MessageQueue(client, full, codec=chosen, origin=who, user=user)
 
 
 __all__ = [
+    "AuditError",
     "BreakerSettings",
+    "CapacityError",
+    "NotDeployedError",
+    "ServerError",
+    "UnknownQueueError",
     "Codec",
     "PlainCodec",
     "ConfigError",

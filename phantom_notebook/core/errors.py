@@ -4,17 +4,27 @@
 
     PhantomError
     ├── ConfigError              invalid or inconsistent settings
+    │   └── NotDeployedError     Redis lacks this client's functions: run `phantom-notebook deploy`
     ├── ValidationError          bad input from the caller
-    │   ├── PayloadError         payload not serializable or too large
-    │   └── UnknownQueueKindError
-    ├── ConnectionLostError      Redis unreachable / connection dropped
+    │   ├── PayloadError         payload not serializable (NaN, non-string keys) or too large
+    │   ├── UnknownQueueKindError
+    │   └── UnknownQueueError    a queue that was never declared
+    ├── ConnectionLostError      Redis unreachable, connection dropped, TLS refused, failing over
     ├── PublishError             a publish could not be confirmed
-    │   └── QueueFullError       the queue is at max_queue_size
+    │   ├── QueueFullError       the queue is at max_queue_size
+    │   │   └── CapacityError    Redis itself is out of memory (maxmemory reached)
+    │   └── PublishStreamError   publish_stream stopped early (``published`` = what was written)
+    ├── AuditError               the action's audit entry could not be written: action refused
     ├── DecodeError              stored bytes are not a valid envelope
-    ├── PermissionDeniedError    the caller's role does not allow the action
+    ├── PermissionDeniedError    the role does not allow the action (client check or Redis ACL)
+    ├── ServerError              any other error reply from Redis (WRONGTYPE, BUSY, MISCONF ...)
     └── HandlerSignal            raised by handlers to steer delivery
         ├── Retry                retry this message (optionally after a delay)
         └── Reject               do not retry; dead-letter with a reason
+
+Lower-level errors (redis-py, sockets, TLS) never cross the public API: the one boundary
+that maps them is ``core/backend/boundary.py`` (``translate``), applied to every public
+class and function of the engine.
 """
 
 from __future__ import annotations
@@ -37,20 +47,35 @@ class ConfigError(PhantomError, ValueError):
         super().__init__(text)
 
 
+class NotDeployedError(ConfigError):
+    """Raised when Redis does not hold this client's server-side functions (or another build).
+
+    The message names the command that fixes it (``phantom-notebook deploy``).
+    """
+
+    def __init__(self, problem: str, command: str) -> None:
+        self.command = command
+        super().__init__("redis functions", problem, f"run `{command}` as the operator")
+
+
 class ValidationError(PhantomError, ValueError):
     """Raised when input from the caller is malformed."""
 
 
 class PayloadError(ValidationError):
-    """Raised when a payload cannot be serialized or exceeds the size limit."""
+    """Raised when a payload cannot be serialized exactly or exceeds the size limit."""
 
 
 class UnknownQueueKindError(ValidationError):
     """Raised when a queue kind is not one of fifo, priority, delayed, pubsub, broadcast."""
 
 
+class UnknownQueueError(ValidationError, LookupError):
+    """Raised when a queue that was never declared is used where it must exist."""
+
+
 class ConnectionLostError(PhantomError, ConnectionError):
-    """Raised when Redis cannot be reached after the configured reconnect attempts."""
+    """Raised when Redis cannot be reached, the connection drops, or TLS is refused."""
 
 
 class PublishError(PhantomError):
@@ -59,6 +84,12 @@ class PublishError(PhantomError):
 
 class QueueFullError(PublishError):
     """Raised when publishing into a queue that holds ``max_queue_size`` messages."""
+
+
+class CapacityError(QueueFullError):
+    """Raised when Redis itself is out of memory: nothing more can be stored until
+    consumers drain it (or ``maxmemory`` grows). Publishing waits for room like for a
+    full queue (``wait_s``)."""
 
 
 class PublishStreamError(PublishError):
@@ -72,6 +103,11 @@ class PublishStreamError(PublishError):
         self.published = published
 
 
+class AuditError(PhantomError):
+    """Raised when an action was refused because its audit entry could not be appended
+    (``security.audit_failure = "fail"``, the default): nothing of the action was written."""
+
+
 class DecodeError(PhantomError):
     """Raised when stored bytes are not a valid envelope; keeps the raw bytes for the DLQ."""
 
@@ -83,7 +119,12 @@ class DecodeError(PhantomError):
 
 
 class PermissionDeniedError(PhantomError, PermissionError):
-    """Raised when the caller's role does not grant the action on the queue."""
+    """Raised when the caller's role does not grant the action (here or in a Redis ACL)."""
+
+
+class ServerError(PhantomError):
+    """Raised for an error reply from Redis that no other class describes (the text says
+    which command and why: WRONGTYPE, BUSY, MISCONF, LOADING ...)."""
 
 
 class HandlerSignal(PhantomError):
@@ -107,17 +148,23 @@ class Reject(HandlerSignal):
 
 
 __all__ = [
+    "AuditError",
+    "CapacityError",
     "ConfigError",
     "ConnectionLostError",
     "DecodeError",
     "HandlerSignal",
+    "NotDeployedError",
     "PayloadError",
     "PermissionDeniedError",
     "PhantomError",
     "PublishError",
+    "PublishStreamError",
     "QueueFullError",
     "Reject",
     "Retry",
+    "ServerError",
+    "UnknownQueueError",
     "UnknownQueueKindError",
     "ValidationError",
 ]

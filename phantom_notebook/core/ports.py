@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .audit.log import AuditLog
-    from .backend.functions import Delivery, Functions
+    from .backend.functions import Functions
     from .backend.keyspace import GlobalKeys, QueueKeys
+    from .backend.records import Delivery
     from .config.settings import QueueSettings, Settings
     from .model.codec import Codec
     from .model.envelope import MessagePriority
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .model.routing import Layout
     from .observe.depth import QueueStats
     from .observe.worker_stats import WorkerStats
+    from .security.access import AccessPolicy
 
 
 class Deployment(Protocol):
@@ -35,7 +37,9 @@ class Deployment(Protocol):
     origin: str | None
     role: str | None
     embedded: bool
+    user: str
     keys: GlobalKeys
+    access: AccessPolicy
     functions: Functions
     audit: AuditLog | None
 
@@ -63,7 +67,11 @@ class Deployment(Protocol):
         """Raise ``PermissionDeniedError`` unless this connection's role may do ``action``."""
         ...
 
-    def ensure_group(self, queue: str, group: str) -> None:
+    def may_manage(self, queue: str) -> bool:
+        """Whether this connection may declare ``queue``, create its groups and trim it."""
+        ...
+
+    def ensure_group(self, queue: str, group: str = ...) -> None:
         """Make sure consumer ``group`` exists on every stream of ``queue``."""
         ...
 

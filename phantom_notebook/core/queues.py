@@ -19,6 +19,7 @@ from .admin.dlq import DeadLetterQueue
 from .admin.partitions import PartitionedDeadLetterQueue, RepartitionReport, repartition
 from .admin.registry import QueueRegistry, ensure_group
 from .audit.inline import AuditItem, open_audit, record_safely
+from .backend.boundary import public
 from .backend.functions import Functions
 from .backend.keyspace import GlobalKeys, QueueKeys
 from .config.settings import QueueSettings, Settings
@@ -40,24 +41,28 @@ from .testing import wait_until
 _DECLARE_ACTIONS = ("publish", "consume", "manage")
 
 
+@public
 class MessageQueue:
     """A connection to one phantom_notebook deployment (a Redis and a key prefix)."""
 
     def __init__(self, client: redis.Redis, settings: Settings,
-                 codec: Codec | None = None, origin: str | None = None) -> None:
+                 codec: Codec | None = None, origin: str | None = None,
+                 user: str = "default") -> None:
         # redis-py's command stubs are unions of sync/async results; treat replies as Any
         self.client: Any = client
         self.settings = settings
         self.codec: Codec = codec or PlainCodec()
         self.origin = origin
         self.keys = GlobalKeys(settings.redis.key_prefix)
-        self.functions = Functions(client)
+        self.functions = Functions(client, settings.redis.deploy_functions)
+        #: the ACL user this connection authenticated as (names its audit streams)
+        self.user = user
         self.embedded = settings.redis.url is None
         self.role = settings.security.role
         self.access = AccessPolicy.from_dict(settings.roles)
         if self.role is not None:
             self.access.role(self.role)  # unknown role: ConfigError now, not at first use
-        self.audit = open_audit(self, settings)
+        self.audit = open_audit(self, settings, user)
         self.registry = QueueRegistry(self)
         self._subscriptions: list[Subscription] = []
 
@@ -124,8 +129,14 @@ class MessageQueue:
         return self.registry.names()
 
     def ensure_group(self, queue: str, group: str = DEFAULT_GROUP) -> None:
-        """Create consumer ``group`` on every stream of ``queue`` (idempotent)."""
-        ensure_group(self, queue, group)
+        """Make sure consumer ``group`` exists on every stream of ``queue`` (creating it
+        needs ``manage`` on the queue when a role is set)."""
+        ensure_group(self, queue, group, may_create=self.may_manage(queue))
+
+    def may_manage(self, queue: str) -> bool:
+        """Whether this connection may declare ``queue``, create its groups and trim it
+        (no role, or a role with ``manage`` on it)."""
+        return self.registry.may_create(queue)
 
     # -- publishing ---------------------------------------------------------------------------
 

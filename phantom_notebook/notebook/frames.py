@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..core.audit.verify import audit_streams
 from ..core.errors import DecodeError, ValidationError
 from ..core.model.codec import peek_header
 from ..core.model.envelope import Envelope, MessagePriority
+from ..core.observe.consumers import read_heartbeats
 from ..core.observe.depth import QueueStats
 from ..core.observe.metrics import (
     BUCKET_S,
@@ -215,14 +217,18 @@ def audit_df(mq: MessageQueue, window: Window | None = "24h", limit: int = 10_00
              ) -> pd.DataFrame:
     """The audit events of the last ``window`` (None: all), oldest first; empty if none yet.
 
-    Reads the global stream ``<prefix>:audit``: actor, role, action, target, outcome,
+    Reads every audit stream (each ACL user's, per queue and global): actor, role, action,
+    target, outcome,
     detail, the time (``t`` or ``time``: epoch ms / s or ISO 8601, else the entry id's) and
     the message ids (``message_id``, or the ``ids`` list and its ``count``). Checkpoint
     entries of the hash chain are skipped; verify the chain with the core's audit tools.
     """
     lo = "-" if window is None else f"{int((time.time() - seconds(window)) * 1000)}-0"
     rows = []
-    for sid, fields in mq.client.xrange(mq.keys.audit, min=lo, max="+", count=limit):
+    entries = [(sid, fields) for stream in audit_streams(mq.client, mq.keys.audit_patterns)
+               for sid, fields in mq.client.xrange(stream, min=lo, max="+", count=limit)]
+    entries.sort(key=lambda e: _entry_order(text(e[0])))
+    for sid, fields in entries[:limit]:
         values = {text(k): text(v) for k, v in fields.items()}
         if values.get("kind") == "checkpoint":
             continue
@@ -235,26 +241,26 @@ def audit_df(mq: MessageQueue, window: Window | None = "24h", limit: int = 10_00
     return frame(rows, _AUDIT_COLUMNS)
 
 
+def _entry_order(sid: str) -> tuple[int, int]:
+    ms, _, seq = sid.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
 def consumers_df(mq: MessageQueue, stale_after_s: float = 30.0,
                  now: datetime | float | None = None) -> pd.DataFrame:
     """Every consumer's last heartbeat, its age in seconds and whether it is stale."""
     now_s = epoch_s(now)
     rows = []
-    for name, raw in mq.client.hgetall(mq.keys.consumers).items():
-        try:
-            beat = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            beat = {}
-        seen = number(beat.get("last_seen"))
+    for beat in read_heartbeats(mq):
+        seen = beat.last_seen or None
         age = now_s - seen if seen is not None else None
         rows.append({
-            "consumer": text(name), "host": beat.get("host"), "pid": beat.get("pid"),
-            "queues": ", ".join(beat.get("queues", [])),
-            "groups": ", ".join(beat.get("groups", [])),
-            "started": _ms_or_none(number(beat.get("started"))),
+            "consumer": beat.consumer, "host": beat.host, "pid": beat.pid,
+            "queues": ", ".join(beat.queues), "groups": ", ".join(beat.groups),
+            "started": _ms_or_none(beat.started or None),
             "last_seen": _ms_or_none(seen), "age_s": age,
             "stale": age is None or age > stale_after_s,
-            "handled": beat.get("handled"), "in_flight": beat.get("in_flight")})
+            "handled": beat.handled, "in_flight": beat.in_flight})
     rows.sort(key=lambda r: str(r["consumer"]))
     return frame(rows, _CONSUMER_COLUMNS)
 

@@ -39,8 +39,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
-import orjson
-
+from ..core.observe.consumers import read_heartbeats
 from ..core.observe.metrics import (
     BOUNDS_MS,
     BUCKET_S,
@@ -165,12 +164,8 @@ class PhantomCollector(Collector):
         family = GaugeMetricFamily("phantom_consumer_last_seen_seconds",
                                    "Unix time of each consumer's last heartbeat",
                                    labels=["consumer"])
-        for name, raw in sorted(self.mq.client.hgetall(self.mq.keys.consumers).items()):
-            try:
-                seen = float(orjson.loads(raw).get("last_seen", 0))
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                continue
-            family.add_metric([_text(name)], seen)
+        for beat in read_heartbeats(self.mq):
+            family.add_metric([beat.consumer], beat.last_seen)
         return family
 
     def _health(self, names: list[str]) -> list[Metric]:

@@ -145,8 +145,8 @@ def test_consumers_frame_flags_a_heartbeat_that_stopped(mq: pn.MessageQueue) -> 
     now = time.time()
     old = {"consumer": "gone", "pid": 1, "host": "h", "queues": ["beats"], "groups": ["workers"],
            "started": now - 600, "last_seen": now - 120, "handled": 5, "in_flight": 0}
-    mq.client.hset(mq.keys.consumers, "gone", orjson.dumps(old))
-    mq.client.hset(mq.keys.consumers, "live", orjson.dumps({**old, "last_seen": now}))
+    mq.client.hset(mq.keys.heartbeats(mq.user), "gone", orjson.dumps(old))
+    mq.client.hset(mq.keys.heartbeats(mq.user), "live", orjson.dumps({**old, "last_seen": now}))
     frame = consumers_df(mq, stale_after_s=30, now=now)
     assert frame.set_index("consumer")["stale"].to_dict() == {"gone": True, "live": False}
     assert frame["age_s"].max() == pytest.approx(120)
@@ -157,14 +157,15 @@ def test_audit_frame_reads_the_audit_stream_and_its_time_formats(mq: pn.MessageQ
     now_ms = int(time.time() * 1000)
     base = {"actor": "ana", "role": "analyst", "action": "dlq.replay", "target": "q",
             "message_id": "01ABC", "outcome": "allowed"}
-    mq.client.xadd(mq.keys.audit, {**base, "time": str(now_ms)})
-    mq.client.xadd(mq.keys.audit, {**base, "time": "2024-05-01T12:00:00Z", "outcome": "denied"})
-    mq.client.xadd(mq.keys.audit, {**base, "time": str(now_ms / 1000)})
-    mq.client.xadd(mq.keys.audit, {"v": "1", "kind": "event", "t": str(now_ms), "actor": "w",
+    audit = mq.keys.audit(mq.user)
+    mq.client.xadd(audit, {**base, "time": str(now_ms)})
+    mq.client.xadd(audit, {**base, "time": "2024-05-01T12:00:00Z", "outcome": "denied"})
+    mq.client.xadd(audit, {**base, "time": str(now_ms / 1000)})
+    mq.client.xadd(audit, {"v": "1", "kind": "event", "t": str(now_ms), "actor": "w",
                                    "role": "worker", "action": "dlq.purge", "target": "q",
                                    "outcome": "allowed", "ids": "01A,01B", "count": "7",
                                    "detail": "", "mac": "x"})
-    mq.client.xadd(mq.keys.audit, {"v": "1", "kind": "checkpoint", "t": str(now_ms)})
+    mq.client.xadd(audit, {"v": "1", "kind": "checkpoint", "t": str(now_ms)})
     frame = audit_df(mq, window="1h")
     assert len(frame) == 4
     assert frame["count"].tolist() == [1, 1, 1, 7] and str(frame["count"].dtype) == "Int64"

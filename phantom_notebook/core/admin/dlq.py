@@ -4,7 +4,8 @@ Dead letters live in the stream ``<prefix>:{<queue>}:dlq`` (written by ``settle.
 ``fetch.lua``); each entry keeps the original envelope bytes untouched in ``m``. Reading is
 paged (XRANGE / XREVRANGE, 500 entries a call) so an unbounded DLQ is never held in memory;
 filters on type and message id read only the clear header (no decryption). Replay writes a
-new message and deletes the dead letter in one Lua call per batch (``scripts/replay.lua``).
+new message and deletes the dead letter in one function call per batch (``lua/replay.lua``),
+with the replay's audit entry in the same call.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..audit.inline import AuditItem, record_safely
-from ..backend.functions import source
+from ..backend.boundary import public, translate
 from ..errors import DecodeError, QueueFullError, ValidationError
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, MessagePriority, new_id, new_traceparent
@@ -124,6 +125,7 @@ class _Filter:
         return self.type_match is None or (isinstance(kind, str) and bool(self.type_match(kind)))
 
 
+@public
 class DeadLetterQueue:
     """Triage the dead letters of one queue: ``DeadLetterQueue(mq, "ioc-processing")``."""
 
@@ -132,7 +134,6 @@ class DeadLetterQueue:
         self.queue = queue
         self.keys = mq.queue_keys(queue)
         self.key = self.keys.dlq
-        self._replay = mq.client.register_script(source("replay"))
 
     def __repr__(self) -> str:
         return f"DeadLetterQueue({self.queue!r})"
@@ -201,7 +202,6 @@ class DeadLetterQueue:
         for chunk in _chunks(select(), PAGE):
             out += self._replay_chunk(chunk, qs.kind == "fifo", qs.max_queue_size,
                                       qs.max_payload_bytes, qs.enable_metrics)
-        record_safely(self.mq.audit, AuditItem("replay", self.queue, message_ids=out))
         return out
 
     def purge(self, ids: str | Iterable[str] | None = None, *, confirm: bool = False,
@@ -316,16 +316,23 @@ class DeadLetterQueue:
         argv: builtins.list[Any] = [max_size or 0, RETENTION_S if metrics else 0, len(rows)]
         for sid, level, _, raw in rows:
             argv += [sid, level, raw]
+        audit = self.mq.audit
+        stream = audit.stream_of(self.keys) if audit is not None else ""
+        section = None if audit is None else audit.section(stream, [AuditItem(
+            "replay", self.queue, message_ids=[mid for _, _, mid, _ in rows],
+            detail={"dead_letters": [sid for sid, _, _, _ in rows][:8]})])
         try:
-            flags = self._replay(keys=[*self.keys.streams, self.keys.delayed, self.key,
-                                       metrics_key(self.keys, now)], args=argv)
+            flags = self.mq.functions.call(
+                "replay", [*self.keys.streams, self.keys.delayed, self.key,
+                           metrics_key(self.keys, now)], argv, audit=section)
         except redis.ResponseError as exc:
-            if "QUEUE_FULL" not in str(exc):
-                raise
-            depth, limit = (str(exc).split("QUEUE_FULL", 1)[1].split() + ["?", "?"])[:2]
-            raise QueueFullError(
-                f"cannot replay {len(rows)} dead letters into queue {self.queue!r}: {depth} "
-                f"messages queued, max_queue_size is {limit}") from None
+            if audit is not None:
+                audit.failed(stream)
+            error = translate(exc, self.mq.client, self.queue)
+            if type(error) is QueueFullError:
+                raise QueueFullError(f"cannot replay {len(rows)} dead letters: {error}") \
+                    from None
+            raise error from None
         return [mid for (_, _, mid, _), ok in zip(rows, flags, strict=True) if int(ok)]
 
     def _reborn(self, dead: Envelope, dlq_id: str, now: int) -> Envelope:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from ..backend.functions import Settlement
+from ..backend.boundary import public
+from ..backend.records import AckRecord, PublishColumns, Settlement
 from ..consume.subscription import DEFAULT_GROUP
 from ..errors import ValidationError
 from ..model.codec import peek_header
@@ -119,24 +120,28 @@ def _move_out(mq: Deployment, queue: str, part: str, new: Layout, group: str,
             name = stream.decode() if isinstance(stream, bytes) else stream
             level = keys.streams.index(name)
             for sid, fields in entries:
-                raw = fields[b"m"]
+                raw = fields.get(b"m")
+                if not isinstance(raw, bytes):
+                    continue  # no envelope: left pending, a worker reclaims and DLQs it
                 header = peek_header(raw)
                 mid = str(header.get("id", ""))
                 hdrs = header.get("h")
                 hashed = hdrs.get(PARTITION_KEY_HEADER) if isinstance(hdrs, dict) else None
                 target = new.route(str(hashed) if hashed else key_hash(mid))
                 targets.setdefault(target, []).append((level, 0, None, mid, "", raw))
-                settlement.acks.append((level, sid.decode() if isinstance(sid, bytes) else sid))
+                sid_text = sid.decode() if isinstance(sid, bytes) else str(sid)
+                settlement.acks.append(AckRecord(level, sid_text))
         now = now_ms()
         for target, rows in targets.items():
             tkeys = mq.queue_keys(target)
-            mq.functions.publish(tkeys, metrics_key(tkeys, now), rows, max_size=None,
-                               dedup_window_ms=1, now_ms=now, metrics_ttl_s=0)
+            mq.functions.publish(tkeys, metrics_key(tkeys, now), PublishColumns.from_rows(rows),
+                                 max_size=None, dedup_window_ms=1, now_ms=now, metrics_ttl_s=0)
         mq.functions.settle(keys, metrics_key(keys, now), settlement, group=group, delete=True,
-                          now_ms=now, metrics_ttl_s=0, dlq_retention_ms=1)
+                            now_ms=now, metrics_ttl_s=0)
         moved += len(settlement.acks)
 
 
+@public
 class PartitionedDeadLetterQueue:
     """The dead letters of every partition of a queue, as one view.
 

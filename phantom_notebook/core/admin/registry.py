@@ -13,10 +13,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from ..backend.connection import TRANSIENT_ERRORS
 from ..backend.keyspace import QueueKeys, check_queue_name
 from ..config.settings import QUEUE_KINDS, QueueSettings
-from ..errors import ConfigError, UnknownQueueKindError, ValidationError
+from ..errors import ConfigError, UnknownQueueError, UnknownQueueKindError, ValidationError
 from ..model.envelope import now_ms
 from ..model.routing import Layout
 
@@ -78,18 +80,40 @@ class QueueRegistry:
                               "the queue requires encryption but no key ring is configured",
                               "set [security] keys / key_file or $PHANTOM_KEYS")
         if stored is None:
-            if qs.partitions > 1 and qs.kind == "pubsub":
-                raise ValidationError("a pub/sub queue stores nothing: it has no partitions")
-            pipe = mq.client.pipeline(transaction=False)
-            pipe.hsetnx(keys.meta, "kind", qs.kind)
-            pipe.hsetnx(keys.meta, "created_ms", now_ms())
-            if qs.partitions > 1:
-                pipe.hsetnx(keys.meta, "partitions", qs.partitions)
-            pipe.sadd(mq.keys.queues, queue)
-            pipe.execute()
+            self._create(queue, qs, keys)
         with self._lock:
             self._declared[queue] = qs
         return qs
+
+    def _create(self, queue: str, qs: QueueSettings, keys: QueueKeys) -> None:
+        """Write a new queue's meta and registry entry (needs ``manage`` with a role)."""
+        mq = self.mq
+        if not self.may_create(queue):
+            raise UnknownQueueError(
+                f"queue {queue!r} is not declared, and role {mq.role!r} may not declare "
+                f"it: an admin declares it with `phantom-notebook declare {queue} "
+                f"--kind {qs.kind}`")
+        if qs.partitions > 1 and qs.kind == "pubsub":
+            raise ValidationError("a pub/sub queue stores nothing: it has no partitions")
+        pipe = mq.client.pipeline(transaction=False)
+        pipe.hsetnx(keys.meta, "kind", qs.kind)
+        pipe.hsetnx(keys.meta, "created_ms", now_ms())
+        if qs.partitions > 1:
+            pipe.hsetnx(keys.meta, "partitions", qs.partitions)
+        pipe.sadd(mq.keys.queues, queue)
+        try:
+            pipe.execute()
+        except redis.exceptions.NoPermissionError:
+            raise UnknownQueueError(
+                f"queue {queue!r} is not declared, and this Redis user may not declare it: "
+                f"an admin declares it with `phantom-notebook declare {queue} --kind "
+                f"{qs.kind}`") from None
+
+    def may_create(self, queue: str) -> bool:
+        """Whether this connection may declare queues and create consumer groups: a role
+        needs ``manage`` on the queue (non-admin roles cannot write the registry)."""
+        mq = self.mq
+        return mq.role is None or mq.access.allows(mq.role, "manage", queue)
 
     def queue_keys(self, queue: str) -> QueueKeys:
         """The Redis keys of ``queue`` (validated once, then cached)."""
@@ -125,26 +149,80 @@ class QueueRegistry:
             self._declared.pop(queue, None)
 
     def names(self) -> list[str]:
-        """Every declared queue name, sorted."""
-        return sorted(m.decode() for m in self.mq.client.smembers(self.mq.keys.queues))
+        """Every declared queue name, sorted; invalid registry members are skipped.
+
+        Anything may have been added to the registry set by hand (or by an attacker on a
+        server without ACLs): a member that is not a queue name is logged and left out,
+        never an exception for every reader. ``junk()`` lists them for health.
+        """
+        good, bad = self._members()
+        for name in bad:
+            log.warning("registry %s holds %r, which is not a queue name: skipped",
+                        self.mq.keys.queues, name[:80])
+        return good
+
+    def junk(self) -> list[str]:
+        """Registry members that are not queue names (shown by health as a WARN)."""
+        return self._members()[1]
+
+    def _members(self) -> tuple[list[str], list[str]]:
+        good, bad = [], []
+        for raw in self.mq.client.smembers(self.mq.keys.queues):
+            name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            try:
+                check_queue_name(name)
+            except ValidationError:
+                bad.append(name)
+                continue
+            if "#" in name:  # a partition is not a queue of its own
+                bad.append(name)
+                continue
+            good.append(name)
+        return sorted(good), sorted(bad)
 
 
-def ensure_group(mq: Deployment, queue: str, group: str) -> None:
-    """Create consumer ``group`` on every stream of ``queue`` (idempotent).
+def ensure_group(mq: Deployment, queue: str, group: str, *, may_create: bool = True) -> None:
+    """Make sure consumer ``group`` exists on every stream of ``queue``.
 
-    Competing-consumer queues start a new group at the beginning so messages published
-    before the first worker are delivered; broadcast groups start at "now".
+    Asks first (``XINFO GROUPS``, which works on a full Redis: ``XGROUP CREATE`` does not,
+    even for a group that exists) and creates only what is missing. Competing-consumer
+    queues start a new group at the beginning, so messages published before the first
+    worker are delivered; broadcast groups start at "now". Without ``may_create`` (a role
+    that may not manage the queue: consumers cannot create groups, which could read a
+    broadcast queue's history) a missing group is a clear error naming the admin command.
     """
     mq.authorize("consume", queue)
     qs = mq.declare(queue)
     start = "$" if qs.kind == "broadcast" else "0"
+    streams = [s for part in mq.layout(queue).all for s in mq.queue_keys(part).streams]
     pipe = mq.client.pipeline(transaction=False)
-    for part in mq.layout(queue).all:
-        for stream in mq.queue_keys(part).streams:
-            pipe.xgroup_create(stream, group, id=start, mkstream=True)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    missing = []
+    for stream, reply in zip(streams, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(reply, Exception):
+            if "no such key" not in str(reply):
+                raise reply
+            reply = []
+        if not any(_text(g.get("name")) == group for g in reply):
+            missing.append(stream)
+    if not missing:
+        return
+    if not may_create:
+        raise UnknownQueueError(
+            f"consumer group {group!r} of queue {queue!r} does not exist, and role "
+            f"{mq.role!r} may not create it: an admin creates it with `phantom-notebook "
+            f"declare {queue} --group {group}`")
+    pipe = mq.client.pipeline(transaction=False)
+    for stream in missing:
+        pipe.xgroup_create(stream, group, id=start, mkstream=True)
     for result in pipe.execute(raise_on_error=False):
         if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
             raise result
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 __all__ = ["LAYOUT_TTL_S", "QueueRegistry", "ensure_group"]

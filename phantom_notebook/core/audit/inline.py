@@ -1,9 +1,10 @@
-"""Audit entries that ride in the same round trip as the action they record.
+"""Audit items of the engine's actions, and opening a connection's ``AuditLog``.
 
-``AuditedClient`` stands in for the client of a registered script (like
-``durability.WaitingClient``): its ``evalsha`` sends the script and the audit ``XADD``s in
-one pipeline, so a batch of 500 publishes costs one extra command, not one extra round trip
-(measured: ~1.4 % of publish throughput at 500 per batch, see benchmarks/audit_micro.py).
+An action on a queue (publish, settle, replay) carries its ``AuditItem`` s into the same
+function call (``AuditLog.section``): the function appends them to the caller's audit
+stream of that queue before it writes anything else. Actions outside a queue's slot (ACL
+changes, key rotations, permission denials) are recorded with ``record_safely`` in the
+user's global audit stream.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..security.keyring import SecretKey
+from .log import AuditLog
+from .verify import audit_key_from_env
+
 log = logging.getLogger("phantom_notebook.audit")
 
 #: dead-letter reasons that are security events of their own in the audit trail
 SECURITY_REASONS = {"origin_rejected": "origin_rejected", "tlp_denied": "tlp_denied",
                     "decrypt_failed": "decrypt_failed", "unknown_key": "decrypt_failed",
-                    "unencrypted_rejected": "decrypt_failed", "queue_mismatch": "decrypt_failed"}
+                    "unencrypted_rejected": "decrypt_failed", "queue_mismatch": "decrypt_failed",
+                    "replayed": "origin_rejected"}
 
 
 @dataclass
@@ -32,36 +38,9 @@ class AuditItem:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-class AuditedClient:
-    """EVALSHA of a script plus the audit entries, in one pipeline."""
-
-    def __init__(self, client: Any, audit: Any, items: Sequence[AuditItem]) -> None:
-        self.client = client
-        self.audit = audit
-        self.items = list(items)
-
-    def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
-        """Run the script; append the entries in the same round trip; return its reply."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.evalsha(sha, numkeys, *args)
-        for it in self.items:
-            self.audit.queue(pipe, it.action, it.target, it.outcome,
-                             message_ids=it.message_ids, detail=dict(it.detail) or None)
-        out = self.audit.execute(pipe, raise_on_error=False)
-        if isinstance(out[0], BaseException):
-            raise out[0]
-        for extra in out[1:]:
-            if isinstance(extra, BaseException):
-                log.warning("audit append failed: %s", extra)
-        return out[0]
-
-    def script_load(self, script: Any) -> Any:
-        """Load a script (after NOSCRIPT)."""
-        return self.client.script_load(script)
-
-
-def record_safely(audit: Any, item: AuditItem) -> None:
-    """Append one entry in its own round trip; never let auditing break the action."""
+def record_safely(audit: AuditLog | None, item: AuditItem) -> None:
+    """Append one entry to the user's global stream; a failure is logged, never raised
+    (the audited action already happened)."""
     if audit is None:
         return
     try:
@@ -71,12 +50,8 @@ def record_safely(audit: Any, item: AuditItem) -> None:
         log.warning("audit append of %s failed: %s", item.action, exc)
 
 
-def open_audit(mq: Any, settings: Any) -> Any:
+def open_audit(mq: Any, settings: Any, user: str = "default") -> AuditLog | None:
     """The connection's ``AuditLog`` when an audit key is configured, else None."""
-    from ..security.keyring import SecretKey
-    from .log import AuditLog
-    from .verify import audit_key_from_env
-
     text = settings.security.audit_key
     key: SecretKey | None
     if text:
@@ -88,4 +63,8 @@ def open_audit(mq: Any, settings: Any) -> Any:
     if key is None:
         return None
     actor = mq.origin or settings.security.origin or "phantom_notebook"
-    return AuditLog(mq, key, actor=actor, role=mq.role or "")
+    return AuditLog(mq, key, actor=actor, role=mq.role or "", user=user,
+                    mode=settings.security.audit_failure)
+
+
+__all__ = ["SECURITY_REASONS", "AuditItem", "open_audit", "record_safely"]

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,23 +63,50 @@ class Macer:
         return f"Macer(ids={list(self._keys)!r}, ***)"
 
 
+#: an anchor: the head (id, mac) of every audit stream at some earlier moment
+Anchor = dict[str, tuple[str, str]]
+STATUSES = ("ok", "unanchored", "empty", "broken")
+
+
 @dataclass(frozen=True)
 class AuditVerification:
-    """Result of ``verify_audit``: ``first_broken`` = (entry id, reason) or None."""
+    """Result of ``verify_audit``. Only ``status == "ok"`` is ok.
 
-    ok: bool
+    ``ok``: every link verifies and every anchored head is still there. ``unanchored``:
+    the links verify, but no anchor was given, so deleting the newest entries (or a whole
+    stream) could not be detected. ``empty``: there is no audit entry at all. ``broken``:
+    ``first_broken`` = (stream, entry id, reason). ``heads`` is what to keep outside Redis
+    as the next anchor (``phantom-notebook audit anchor``).
+    """
+
+    status: str
     checked: int
-    first_broken: tuple[str, str] | None
-    head: tuple[str, str] | None   # (id, mac) of the newest entry: keep it, pass as anchor
-    oldest_id: str | None
-    trimmed: bool
+    first_broken: tuple[str, str, str] | None
+    heads: Anchor
+    streams: int
     writers: int
+    trimmed: bool
+    unanchored_streams: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True only when the trail verified against an anchor."""
+        return self.status == "ok"
 
     def __str__(self) -> str:
-        if self.ok:
-            return f"audit ok: {self.checked} entries, {self.writers} live writers"
-        assert self.first_broken is not None
-        return f"audit BROKEN at {self.first_broken[0]}: {self.first_broken[1]}"
+        if self.status == "broken":
+            assert self.first_broken is not None
+            where, sid, reason = self.first_broken
+            return f"audit BROKEN in {where} at {sid}: {reason}"
+        if self.status == "empty":
+            return "audit EMPTY: no audit entries at all (was the trail deleted?)"
+        base = f"{self.checked} entries in {self.streams} streams, {self.writers} live writers"
+        if self.status == "unanchored":
+            return (f"audit UNANCHORED: {base}; links verify, but without an anchor a "
+                    "deletion of the newest entries cannot be detected (pass --anchor)")
+        extra = (f"; {len(self.unanchored_streams)} stream(s) newer than the anchor"
+                 if self.unanchored_streams else "")
+        return f"audit ok: {base}, anchor verified{extra}"
 
 
 class Verifier:
@@ -166,26 +193,81 @@ class Verifier:
         return False
 
 
-def verify_audit(mq: Any, key: SecretKey | Iterable[SecretKey],
-                 anchor: tuple[str, str] | None = None) -> AuditVerification:
-    """Check every retained entry's MAC and chain links; report the first broken link.
-
-    ``anchor``: the ``head`` of an earlier verification (stored outside Redis); it must
-    still be in the log with the same MAC unless retention trimmed past it.
+def verify_audit(mq: Any, key: SecretKey | Iterable[SecretKey] | Macer,
+                 anchor: Anchor | None = None,
+                 streams: Iterable[str] | None = None) -> AuditVerification:
+    """Check every retained entry's MAC and chain links in every audit stream, and that
+    every head of ``anchor`` (an earlier verification's ``heads``, kept outside Redis) is
+    still in its stream with the same MAC unless retention trimmed past it.
     """
-    v = Verifier(Macer(key))
-    feed_all(mq.client, mq.keys.audit, v, "-")
-    broken = v.broken
-    if broken is None and anchor is not None and \
-            (v.first is None or order(anchor[0]) >= order(v.first)):
-        found = mq.client.xrange(mq.keys.audit, anchor[0], anchor[0])
-        mac = s({s(k): x for k, x in found[0][1].items()}.get("mac", b"")) if found else ""
-        if not hmac.compare_digest(mac, anchor[1]):
-            broken = (anchor[0], "missing: the anchored entry was deleted or replaced")
+    macer = key if isinstance(key, Macer) else Macer(key)
+    names = list(streams) if streams is not None else \
+        audit_streams(mq.client, mq.keys.audit_patterns)
+    for name in (anchor or {}):
+        if name not in names:
+            names.append(name)
+    checked = writers = 0
+    trimmed = False
+    heads: Anchor = {}
+    broken: tuple[str, str, str] | None = None
+    for name in sorted(names):
+        v = Verifier(macer)
+        feed_all(mq.client, name, v, "-")
+        checked, writers = checked + v.checked, writers + len(v.heads)
+        trimmed = trimmed or v.trimmed
+        if v.last is not None:
+            heads[name] = v.last
+        if v.broken is not None:
+            broken = broken or (name, *v.broken)
+            continue
+        anchored = (anchor or {}).get(name)
+        if anchored is not None and broken is None:
+            problem = _anchor_problem(mq.client, name, anchored, v)
+            if problem:
+                broken = (name, anchored[0], problem)
     if broken:
-        log.warning("audit verification failed at %s: %s", *broken)
-    return AuditVerification(broken is None, v.checked, broken, v.last, v.first, v.trimmed,
-                             len(v.heads))
+        log.warning("audit verification failed in %s at %s: %s", *broken)
+        status = "broken"
+    elif not heads:
+        status = "empty"
+    elif anchor is None:
+        status = "unanchored"
+    else:
+        status = "ok"
+    newer = tuple(n for n in sorted(heads) if anchor is not None and n not in anchor)
+    return AuditVerification(status, checked, broken, heads, len(heads), writers, trimmed,
+                             newer)
+
+
+def _anchor_problem(client: Any, stream: str, anchored: tuple[str, str],
+                    v: Verifier) -> str | None:
+    """Why the anchored head of ``stream`` is not where it should be (None: it is)."""
+    sid, mac = anchored
+    if v.first is not None and order(sid) < order(v.first):
+        return None if v.trimmed else "missing: the anchored entry and everything before " \
+                                      "the oldest retained one were deleted"
+    found = client.xrange(stream, sid, sid)
+    held = s({s(k): x for k, x in found[0][1].items()}.get("mac", b"")) if found else ""
+    if not hmac.compare_digest(held, mac):
+        return ("missing: the anchored entry was deleted or replaced" if v.first is not None
+                else "missing: the stream was deleted")
+    return None
+
+
+def audit_streams(client: Any, patterns: Iterable[str]) -> list[str]:
+    """The stream keys matching ``patterns`` (SCAN on every master of a cluster)."""
+    found: set[str] = set()
+    for pattern in patterns:
+        for key in _scan(client, pattern):
+            found.add(s(key))
+    return sorted(found)
+
+
+def _scan(client: Any, pattern: str) -> Iterator[Any]:
+    try:
+        yield from client.scan_iter(match=pattern, count=1000, _type="stream")
+    except TypeError:  # fakeredis / old clients without TYPE
+        yield from client.scan_iter(match=pattern, count=1000)
 
 
 def feed_all(client: Any, key: str, v: Verifier, start: str) -> None:
@@ -223,5 +305,5 @@ def before(sid: str) -> str:
     return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"
 
 
-__all__ = ["AuditVerification", "ENV_AUDIT_KEY", "Macer", "Verifier", "audit_key_from_env",
-           "verify_audit"]
+__all__ = ["STATUSES", "Anchor", "AuditVerification", "ENV_AUDIT_KEY", "Macer", "Verifier",
+           "audit_key_from_env", "audit_streams", "verify_audit"]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
-from ..config.settings import RedisSettings
-from ..errors import ConfigError
+from ..config.settings import RedisSettings, mask_url
+from ..errors import ConfigError, ConnectionLostError
 
 #: Errors a failover, a resharding or a restarting node produce: retried, never fatal.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+    ConnectionLostError, redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterError, redis.exceptions.TryAgainError,
     redis.exceptions.MasterDownError, redis.exceptions.RedisClusterException)
 
@@ -105,3 +106,51 @@ def check_tls(client: redis.Redis, settings: RedisSettings) -> None:
                 "the server closed the TLS handshake: it probably requires a client "
                 "certificate (ssl_certfile / ssl_keyfile) signed by its tls-ca-cert-file "
                 f"({cause or exc})") from exc
+
+
+def prepare(client: Any, settings: RedisSettings, *, restricted: bool) -> str:
+    """Check the server now, not at first use; returns the ACL user this client is.
+
+    Asks every master for this client's functions build (``deploy.ensure_deployed``: the
+    first round trip, so an unreachable server, a refused login or a missing database
+    surface here with a clear error). ``restricted`` connections (a role is configured)
+    never try to load functions: application roles may not.
+    """
+    from .boundary import translate
+    from .deploy import ensure_deployed
+
+    where = mask_url(settings.url) or "the embedded Redis"
+    policy = "never" if restricted else settings.deploy_functions
+    try:
+        ensure_deployed(client, policy, embedded=settings.url is None)
+        return whoami(client, settings)
+    except redis.ResponseError as exc:
+        if "DB index is out of range" in str(exc):
+            raise ConfigError("redis.url", f"{where} has no database "
+                              f"{getattr(client, 'connection_pool', None) and _db(client)}",
+                              "a database index the server has (databases setting)") from None
+        raise translate(exc, client) from exc
+    except (redis.RedisError, OSError) as exc:
+        error = translate(exc, client)
+        if isinstance(error, ConnectionLostError):
+            raise ConnectionLostError(f"cannot reach {where}: {error}".replace(
+                "cannot reach Redis: ", "")) from exc
+        raise error from exc
+
+
+def whoami(client: Any, settings: RedisSettings) -> str:
+    """The ACL user of ``client`` (``ACL WHOAMI``; the URL's user or "default" if refused)."""
+    try:
+        name = client.acl_whoami()
+    except redis.ResponseError:
+        name = None
+    if isinstance(name, bytes):
+        name = name.decode()
+    if isinstance(name, str) and name:
+        return name
+    user = urlsplit(settings.url).username if settings.url else None
+    return user or "default"
+
+
+def _db(client: Any) -> Any:
+    return client.connection_pool.connection_kwargs.get("db", "?")

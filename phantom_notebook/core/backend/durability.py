@@ -1,6 +1,6 @@
-"""Durable publishes: the publish script and ``WAIT`` / ``WAITAOF`` in one round trip.
+"""Durable publishes: the publish function and ``WAIT`` / ``WAITAOF`` in one round trip.
 
-``durability="replicated"``: after the script, ``WAIT <replicas> <timeout>`` on the same
+``durability="replicated"``: after the function, ``WAIT <replicas> <timeout>`` on the same
 connection (WAIT counts the replicas that acknowledged every write *this connection*
 made), both in one pipeline. Fewer acknowledgements than ``durability_replicas`` within
 ``durability_timeout_s`` raise ``PublishError``: the message is on the master but may not
@@ -17,7 +17,7 @@ import redis
 
 from ..config.settings import QueueSettings
 from ..errors import ConfigError, PublishError
-from .cluster import node_client, refresh_topology
+from .cluster import is_cluster, node_client, refresh_topology
 
 _VERSIONS: dict[int, tuple[int, ...]] = {}
 _LOCK = threading.Lock()
@@ -46,51 +46,40 @@ def check_fsync_supported(client: Any, queue: str) -> None:
                           "(Redis >= 7.2 required)", "none, replicated")
 
 
-class WaitingClient:
-    """Stands in for the client of a registered script: EVALSHA then WAIT, one round trip."""
-
-    def __init__(self, node: Any, qs: QueueSettings, queue: str) -> None:
-        self.node = node
-        self.queue = queue
-        self.need = qs.durability_replicas
-        timeout_ms = int(qs.durability_timeout_s * 1000)
-        self.fsync = qs.durability == "fsync"
-        self.command: tuple[Any, ...] = (
-            ("WAITAOF", 1, self.need, timeout_ms) if self.fsync else
-            ("WAIT", self.need, timeout_ms))
-
-    def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
-        """Run the script and the wait in one pipeline; raise unless confirmed."""
-        pipe = self.node.pipeline(transaction=False)
-        pipe.evalsha(sha, numkeys, *args)
-        pipe.execute_command(*self.command)
-        out, acked = pipe.execute(raise_on_error=False)
-        if isinstance(out, BaseException):
-            raise out
-        if isinstance(acked, BaseException):
-            raise PublishError(f"publish to {self.queue!r} was written but {self.command[0]} "
-                               f"failed: {acked}") from acked
-        local_ok, replicas = (int(acked[0]) >= 1, int(acked[1])) if self.fsync else \
-            (True, int(acked))
-        if not local_ok or replicas < self.need:
-            what = "fsynced by" if self.fsync else "acknowledged by"
-            raise PublishError(
-                f"publish to {self.queue!r} is on the master but was {what} {replicas} of "
-                f"{self.need} replica(s) within {self.command[-1]} ms: it may be lost if the "
-                "master fails now (publish again with a dedup_key to be sure)")
-        return out
-
-    def script_load(self, script: Any) -> Any:
-        """Load a script on the node (after NOSCRIPT)."""
-        return self.node.script_load(script)
-
-
-def durable_client(client: Any, qs: QueueSettings, queue: str, key: str) -> WaitingClient:
-    """The ``WaitingClient`` for a publish touching ``key``'s slot."""
-    node = node_client(client, key)
+def wait_command(qs: QueueSettings) -> tuple[Any, ...] | None:
+    """The follow-up of a publish to a queue with ``durability`` set (None for "none")."""
+    if qs.durability == "none":
+        return None
+    timeout_ms = int(qs.durability_timeout_s * 1000)
     if qs.durability == "fsync":
-        check_fsync_supported(node, queue)
-    return WaitingClient(node, qs, queue)
+        return ("WAITAOF", 1, qs.durability_replicas, timeout_ms)
+    return ("WAIT", qs.durability_replicas, timeout_ms)
+
+
+def check_waited(after: Any, qs: QueueSettings, queue: str) -> None:
+    """Raise ``PublishError`` unless the ``WAIT``/``WAITAOF`` reply confirms the write."""
+    command = wait_command(qs)
+    assert command is not None
+    name, need, timeout_ms = command[0], qs.durability_replicas, command[-1]
+    if isinstance(after, BaseException):
+        raise PublishError(f"publish to {queue!r} was written but {name} failed: {after}"
+                           ) from after
+    fsync = name == "WAITAOF"
+    local_ok, replicas = (int(after[0]) >= 1, int(after[1])) if fsync else (True, int(after))
+    if not local_ok or replicas < need:
+        what = "fsynced by" if fsync else "acknowledged by"
+        raise PublishError(
+            f"publish to {queue!r} is on the master but was {what} {replicas} of "
+            f"{need} replica(s) within {timeout_ms} ms: it may be lost if the master fails "
+            "now (publish again with a dedup_key to be sure)")
+
+
+def durable_node(client: Any, qs: QueueSettings, queue: str, key: str) -> Any:
+    """The client a durable publish touching ``key``'s slot goes through: the node owning
+    it on a cluster (WAIT must follow the write on its connection), else None (any)."""
+    if qs.durability == "fsync":
+        check_fsync_supported(node_client(client, key), queue)
+    return node_client(client, key) if is_cluster(client) else None
 
 
 def call_with_topology_retry(client: Any, action: Any) -> Any:

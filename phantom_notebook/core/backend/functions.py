@@ -1,185 +1,123 @@
-"""Typed wrappers around the Lua scripts in ``lua/`` (one ``.lua`` file per operation).
+"""Typed wrappers around the server-side functions (``library.py``, sources in ``lua/``).
 
-Every wrapper passes all keys in KEYS (never built inside Lua) so the scripts run on
-Redis Cluster: all keys of one queue share a hash tag and therefore a slot.
+Every wrapper passes all keys in KEYS (never built inside Lua) so the functions run on
+Redis Cluster: all keys of one queue share a hash tag and therefore a slot. Three layers
+compose around each call:
+
+* the **audit section** (``AuditSection``): pre-MACed audit entries that the function
+  appends to the caller's audit stream before it writes anything else, so an action and
+  its audit entry are one atomic step (a replicated publish is audited like any other);
+* a **follow-up command** on the same connection (``then``): ``WAIT`` / ``WAITAOF`` for
+  queues with ``durability`` set, which count the replicas that have every write of
+  *this connection*;
+* the **transport**: the pinned hot-path connection when it is free (``pinned.py``), else
+  the pool (a cluster routes by the first key).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
-from typing import Any, NamedTuple
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
-from ..errors import QueueFullError
+from . import library
+from .deploy import deploy, may_deploy
 from .keyspace import QueueKeys
 from .pinned import FALLBACK, PinnedConnection
+from .records import Delivery, FetchResult, PublishColumns, Settlement
 
-
-@cache
-def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``."""
-    return resources.files(__package__).joinpath(f"lua/{name}.lua").read_text("utf-8")
-
-
-class Delivery(NamedTuple):
-    """One entry handed out by ``fetch``: where it lives and how often it was delivered.
-
-    A named tuple, not a frozen dataclass: hundreds are built per fetch (~0.2 vs ~0.9 us).
-    """
-
-    level: int
-    stream_id: str
-    raw: bytes
-    delivery_count: int
+log = logging.getLogger("phantom_notebook.functions")
 
 
 @dataclass(frozen=True)
-class FetchResult:
-    """What ``fetch`` returned: deliveries, the next delayed due time, dead-lettered count."""
+class AuditSection:
+    """Audit entries riding in a function call: the caller's audit stream and the ARGV
+    section ``includes/audit.lua`` reads (mode, count, per entry: field count, fields)."""
 
-    deliveries: list[Delivery]
-    next_due_ms: int | None
-    dead_lettered: int
-    #: with ``probe``: (level, undelivered entries) in priority order, for direct reads
-    probed: list[tuple[int, int]] = field(default_factory=list)
-
-
-@dataclass
-class Settlement:
-    """A batch of outcomes to write in one ``settle`` call.
-
-    ``acks``: (level, stream id); ``retries``: (level, stream id, due ms, new envelope);
-    ``dead``: (level, stream id, envelope, reason, error type, error, traceback, attempts,
-    consumer, first failure ms); ``counters``: extra metric increments.
-    """
-
-    acks: list[tuple[int, str]]
-    retries: list[tuple[int, str, int, bytes]]
-    dead: list[tuple[int, str, bytes, str, str, str, str, int, str, int]]
-    counters: dict[str, int]
-    trace: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def empty(cls) -> Settlement:
-        """A settlement with nothing in it."""
-        return cls([], [], [], {})
-
-    def count(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to a metric counter of this batch."""
-        self.counters[name] = self.counters.get(name, 0) + amount
-
-    def event(self, name: str, item: str) -> None:
-        """Add a trace item to the batch's ``name`` event."""
-        self.trace.setdefault(name, []).append(item)
-
-    def absorb(self, other: Settlement) -> None:
-        """Put ``other`` (a batch that failed to write) in front of this one."""
-        self.acks[:0] = other.acks
-        self.retries[:0] = other.retries
-        self.dead[:0] = other.dead
-        for name, amount in other.counters.items():
-            self.count(name, amount)
-        for name, items in other.trace.items():
-            self.trace.setdefault(name, [])[:0] = items
-
-    def __bool__(self) -> bool:
-        return bool(self.acks or self.retries or self.dead or self.counters or self.trace)
-
-    def __len__(self) -> int:
-        return len(self.acks) + len(self.retries) + len(self.dead)
-
-
-@dataclass
-class PublishColumns:
-    """A publish batch as columns, one entry per message (see ``Functions.publish``)."""
-
-    levels: list[int]
-    dues: list[int]
-    dedups: list[str | None]
-    ids: list[str]
-    trace_ids: list[str]
-    envelopes: list[bytes]
-
-    @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, str | None, str, str, bytes]]
-                  ) -> PublishColumns:
-        """Columns of ``(level, due_ms, dedup_key, id, trace_id, envelope)`` rows."""
-        return cls([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                   [r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows])
-
-    def select(self, index: list[int]) -> PublishColumns:
-        """The messages at ``index``, in that order."""
-        return PublishColumns([self.levels[i] for i in index], [self.dues[i] for i in index],
-                              [self.dedups[i] for i in index], [self.ids[i] for i in index],
-                              [self.trace_ids[i] for i in index],
-                              [self.envelopes[i] for i in index])
+    key: str
+    args: tuple[Any, ...]
 
 
 class Functions:
-    """The registered scripts of one Redis client (EVALSHA with automatic reload)."""
+    """The phantom_notebook functions as one Redis client calls them (FCALL)."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._publish = client.register_script(source("publish"))
-        self._fetch = client.register_script(source("fetch"))
-        self._settle = client.register_script(source("settle"))
-        self._trim = client.register_script(source("trim_broadcast"))
-        #: the hot path's own connection for publish, fetch and settle (``core/wire.py``)
+    def __init__(self, client: redis.Redis, deploy_policy: str = "missing") -> None:
+        self.client: Any = client
+        self.deploy_policy = deploy_policy
+        #: the hot path's own connection for publish, fetch and settle (``pinned.py``)
         self.pinned = PinnedConnection(client)
+        self._names = {f: library.name(f) for f in library.FUNCTIONS}
 
-    def publish(self, keys: QueueKeys, metrics_key: str,
-                messages: list[tuple[int, int, str | None, str, str, bytes]], *,
-                max_size: int | None, dedup_window_ms: int, now_ms: int, metrics_ttl_s: int,
-                trace_cap: int = 0, actor: str = "", client: Any = None) -> list[str]:
-        """Publish ``(level, due_ms, dedup_key, id, trace_id, envelope)`` tuples in one call.
+    # -- the generic call ---------------------------------------------------------------------
 
-        Returns, per message, its id, or the first message's id for a suppressed duplicate.
-        Raises ``QueueFullError`` when the batch does not fit under ``max_size``.
+    def call(self, function: str, keys: Sequence[str], args: Sequence[Any], *,
+             audit: AuditSection | None = None, client: Any = None,
+             then: tuple[Any, ...] | None = None) -> Any:
+        """FCALL ``function`` with ``keys`` and ``args`` (plus the audit section, if any).
+
+        Returns its reply, or ``(reply, reply of then)`` when a follow-up command is given.
+        A library missing on the server (a restart without persistence) is loaded again
+        when this client may (``deploy_policy``), then the call is repeated once.
         """
-        return self.publish_columns(
-            keys, metrics_key, PublishColumns.from_rows(messages),
-            max_size=max_size, dedup_window_ms=dedup_window_ms, now_ms=now_ms,
-            metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap, actor=actor, client=client)
-
-    def publish_columns(self, keys: QueueKeys, metrics_key: str, batch: PublishColumns, *,
-                        max_size: int | None, dedup_window_ms: int, now_ms: int,
-                        metrics_ttl_s: int, trace_cap: int = 0, actor: str = "",
-                        client: Any = None) -> list[str]:
-        """``publish`` for a batch held as columns (the publish hot path: no tuple per
-        message, the arguments interleaved by slice assignment)."""
-        command = self.publish_command(keys, metrics_key, batch, max_size=max_size,
-                                       dedup_window_ms=dedup_window_ms, now_ms=now_ms,
-                                       metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap,
-                                       actor=actor)
+        command = self.command(function, keys, args, audit)
         try:
-            dups = self._run(self._publish, client, *command)
+            return self._send(command, client, then)
         except redis.ResponseError as exc:
-            raise queue_full(exc, keys.queue) from None
-        return publish_ids(batch, dups)
+            if "Function not found" not in str(exc) or not may_deploy(self.deploy_policy):
+                raise
+            log.warning("redis lost phantom_notebook's functions; loading them again")
+            deploy(self.client)
+            return self._send(command, client, then)
 
-    def publish_command(self, keys: QueueKeys, metrics_key: str, batch: PublishColumns, *,
-                        max_size: int | None, dedup_window_ms: int, now_ms: int,
-                        metrics_ttl_s: int, trace_cap: int = 0, actor: str = "") -> list[Any]:
-        """The EVALSHA arguments after the sha (numkeys, keys, argv) of a publish batch."""
+    def command(self, function: str, keys: Sequence[str], args: Sequence[Any],
+                audit: AuditSection | None = None) -> list[Any]:
+        """The FCALL arguments after the command name: function, numkeys, keys, argv."""
+        if audit is None:
+            return [self._names[function], len(keys), *keys, *args, 0]
+        start = len(args) + 1  # ARGV is 1-based
+        return [self._names[function], len(keys) + 1, *keys, audit.key, *args, *audit.args,
+                start]
+
+    def _send(self, command: list[Any], client: Any, then: tuple[Any, ...] | None) -> Any:
+        if client is None:
+            out = self.pinned.call(command, then)
+            if out is not FALLBACK:
+                return out
+        target = client if client is not None else self.client
+        if then is None:
+            return target.fcall(*command)
+        pipe = target.pipeline(transaction=False)
+        pipe.fcall(*command)
+        pipe.execute_command(*then)
+        reply, after = pipe.execute(raise_on_error=False)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply, after
+
+    # -- publish ------------------------------------------------------------------------------
+
+    def publish_args(self, keys: QueueKeys, metrics_key: str, batch: PublishColumns, *,
+                     max_size: int | None, dedup_window_ms: int, now_ms: int,
+                     metrics_ttl_s: int, trace_cap: int = 0, actor: str = "",
+                     ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``publish.lua`` for a batch (see its header for the layout)."""
         n = len(batch.ids)
         window = max(dedup_window_ms, 1)
         bucket = now_ms // window
         streams = keys.streams
-        head: list[Any] = [9, streams[0], streams[1], streams[2], streams[3], keys.delayed,
-                           metrics_key, keys.trace, keys.dedup_bucket(bucket),
-                           keys.dedup_bucket(bucket - 1)]
+        key_list = [streams[0], streams[1], streams[2], streams[3], keys.delayed, metrics_key,
+                    keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1)]
         if n == 1:  # the one-message publish: the same arguments, built directly (~1 us less)
             level, due = batch.levels[0], batch.dues[0]
             item = f"{batch.ids[0]}|{batch.trace_ids[0]}|1|"
             later = due > now_ms
-            head += [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor, 1,
-                     _DELAYED[level] if later else _LEVEL[level], batch.dedups[0] or "",
-                     f"{item}due {due}" if later else item, batch.envelopes[0],
-                     *((due,) if later else ())]
-            return head
+            return key_list, [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor, 1,
+                              _DELAYED[level] if later else _LEVEL[level],
+                              batch.dedups[0] or "", f"{item}due {due}" if later else item,
+                              batch.envelopes[0], *((due,) if later else ())]
         items = [f"{mid}|{tid}|1|" for mid, tid in zip(batch.ids, batch.trace_ids, strict=True)]
         digits = [_LEVEL[level] for level in batch.levels]
         dues = []
@@ -194,35 +132,41 @@ class Functions:
         argv[8:8 + 3 * n:3] = [d or "" for d in batch.dedups]
         argv[9:9 + 3 * n:3] = items
         argv[10:10 + 3 * n:3] = batch.envelopes
-        head += argv
-        return head
+        return key_list, argv
 
-    def publish_sha(self, client: Any) -> str:
-        """The sha of the publish script, loaded into ``client``'s server (one round trip)."""
-        sha = str(client.script_load(self._publish.script))
-        self._publish.sha = sha
-        return sha
+    def publish(self, keys: QueueKeys, metrics_key: str, batch: PublishColumns, *,
+                max_size: int | None, dedup_window_ms: int, now_ms: int, metrics_ttl_s: int,
+                trace_cap: int = 0, actor: str = "", audit: AuditSection | None = None,
+                client: Any = None, then: tuple[Any, ...] | None = None) -> Any:
+        """Publish a batch in one call; returns the duplicates' flat reply (index, first id)
+        (with ``then``: that and the follow-up command's reply). ``QUEUE_FULL``,
+        ``AUDIT_FAILED`` and OOM replies raise ``redis.ResponseError`` (the caller maps them).
+        """
+        key_list, argv = self.publish_args(
+            keys, metrics_key, batch, max_size=max_size, dedup_window_ms=dedup_window_ms,
+            now_ms=now_ms, metrics_ttl_s=metrics_ttl_s, trace_cap=trace_cap, actor=actor)
+        return self.call("publish", key_list, argv, audit=audit, client=client, then=then)
+
+    # -- consume ------------------------------------------------------------------------------
 
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
               metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
               promote_limit: int = 1000, probe: bool = False) -> FetchResult:
         """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
-        flat, next_due, dead, probed = self._run(
-            self._fetch, None, *_lane_keys(keys, metrics_key), group, consumer, count, now_ms,
-            reclaim_idle_ms, max_deliveries, promote_limit, metrics_ttl_s, levels,
-            "1" if delete else "0", trace_cap, "1" if probe else "0")
-        it = iter(flat)  # level, stream id, envelope, delivery count, ...
-        deliveries = [Delivery(int(level), sid.decode() if type(sid) is bytes else str(sid),
-                               raw, int(count))
-                      for level, sid, raw, count in zip(it, it, it, it, strict=True)]
+        flat, next_due, dead, probed = self.call("fetch", _lane_keys(keys, metrics_key), [
+            group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries, promote_limit,
+            metrics_ttl_s, levels, "1" if delete else "0", trace_cap, "1" if probe else "0"])
+        it = iter(flat)  # level, stream id, field list, delivery count, ...
+        deliveries = [delivery(int(level), sid, fields, int(n))
+                      for level, sid, fields, n in zip(it, it, it, it, strict=True)]
         it = iter(probed)
         return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead),
                            [(int(level), int(n)) for level, n in zip(it, it, strict=True)])
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
-               delete: bool, now_ms: int, metrics_ttl_s: int, dlq_retention_ms: int,
-               trace_cap: int = 0, consumer: str = "", client: Any = None) -> Any:
+               delete: bool, now_ms: int, metrics_ttl_s: int, trace_cap: int = 0,
+               consumer: str = "", audit: AuditSection | None = None) -> Any:
         """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
         by_level: dict[int, list[str]] = {}
         for level, sid in batch.acks:
@@ -231,45 +175,62 @@ class Functions:
                 by_level[level] = [sid]
             else:
                 ids.append(sid)
-        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s,
-                           dlq_retention_ms, len(by_level)]
+        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s, len(by_level)]
         for level, ids in by_level.items():
             argv.append(level)
             argv.append(len(ids))
             argv += ids
         argv.append(len(batch.retries))
         for retry in batch.retries:
-            argv += list(retry)
+            argv += retry
         argv.append(len(batch.dead))
         for dead in batch.dead:
-            argv += list(dead)
+            argv += dead
         argv.append(len(batch.counters))
         for name, amount in batch.counters.items():
             argv += [name, amount]
         argv += [trace_cap, consumer, len(batch.trace)]
         for name, items in batch.trace.items():
             argv += [name, ";".join(items)]
-        return self._run(self._settle, client, *_lane_keys(keys, metrics_key), *argv)
+        return self.call("settle", _lane_keys(keys, metrics_key), argv, audit=audit)
 
-    def _run(self, script: Any, client: Any, numkeys: int, *keys_and_args: Any) -> Any:
-        """EVALSHA ``script`` on the pinned connection when it is free, else through the
-        pool (a wrapping ``client``, such as the audit's, always takes its own path)."""
-        if client is None:
-            out = self.pinned.evalsha(script, numkeys, *keys_and_args)
-            if out is not FALLBACK:
-                return out
-        return _evalsha(script, client, numkeys, *keys_and_args)
+    # -- maintenance --------------------------------------------------------------------------
 
     def trim_broadcast(self, keys: QueueKeys) -> int:
         """Remove broadcast entries every group has acked; returns how many."""
-        return int(self._trim(keys=list(keys.streams), args=[]))
+        return int(self.call("trim_broadcast", list(keys.streams), []))
 
 
-def _lane_keys(keys: QueueKeys, metrics_key: str) -> list[Any]:
-    """numkeys and KEYS of fetch.lua and settle.lua: the streams, delayed, DLQ, metrics
-    and trace keys."""
-    return [len(keys.streams) + 4, *keys.streams, keys.delayed, keys.dlq, metrics_key,
-            keys.trace]
+def _lane_keys(keys: QueueKeys, metrics_key: str) -> list[str]:
+    """KEYS of fetch.lua and settle.lua: the streams, delayed, DLQ, metrics and trace keys."""
+    return [*keys.streams, keys.delayed, keys.dlq, metrics_key, keys.trace]
+
+
+def delivery(level: int, sid: Any, fields: Any, count: int) -> Delivery:
+    """A ``Delivery`` from a stream entry's raw field list (``[b"m", envelope]`` normally).
+
+    An entry without the envelope field (or a reply that is not a field list) becomes a
+    delivery with empty ``raw`` and its fields kept: the lane dead-letters it as
+    ``decode_failed`` instead of failing on it.
+    """
+    stream_id = sid.decode() if type(sid) is bytes else str(sid)
+    if type(fields) is list:
+        if len(fields) == 2 and fields[0] == b"m" and type(fields[1]) is bytes:
+            return Delivery(level, stream_id, fields[1], count)
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == b"m" and type(fields[i + 1]) is bytes:
+                return Delivery(level, stream_id, fields[i + 1], count, tuple(fields))
+        return Delivery(level, stream_id, b"", count, tuple(_bytes(f) for f in fields))
+    if isinstance(fields, dict):  # redis-py's parsed form (RESP3 / callbacks)
+        raw = fields.get(b"m")
+        flat = tuple(_bytes(x) for kv in fields.items() for x in kv)
+        return Delivery(level, stream_id, raw if type(raw) is bytes else b"", count,
+                        () if type(raw) is bytes and len(fields) == 1 else flat)
+    return Delivery(level, stream_id, b"", count, (_bytes(fields),))
+
+
+def _bytes(value: Any) -> bytes:
+    return value if type(value) is bytes else str(value).encode()
 
 
 # publish.lua's level digits: "0".."3" now, "4".."7" delayed (level + 4)
@@ -281,32 +242,9 @@ def publish_ids(batch: PublishColumns, dups: list[Any]) -> list[str]:
     """The ids a publish returns: each message's own, or the first one's for a duplicate."""
     ids = list(batch.ids)
     for i in range(0, len(dups), 2):
-        ids[int(dups[i]) - 1] = _s(dups[i + 1])
+        first = dups[i + 1]
+        ids[int(dups[i]) - 1] = first.decode() if isinstance(first, bytes) else str(first)
     return ids
 
 
-def _evalsha(script: Any, client: Any, numkeys: int, *keys_and_args: Any) -> Any:
-    """Run a registered script as ``Script.__call__`` does (EVALSHA, loading it on
-    NOSCRIPT), minus its per-call costs: a copy of every argument into a new tuple and an
-    import of redis-py's Pipeline class."""
-    target = client if client is not None else script.registered_client
-    try:
-        return target.evalsha(script.sha, numkeys, *keys_and_args)
-    except NoScriptError:
-        script.sha = target.script_load(script.script)
-        return target.evalsha(script.sha, numkeys, *keys_and_args)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def queue_full(exc: redis.ResponseError, queue: str) -> Exception:
-    """``QueueFullError`` for the publish script's QUEUE_FULL reply, else ``exc``."""
-    text = str(exc)
-    if "QUEUE_FULL" in text:
-        parts = text.split("QUEUE_FULL", 1)[1].split()
-        depth, limit = (parts + ["?", "?"])[:2]
-        return QueueFullError(
-            f"queue {queue!r} is full: {depth} messages queued, max_queue_size is {limit}")
-    return exc
+__all__ = ["AuditSection", "Functions", "delivery", "publish_ids"]

@@ -10,8 +10,10 @@ single Cluster slot::
     <prefix>:{<queue>}:meta          hash: kind, settings, created time
     <prefix>:{<queue>}:m:<bucket>    hash: metric counters for one time bucket
     <prefix>:{<queue>}:trace         capped stream of lifecycle events
-    <prefix>:queues                  set of known queue names (registry)
-    <prefix>:consumers               hash consumer -> heartbeat JSON
+    <prefix>:{<queue>}:audit:<user>  the audit stream of one ACL user's actions on the queue
+    <prefix>:queues                  set of known queue names (registry; admins write it)
+    <prefix>:hb:<user>               hash consumer -> heartbeat JSON of one ACL user's workers
+    <prefix>:audit:<user>            the audit stream of one ACL user's other actions
     <prefix>:ps:<topic>              pub/sub channel
 """
 
@@ -95,6 +97,16 @@ class QueueKeys:
         """The metric hash for one time bucket (bucket = start time in seconds)."""
         return f"{self.base}:m:{bucket}"
 
+    def audit(self, user: str) -> str:
+        """The audit stream of ``user``'s actions on this queue (same slot as the queue,
+        so an action and its audit entry are one atomic function call)."""
+        return f"{self.base}:audit:{user}"
+
+    @cached_property
+    def rotation_fence(self) -> str:
+        """The counter fencing key rotations of this queue (each reseal takes a token)."""
+        return f"{self.base}:rotation"
+
     def processed(self, group: str) -> str:
         """The processed-set of a consumer group (idempotent-handler helper)."""
         return f"{self.base}:done:{group}"
@@ -111,15 +123,23 @@ class GlobalKeys:
         """The set of queue names (registry for discovery)."""
         return f"{self.prefix}:queues"
 
-    @property
-    def consumers(self) -> str:
-        """The hash of consumer heartbeats."""
-        return f"{self.prefix}:consumers"
+    def heartbeats(self, user: str) -> str:
+        """The hash of heartbeats of ``user``'s workers (each user writes only its own)."""
+        return f"{self.prefix}:hb:{user}"
 
     @property
-    def audit(self) -> str:
-        """The hash-chained audit stream."""
-        return f"{self.prefix}:audit"
+    def heartbeat_pattern(self) -> str:
+        """SCAN pattern matching every user's heartbeat hash."""
+        return f"{self.prefix}:hb:*"
+
+    def audit(self, user: str) -> str:
+        """The audit stream of ``user``'s actions that concern no single queue."""
+        return f"{self.prefix}:audit:{user}"
+
+    @property
+    def audit_patterns(self) -> tuple[str, str]:
+        """SCAN patterns matching every audit stream (per-queue and global)."""
+        return (f"{self.prefix}:audit:*", f"{self.prefix}:{{*}}:audit:*")
 
     def channel(self, topic: str) -> str:
         """The pub/sub channel of a topic."""

@@ -1,5 +1,5 @@
 """The hot path's own connection: one pooled connection held for the publish, fetch and
-settle script calls.
+settle function calls.
 
 A command through ``redis.Redis`` costs ~25 us of client CPU on this project's machine
 before any byte reaches Redis: a checkout from the pool (a lock, a queue and a ``poll``
@@ -7,7 +7,7 @@ for stale data), argument re-tupling, the retry wrapper, response callbacks and 
 observability hooks, and the check-in. A single publish is one round trip, so that is
 about as much as the round trip itself (and a lane at a trickle pays it twice per
 message: fetch and settle). ``PinnedConnection`` takes one connection from the pool once
-and sends hiredis-packed EVALSHA commands on it with redis-py's own
+and sends hiredis-packed FCALL commands on it with redis-py's own
 ``send_packed_command`` / ``read_response`` (which keep their timeouts, health checks and
 disconnect-on-error), under a lock that is only *tried*: another thread calling at the
 same moment takes the ordinary pooled path instead of waiting, so concurrency is never
@@ -26,7 +26,7 @@ import threading
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 _pack: Any
 try:  # redis[hiredis] is a dependency; the pure-Python packer stays as the fallback
@@ -34,7 +34,7 @@ try:  # redis[hiredis] is a dependency; the pure-Python packer stays as the fall
 except ImportError:  # pragma: no cover - hiredis wheels exist for every supported platform
     _pack = None
 
-#: returned by ``PinnedConnection.evalsha`` when the caller must use the ordinary client
+#: returned by ``PinnedConnection.call`` when the caller must use the ordinary client
 FALLBACK: Any = object()
 
 _FALLBACK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -61,19 +61,32 @@ class PinnedConnection:
         """Whether calls can take the pinned path at all (else they always fall back)."""
         return self._pool is not None
 
-    def evalsha(self, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
-        """EVALSHA ``script`` on the pinned connection; ``FALLBACK`` when the caller should
+    def call(self, command: list[Any], then: tuple[Any, ...] | None = None) -> Any:
+        """``FCALL *command`` on the pinned connection (and ``then`` right after it, on the
+        same connection: ``(reply, reply of then)``); ``FALLBACK`` when the caller should
         use the ordinary client instead (busy, unusable, or the connection failed: then
         nothing was confirmed and the ordinary call's retry policy decides)."""
         if self._pool is None or not self._lock.acquire(blocking=False):
             return FALLBACK
         try:
             conn = self._connection()
+            packed = [_pack(("FCALL", *command))] if _pack is not None \
+                else conn.pack_command("FCALL", *command)
+            if then is None:
+                conn.send_packed_command(packed)
+                return conn.read_response()
+            conn.send_packed_command(packed + ([_pack(then)] if _pack is not None
+                                               else conn.pack_command(*then)))
             try:
-                return self._call(conn, script.sha, numkeys, keys_and_args)
-            except NoScriptError:
-                script.sha = self._client.script_load(script.script)
-                return self._call(conn, script.sha, numkeys, keys_and_args)
+                reply = conn.read_response()
+            except ResponseError:
+                conn.read_response()  # the follow-up's reply: keep the connection in step
+                raise
+            try:
+                after = conn.read_response()
+            except ResponseError as exc:
+                after = exc
+            return reply, after
         except ResponseError:
             raise  # the whole reply was read: the connection is in step
         except _FALLBACK_ERRORS:
@@ -98,12 +111,6 @@ class PinnedConnection:
         if self._conn is None:
             self._conn = self._pool.get_connection()
         return self._conn
-
-    def _call(self, conn: Any, sha: str, numkeys: int, args: tuple[Any, ...]) -> Any:
-        command = ("EVALSHA", sha, numkeys, *args)
-        conn.send_packed_command([_pack(command)] if _pack is not None
-                                 else conn.pack_command(*command))
-        return conn.read_response()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -24,6 +24,8 @@ QUEUE_KINDS: tuple[str, ...] = get_args(QueueKind)
 BackoffStrategy = Literal["fixed", "linear", "exponential"]
 Durability = Literal["none", "replicated", "fsync"]
 ExpiredAction = Literal["dead_letter", "drop"]
+DeployPolicy = Literal["missing", "always", "never"]
+AuditFailure = Literal["fail", "degrade"]
 
 
 _SECRET_PARAMS = {"password", "pass", "secret", "token", "ssl_password"}
@@ -60,8 +62,12 @@ class RedisSettings:
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    #: load the server-side functions when missing ("missing"), also replace another
+    #: build ("always"), or never ("never": the operator runs `phantom-notebook deploy`)
+    deploy_functions: DeployPolicy = "missing"
 
     def __post_init__(self) -> None:
+        _choice("redis.deploy_functions", self.deploy_functions, DeployPolicy)
         _positive("redis.max_connections", self.max_connections)
         _positive("redis.command_timeout_s", self.command_timeout_s)
         _positive("redis.connect_timeout_s", self.connect_timeout_s)
@@ -192,13 +198,20 @@ class SecuritySettings:
     trusted_origins: str | None = None
     role: str | None = None
     audit_key: str | None = None
+    #: an action whose audit entry cannot be written is refused ("fail") or goes on with a
+    #: health CRITICAL and a counter ("degrade")
+    audit_failure: AuditFailure = "fail"
+
+    def __post_init__(self) -> None:
+        _choice("security.audit_failure", self.audit_failure, AuditFailure)
 
     def __repr__(self) -> str:
         shown = {"keys": "***" if self.keys else None, "key_file": self.key_file,
                  "active_key": self.active_key, "origin": self.origin, "role": self.role,
                  "origin_key": "***" if self.origin_key else None,
                  "trusted_origins": "***" if self.trusted_origins else None,
-                 "audit_key": "***" if self.audit_key else None}
+                 "audit_key": "***" if self.audit_key else None,
+                 "audit_failure": self.audit_failure}
         return "SecuritySettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 

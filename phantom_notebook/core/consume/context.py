@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..model.envelope import Envelope, now_ms
+from ..model.envelope import Envelope, new_traceparent, now_ms
 
 if TYPE_CHECKING:
-    from ..backend.functions import Delivery
+    from ..backend.keyspace import QueueKeys
+    from ..backend.records import Delivery
     from ..ports import LaneView
+
+
+class Action(StrEnum):
+    """What settling a delivery does."""
+
+    ACK = "ack"          # processed: it leaves Redis
+    RETRY = "retry"      # re-scheduled with attempt + 1 after ``delay_s``
+    DEAD = "dead"        # dead-lettered with ``reason``
+    DROP = "drop"        # acked without handling (expired with expired_action="drop")
+    RELEASE = "release"  # handed back untouched, no attempt used (breaker opened)
+    LEAVE = "leave"      # stays pending until reclaimed after the visibility timeout
 
 
 @dataclass
 class Outcome:
-    """How a delivery ended.
+    """How a delivery ended: an ``Action`` and, for retries and dead letters, why."""
 
-    ``ack``; ``retry`` (re-scheduled with attempt + 1 after ``delay_s``); ``dead``
-    (dead-lettered with ``reason``); ``drop`` (acked without handling, e.g. expired with
-    ``expired_action="drop"``); ``release`` (handed back untouched, no attempt used);
-    ``leave`` (stays pending until reclaimed after the visibility timeout).
-    """
-
-    action: str
+    action: Action
     delay_s: float | None = None
     reason: str = ""
     error: BaseException | None = None
@@ -61,6 +68,16 @@ class MessageContext:
         return self._lane.consumer
 
     @property
+    def keys(self) -> QueueKeys:
+        """The Redis keys of the queue (or partition) this delivery came from."""
+        return self._lane.keys
+
+    @property
+    def redis(self) -> Any:
+        """The Redis client of the worker (for helpers such as ``idempotent``)."""
+        return self._lane.mq.client
+
+    @property
     def delivery_count(self) -> int:
         """How often Redis has handed out this stored entry (1 on first delivery)."""
         return self.delivery.delivery_count
@@ -83,18 +100,18 @@ class MessageContext:
 
     def ack(self) -> None:
         """Mark the message processed: it leaves Redis in the next settle batch."""
-        self._settle(Outcome("ack"))
+        self._settle(Outcome(Action.ACK))
 
     def nack(self, requeue: bool = True, delay_s: float | None = None) -> None:
         """Give the message back: retry it (after ``delay_s``) or, with requeue=False, DLQ it."""
         if requeue:
-            self._settle(Outcome("retry", delay_s=delay_s, reason="nacked"))
+            self._settle(Outcome(Action.RETRY, delay_s=delay_s, reason="nacked"))
         else:
-            self._settle(Outcome("dead", reason="nacked"))
+            self._settle(Outcome(Action.DEAD, reason="nacked"))
 
     def reject(self, reason: str = "rejected") -> None:
         """Dead-letter the message now with ``reason``; it is not retried."""
-        self._settle(Outcome("dead", reason=reason))
+        self._settle(Outcome(Action.DEAD, reason=reason))
 
     def extend_lease(self) -> None:
         """Reset the visibility timeout of this delivery (for long handlers)."""
@@ -107,8 +124,6 @@ class MessageContext:
         options.setdefault("correlation_id", env.correlation_id or env.id)
         options.setdefault("causation_id", env.id)
         if trace_id:
-            from ..model.envelope import new_traceparent
-
             options.setdefault("traceparent", new_traceparent(trace_id))
         return str(self._lane.mq.publish(queue, type, payload, **options))
 

@@ -28,11 +28,11 @@ def idempotent(handler: Any, *, ttl_s: float = 24 * 3600,
     ttl_ms = int(ttl_s * 1000)
 
     def mark_key(env: Envelope, ctx: MessageContext) -> str:
-        return ctx._lane.keys.processed(ctx.group) + ":" + key(env)
+        return ctx.keys.processed(ctx.group) + ":" + key(env)
 
     if inspect.iscoroutinefunction(target):
         async def run_async(message: Envelope, context: MessageContext) -> None:
-            client = context._lane.mq.client
+            client = context.redis
             mark = mark_key(message, context)
             if await asyncio.to_thread(client.exists, mark):
                 return
@@ -42,7 +42,7 @@ def idempotent(handler: Any, *, ttl_s: float = 24 * 3600,
         return run_async
 
     def run(message: Envelope, context: MessageContext) -> None:
-        client = context._lane.mq.client
+        client = context.redis
         mark = mark_key(message, context)
         if client.exists(mark):
             return

@@ -1,6 +1,7 @@
 """A lane: the fetch -> dispatch -> settle loop of one consumer group on one queue.
 
-The settle half (queueing outcomes, writing them in one call) is ``lane_settle.Settling``.
+The settle half (queueing outcomes, writing them in one call, the in-flight table) is
+``settler.Settler``; the lane fetches, decodes, routes and runs handlers.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..backend.connection import TRANSIENT_ERRORS
-from ..backend.functions import Delivery, FetchResult, Settlement
-from ..errors import DecodeError, Reject, Retry
+from ..backend.functions import delivery
+from ..backend.records import Delivery, FetchResult
+from ..errors import DecodeError, PhantomError, Reject, Retry
 from ..model.envelope import Envelope, now_ms
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..observe.worker_stats import WorkerStats
 from .breaker import BreakerMiddleware, store_breaker_state
-from .context import MessageContext, Outcome
+from .context import Action, MessageContext, Outcome
 from .middleware import (
     IntegrityMiddleware,
     Middleware,
@@ -34,7 +36,7 @@ from .middleware import (
     TTLMiddleware,
     default_middleware,
 )
-from .settler import Settling
+from .settler import Settler
 from .subscription import Subscription
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ log = logging.getLogger("phantom_notebook.worker")
 _UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script first
 
 
-class Lane(Settling):
+class Lane:
     """Runs the subscriptions of one (queue, group) pair inside a worker."""
 
     def __init__(self, mq: Deployment, subs: list[Subscription], consumer: str,
@@ -70,19 +72,16 @@ class Lane(Settling):
         self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
         self._submit_async = submit
         self._pool = pool
-        self.inflight: dict[str, tuple[Delivery, float]] = {}
-        self._settlement = Settlement.empty()
-        self._cond = threading.Condition()
         self._last_reclaim = -1e9
-        # broadcast retries: the entry stays pending for this group and is re-claimed here
-        # when due (a crash leaves it pending, so another worker reclaims it after the
-        # visibility timeout); the shared stream is never written twice
-        self._local_retries: list[tuple[int, int, str, int]] = []
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
         breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
                                 self.settings.circuit_breaker)
         self.breaker = BreakerMiddleware(
             breaker_settings, on_change=functools.partial(store_breaker_state, self))
+        self.settler = Settler(mq, self.keys, self.queue, self.group, consumer, self.settings,
+                               stats, self.breaker.breaker, broadcast=self.broadcast)
+        # the settler owns the in-flight table; the lane reads it (budget, lease renewal)
+        self.inflight = self.settler.inflight
         self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
         self._before = [m for m in self.middleware
                         if type(m).before_process is not Middleware.before_process]
@@ -179,7 +178,7 @@ class Lane(Settling):
         return self._ahead_pool.submit(self._settle_and_fetch, budget, self._reclaim_due())
 
     def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], int | None]:
-        self.flush()
+        self.settler.flush()
         deliveries, result = self._fetch_ready(budget, reclaim_ms)
         return deliveries, result.next_due_ms
 
@@ -191,16 +190,14 @@ class Lane(Settling):
         read sooner. Failures are logged; the batch stays queued for the next flush.
         """
         if self._ahead_pool is None:
-            self.flush()
+            self.settler.flush()
             return
-        with self._cond:
-            if not self._settlement:
-                return
-        self._ahead_pool.submit(self._flush_logged)
+        if self.settler.pending():
+            self._ahead_pool.submit(self._flush_logged)
 
     def _flush_logged(self) -> None:
         try:
-            self.flush()
+            self.settler.flush()
         except Exception as exc:  # noqa: BLE001 - the next flush retries the same batch
             log.warning("settle of %s/%s failed (%s); retrying with the next batch",
                         self.partition, self.group, exc)
@@ -208,7 +205,7 @@ class Lane(Settling):
     def _safely(self, action: Callable[[], object]) -> None:
         try:
             action()
-        except redis.RedisError as exc:
+        except (redis.RedisError, PhantomError) as exc:
             log.warning("%s/%s: %s", self.queue, self.group, exc)
 
     def _budget(self) -> int:
@@ -225,28 +222,29 @@ class Lane(Settling):
             self._wait_for_completion(min(0.05, max(deadline - time.monotonic(), 0)))
         for _ in range(3):
             try:
-                self.flush()
+                self.settler.flush()
                 return
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.2)
 
     def _wait_for_completion(self, timeout_s: float) -> None:
-        with self._cond:
-            if not self._settlement:
-                self._cond.wait(timeout_s)
+        with self.settler.cond:
+            if not self.settler.pending():
+                self.settler.cond.wait(timeout_s)
 
     def _due_local_retries(self, now: int) -> list[Delivery]:
         due = []
-        while self._local_retries and self._local_retries[0][0] <= now:
-            due.append(heapq.heappop(self._local_retries))
+        retries = self.settler.local_retries
+        while retries and retries[0].due_ms <= now:
+            due.append(heapq.heappop(retries))
         out = []
         for _, level, sid, count in due:
             claimed = self.mq.client.xclaim(self.keys.stream(level), self.group, self.consumer,
                                             0, [sid])
             for entry_id, fields in claimed or []:
                 if fields:
-                    out.append(Delivery(level, _text(entry_id), fields[b"m"], count + 1))
-        self._count_delivered(len(out))
+                    out.append(delivery(level, entry_id, fields, count + 1))
+        self.settler.count_delivered(len(out))
         return out
 
     def _reclaim_due(self) -> int:
@@ -269,7 +267,7 @@ class Lane(Settling):
             trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
             probe=self._reader is not None)
         if result.dead_lettered:
-            with self._cond:
+            with self.settler.cond:
                 self.stats.dead_lettered += result.dead_lettered
         deliveries = result.deliveries
         if result.probed:
@@ -283,7 +281,8 @@ class Lane(Settling):
         skips straight to the blocking read.
         """
         now = now_ms()
-        if self._local_retries and self._local_retries[0][0] <= now:
+        retries = self.settler.local_retries
+        if retries and retries[0].due_ms <= now:
             return self._due_local_retries(now)
         if next_due is _UNKNOWN:
             deliveries, result = self._fetch_ready(budget, self._reclaim_due())
@@ -296,8 +295,8 @@ class Lane(Settling):
         block = self.poll_ms
         if isinstance(next_due, int):
             block = min(block, max(next_due - now_ms(), 0))
-        if self._local_retries:
-            block = min(block, max(self._local_retries[0][0] - now_ms(), 0))
+        if retries:
+            block = min(block, max(retries[0].due_ms - now_ms(), 0))
         if block <= 0:
             return []
         streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
@@ -308,9 +307,9 @@ class Lane(Settling):
             name = stream.decode() if isinstance(stream, bytes) else stream
             level = self.keys.streams.index(name)
             for sid, fields in entries:
-                out.append(Delivery(level, _text(sid), fields[b"m"], 1))
+                out.append(delivery(level, sid, fields, 1))
         out.sort(key=lambda d: d.level)
-        self._count_delivered(len(out))
+        self.settler.count_delivered(len(out))
         return out
 
     def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
@@ -340,9 +339,8 @@ class Lane(Settling):
             # RESP3 replies {stream: entries}, RESP2 [[stream, entries]]
             entries: list[tuple[bytes, list[bytes]]] = \
                 next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-            out += [Delivery(level, sid.decode(), _field_m(fields), 1)
-                    for sid, fields in entries]
-        self._count_delivered(len(out))
+            out += [delivery(level, sid, fields, 1) for sid, fields in entries]
+        self.settler.count_delivered(len(out))
         return out
 
     def _dispatch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
@@ -354,9 +352,8 @@ class Lane(Settling):
         received = now_ms()
         runnable, delivered = self._prepare(deliveries, received)
         started = time.monotonic()
-        with self._cond:
-            if delivered:
-                self._settlement.trace.setdefault("delivered", []).extend(delivered)
+        self.settler.add_delivered_items(delivered)
+        with self.settler.cond:
             for _, _, ctx in runnable:
                 self.inflight[ctx.delivery.stream_id] = (ctx.delivery, started)
         if self.inline:
@@ -385,12 +382,12 @@ class Lane(Settling):
             try:
                 env = open_(d.raw)
             except DecodeError as exc:
-                self._settle_raw(d, Outcome("dead", reason=exc.reason, error=exc), None)
+                self.settler.settle(d, Outcome(Action.DEAD, reason=exc.reason, error=exc), None)
                 continue
             state = breaker.state
             if state == "open":
                 # fetched before the breaker opened: hand it back untouched (no attempt used)
-                self._settle_raw(d, Outcome("release"), env)
+                self.settler.settle(d, Outcome(Action.RELEASE), env)
                 continue
             ctx = MessageContext(env, d, self, received)
             if delivered is not None:
@@ -406,7 +403,7 @@ class Lane(Settling):
                 continue
             sub, early = self._route(env, ctx)
             if sub is None or early is not None:
-                self._settle_raw(d, early or Outcome("dead", reason="unroutable"), env)
+                self.settler.settle(d, early or Outcome(Action.DEAD, reason="unroutable"), env)
                 continue
             runnable.append((sub, env, ctx))
         return runnable, delivered or []
@@ -446,7 +443,7 @@ class Lane(Settling):
                 self._preempt(stop)
                 last_check = time.perf_counter()
         if acks:
-            self._settle_acks(acks)
+            self.settler.acks(acks)
 
     def _preempt(self, stop: threading.Event) -> None:
         """Read (non-blocking) and handle any new CRITICAL messages right now."""
@@ -455,9 +452,9 @@ class Lane(Settling):
                                               {self.keys.stream(0): ">"}, count=10)
         except (redis.ConnectionError, redis.TimeoutError):
             return  # the main loop reconnects
-        urgent = [Delivery(0, _text(sid), fields[b"m"], 1)
+        urgent = [delivery(0, sid, fields, 1)
                   for _, entries in reply or [] for sid, fields in entries]
-        self._count_delivered(len(urgent))
+        self.settler.count_delivered(len(urgent))
         if urgent:
             self._dispatch(urgent, stop)
 
@@ -473,7 +470,7 @@ class Lane(Settling):
                 break
         else:
             err = LookupError(f"no handler for type {env.type!r} in group {self.group!r}")
-            return None, Outcome("dead", reason="unroutable", error=err)
+            return None, Outcome(Action.DEAD, reason="unroutable", error=err)
         return sub, self._tlp.after_route(self, sub, env)
 
     def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
@@ -510,16 +507,16 @@ class Lane(Settling):
         outcome = ctx.take_outcome()
         if outcome is None:
             if error is None:
-                outcome = Outcome("ack") if sub.auto_ack else Outcome("leave")
+                outcome = Outcome(Action.ACK) if sub.auto_ack else Outcome(Action.LEAVE)
             elif isinstance(error, Reject):
-                outcome = Outcome("dead", reason=error.reason, error=error)
+                outcome = Outcome(Action.DEAD, reason=error.reason, error=error)
             elif isinstance(error, Retry):
-                outcome = Outcome("retry", delay_s=error.delay_s, reason="retry", error=error)
+                outcome = Outcome(Action.RETRY, delay_s=error.delay_s, reason="retry", error=error)
             else:
-                outcome = Outcome("retry", reason="handler_error", error=error)
+                outcome = Outcome(Action.RETRY, reason="handler_error", error=error)
         for mw in self._after:
             outcome = mw.after_process(self, sub, env, ctx, error, outcome)
-        self._settle_raw(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
+        self.settler.settle(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
 
     def extend_leases(self, deliveries: list[Delivery]) -> None:
         """Reset the idle time of ``deliveries`` so they are not reclaimed (XCLAIM JUSTID)."""
@@ -534,7 +531,7 @@ class Lane(Settling):
     def renew_old_leases(self, older_than_s: float) -> int:
         """Extend the lease of every in-flight delivery started more than ``older_than_s`` ago."""
         cutoff = time.monotonic() - older_than_s
-        with self._cond:
+        with self.settler.cond:
             old = [d for d, started in self.inflight.values() if started <= cutoff]
         if old:
             self.extend_leases(old)
@@ -557,13 +554,6 @@ def _raw_reader(client: Any) -> redis.Redis | None:
 
 def _raw_reply(response: Any, **options: Any) -> Any:
     return response
-
-
-def _field_m(fields: list[bytes]) -> bytes:
-    """The envelope of a raw stream entry's field list ([b"m", envelope] as we write it)."""
-    if len(fields) == 2 and fields[0] == b"m":
-        return fields[1]
-    return dict(zip(fields[::2], fields[1::2], strict=True))[b"m"]
 
 
 def _text(value: bytes | str) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..model.envelope import Envelope, now_ms
 from ..model.policies import RetryPolicy
 from ..model.tlp import tlp_rank
-from .context import MessageContext, Outcome
+from .context import Action, MessageContext, Outcome
 
 if TYPE_CHECKING:
     from ..ports import LaneView
@@ -51,8 +51,8 @@ class TTLMiddleware(Middleware):
             return None
         lane.stats.expired += 1
         if lane.settings.expired_action == "drop":
-            return Outcome("drop", reason="expired")
-        return Outcome("dead", reason="expired")
+            return Outcome(Action.DROP, reason="expired")
+        return Outcome(Action.DEAD, reason="expired")
 
 
 class RetryMiddleware(Middleware):
@@ -66,9 +66,9 @@ class RetryMiddleware(Middleware):
         if error is not None and not policy.should_retry(ctx.attempt, error, sub.non_retryable):
             reason = "non_retryable" if isinstance(error, sub.non_retryable) else \
                 "retries_exhausted"
-            return Outcome("dead", reason=reason, error=error)
+            return Outcome(Action.DEAD, reason=reason, error=error)
         if error is None and ctx.attempt > sub.retry_settings.max_retries:
-            return Outcome("dead", reason="retries_exhausted")
+            return Outcome(Action.DEAD, reason="retries_exhausted")
         if outcome.delay_s is None:
             outcome.delay_s = policy.delay_s(ctx.attempt)
         return outcome
@@ -80,7 +80,7 @@ class IntegrityMiddleware(Middleware):
 
     def before_process(self, lane: LaneView, env: Envelope, ctx: MessageContext) -> Outcome | None:
         if env.queue != lane.queue:
-            return Outcome("dead", reason="queue_mismatch",
+            return Outcome(Action.DEAD, reason="queue_mismatch",
                            error=ValueError(f"envelope for queue {env.queue!r} found in "
                                             f"{lane.queue!r}"))
         return None
@@ -93,7 +93,7 @@ class TLPMiddleware(Middleware):
         """Called once the subscription is known; None lets the message through."""
         if sub.max_tlp is None or tlp_rank(env.tlp) <= tlp_rank(sub.max_tlp):
             return None
-        return Outcome("dead", reason="tlp_denied", error=PermissionError(
+        return Outcome(Action.DEAD, reason="tlp_denied", error=PermissionError(
             f"message is TLP:{env.tlp}, subscription accepts up to TLP:{sub.max_tlp}"))
 
 

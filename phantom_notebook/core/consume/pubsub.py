@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from ..backend.functions import Delivery
+from ..backend.records import Delivery
 from ..errors import DecodeError
 from ..model.envelope import now_ms
 from ..observe.worker_stats import WorkerStats

@@ -1,8 +1,11 @@
 """The settle half of a lane: outcomes queued per message or per batch, written in one call.
 
-``Lane`` mixes this in; every outcome of a delivery (ack, retry, dead letter, release) is
-queued into the lane's ``Settlement`` under its lock and written by ``flush`` in one
-``settle.lua`` call, together with the batch's latency histograms and trace events.
+Every outcome of a delivery (ack, retry, dead letter, release) is queued into the
+``Settlement`` under the settler's lock and written by ``flush`` in one ``settle``
+function call, together with the batch's latency histograms, trace events and audit
+entries. The settler also owns the lane's in-flight table (deliveries handed to handlers
+and not yet settled) and a broadcast lane's local retries; the lane reads them, never
+writes around it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import heapq
 import threading
 import traceback
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..audit.inline import SECURITY_REASONS, AuditedClient, AuditItem
-from ..backend.functions import Delivery, Settlement
+from ..audit.inline import SECURITY_REASONS, AuditItem
+from ..backend.functions import AuditSection
 from ..backend.keyspace import QueueKeys
+from ..backend.records import AckRecord, DeadRecord, Delivery, RetryRecord, Settlement
 from ..config.settings import QueueSettings
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
@@ -27,52 +31,80 @@ from ..observe.metrics import (
     latency_field,
     metrics_key,
 )
-from ..observe.tracing import TRACE_MAX_ENTRIES, clean
+from ..observe.tracing import TRACE_MAX_ENTRIES, clean, item
 from ..observe.worker_stats import WorkerStats
-from .breaker import BreakerMiddleware
-from .context import MessageContext, Outcome
+from .breaker import CircuitBreaker
+from .context import Action, MessageContext, Outcome
 
 if TYPE_CHECKING:
     from ..ports import Deployment
 
 
-class Settling:
-    """Queues outcomes into the lane's settlement and flushes it (mixed into ``Lane``)."""
+class LocalRetry(NamedTuple):
+    """A broadcast retry: the shared entry stays pending for this group and is re-claimed
+    here when due (the shared stream is never written twice)."""
 
-    mq: Deployment
-    queue: str
-    group: str
-    consumer: str
-    keys: QueueKeys
-    settings: QueueSettings
-    stats: WorkerStats
-    broadcast: bool
-    breaker: BreakerMiddleware
-    inflight: dict[str, tuple[Delivery, float]]
-    _settlement: Settlement
-    _cond: threading.Condition
-    _tracing: bool
-    _local_retries: list[tuple[int, int, str, int]]
+    due_ms: int
+    level: int
+    stream_id: str
+    delivery_count: int
 
-    def _count_delivered(self, n: int) -> None:
-        """Count ``n`` deliveries read outside the fetch script (written by the next settle)."""
+
+class Settler:
+    """Queues the outcomes of one lane's deliveries and writes them in batches."""
+
+    def __init__(self, mq: Deployment, keys: QueueKeys, queue: str, group: str,
+                 consumer: str, settings: QueueSettings, stats: WorkerStats,
+                 breaker: CircuitBreaker, *, broadcast: bool) -> None:
+        self.mq = mq
+        self.keys = keys
+        self.queue = queue
+        self.group = group
+        self.consumer = consumer
+        self.settings = settings
+        self.stats = stats
+        self.breaker = breaker
+        self.broadcast = broadcast
+        self.tracing = settings.enable_tracing
+        #: stream id -> (delivery, monotonic time its handler started)
+        self.inflight: dict[str, tuple[Delivery, float]] = {}
+        self.local_retries: list[LocalRetry] = []
+        self.cond = threading.Condition()
+        self._settlement = Settlement.empty()
+
+    def pending(self) -> bool:
+        """True when outcomes wait to be written."""
+        with self.cond:
+            return bool(self._settlement)
+
+    def count_delivered(self, n: int) -> None:
+        """Count ``n`` deliveries read outside the fetch function (written by the next settle)."""
         if n and self.settings.enable_metrics:
-            with self._cond:
+            with self.cond:
                 self._settlement.count("delivered", n)
 
-    # -- dispatch --------------------------------------------------------------------------------
+    def add_delivered_items(self, items: list[str]) -> None:
+        """The "delivered" trace items of a dispatched batch (written by the next settle)."""
+        if items:
+            with self.cond:
+                self._settlement.trace.setdefault("delivered", []).extend(items)
 
-    def _settle_acks(self, acks: list[tuple[Envelope, MessageContext, int, int]]) -> None:
-        """Queue the plain acks of an inline batch: one lock, one breaker update."""
-        self.breaker.breaker.record(success=True, count=len(acks))
-        metrics, tracing = self.settings.enable_metrics, self._tracing
+    # -- queueing outcomes -----------------------------------------------------------------------
+
+    def acks(self, acks: list[tuple[Envelope, MessageContext, int, int]]) -> None:
+        """Queue the plain acks of an inline batch: one lock, one breaker update.
+
+        ``acks``: (envelope, context, handler started ms, done ms) per message.
+        """
+        self.breaker.record(success=True, count=len(acks))
+        metrics, tracing = self.settings.enable_metrics, self.tracing
         wait_names, proc_names, e2e_names = _WAIT, _PROC, _E2E
         wait_ms, proc_ms, e2e_ms = (fields_by_ms(k) for k in ("wait", "proc", "e2e"))
         hist: list[str] = []
         items: list[str] = []
         e2e_list: list[int] = []
         proc_list: list[int] = []
-        with self._cond:
+        with self.cond:
             batch = self._settlement
             pop = self.inflight.pop
             ack_rows = batch.acks
@@ -92,8 +124,8 @@ class Settling:
                     hist.append(e2e_ms[e2e] if 0 <= e2e < FIELD_TABLE_MS
                                 else latency_field(e2e_names, e2e_ms, e2e))
                 if tracing:
-                    items.append(f"{env.id}|{env.trace_id}|{env.attempt}|at={done}")
-                ack_rows.append((d.level, d.stream_id))
+                    items.append(item(env.id, env.trace_id, env.attempt, f"at={done}"))
+                ack_rows.append(AckRecord(d.level, d.stream_id))
             self.stats.record_many(e2e_list, proc_list)
             if hist:
                 counters = batch.counters
@@ -101,83 +133,93 @@ class Settling:
                     counters[name] = counters.get(name, 0) + amount
             if items:
                 batch.trace.setdefault("acked", []).extend(items)
-            self._cond.notify_all()
+            self.cond.notify_all()
 
-    def _settle_raw(self, d: Delivery, outcome: Outcome, env: Envelope | None,
-                    timing: tuple[int, int] | None = None) -> None:
+    def settle(self, d: Delivery, outcome: Outcome, env: Envelope | None,
+               timing: tuple[int, int] | None = None) -> None:
         """Queue the outcome of delivery ``d`` for the next batched settle call.
 
         ``timing`` = (received ms, handler started ms) adds the message's latencies to the
         batch's histograms, all under the one lock acquisition of this call.
         """
         now = now_ms()
-        with self._cond:
+        action = outcome.action
+        with self.cond:
             self.inflight.pop(d.stream_id, None)
             batch = self._settlement
             if timing is not None and env is not None:
                 self._observe(batch, env, timing[0], timing[1], now)
-            if outcome.action == "ack" and self._tracing:
+            if action == Action.ACK and self.tracing and env is not None:
                 batch.trace.setdefault("acked", []).append(
-                    f"{env.id}|{env.trace_id}|{env.attempt}|at={now}" if env else "")
-                batch.acks.append((d.level, d.stream_id))
-                self._cond.notify_all()
+                    item(env.id, env.trace_id, env.attempt, f"at={now}"))
+                batch.acks.append(AckRecord(d.level, d.stream_id))
+                self.cond.notify_all()
                 return
             self._trace_outcome(batch, d, outcome, env)
             if outcome.reason == "expired":
                 batch.count("expired")
-            if outcome.action in ("ack", "drop"):
-                batch.acks.append((d.level, d.stream_id))
-            elif outcome.action == "release" and not self.broadcast:
-                batch.retries.append((d.level, d.stream_id, 0, d.raw))
-            elif outcome.action == "retry" and env is not None and not self.broadcast:
-                first = int(env.headers.get("pn-first-failure-ms", now))
-                retry_env = env.replace(attempt=env.attempt + 1, headers={
-                    **env.headers, "pn-first-failure-ms": str(first),
-                    "pn-last-error": _short(outcome.error)})
-                due = now + int((outcome.delay_s or 0) * 1000)
-                raw = self.mq.codec.seal(retry_env, self.settings.max_payload_bytes)
-                batch.retries.append((d.level, d.stream_id, due, raw))
-            elif outcome.action == "dead":
-                first = int(env.headers.get("pn-first-failure-ms", now)) if env else now
-                attempts = env.attempt if env else d.delivery_count
-                err = outcome.error
-                batch.dead.append((
-                    d.level, d.stream_id, d.raw, outcome.reason,
-                    type(err).__name__ if err else "", str(err) if err else outcome.reason,
-                    _traceback(err), attempts, self.consumer, first))
+            if action in (Action.ACK, Action.DROP):
+                batch.acks.append(AckRecord(d.level, d.stream_id))
+            elif action in (Action.RETRY, Action.RELEASE) and self.broadcast:
+                self._retry_locally(batch, d, outcome, now)
+            elif action == Action.RELEASE:
+                batch.retries.append(RetryRecord(d.level, d.stream_id, 0, d.raw))
+            elif action == Action.RETRY and env is not None:
+                batch.retries.append(self._retry(d, outcome, env, now))
+            elif action == Action.DEAD:
+                batch.dead.append(self._dead(d, outcome, env, now))
                 if outcome.reason not in ("expired", "rejected"):
                     batch.count("failed")
-            elif outcome.action in ("retry", "release") and self.broadcast:
-                delay_s = outcome.delay_s if outcome.action == "retry" else \
-                    self.breaker.breaker.settings.recovery_timeout_s
-                due = now + int((delay_s or 0) * 1000)
-                heapq.heappush(self._local_retries,
-                               (due, d.level, d.stream_id, d.delivery_count))
-                if outcome.action == "retry":
-                    # counted here, as the settle script counts a stored queue's retries
-                    batch.count("retried")
-                    self.stats.settled(0, 1, 0)
-            # "leave": stays pending until reclaimed after the visibility timeout
-            self._cond.notify_all()
+            # Action.LEAVE: stays pending until reclaimed after the visibility timeout
+            self.cond.notify_all()
+
+    def _retry(self, d: Delivery, outcome: Outcome, env: Envelope, now: int) -> RetryRecord:
+        first = first_failure_ms(env, now)
+        retry_env = env.replace(attempt=env.attempt + 1, headers={
+            **env.headers, FIRST_FAILURE: str(first), LAST_ERROR: _short(outcome.error)})
+        due = now + int((outcome.delay_s or 0) * 1000)
+        raw = self.mq.codec.seal(retry_env, self.settings.max_payload_bytes)
+        return RetryRecord(d.level, d.stream_id, due, raw)
+
+    def _dead(self, d: Delivery, outcome: Outcome, env: Envelope | None,
+              now: int) -> DeadRecord:
+        err = outcome.error
+        return DeadRecord(
+            d.level, d.stream_id, d.raw or _fields_text(d), outcome.reason,
+            type(err).__name__ if err else "", str(err) if err else outcome.reason,
+            _traceback(err), env.attempt if env else d.delivery_count, self.consumer,
+            first_failure_ms(env, now) if env else now)
+
+    def _retry_locally(self, batch: Settlement, d: Delivery, outcome: Outcome,
+                       now: int) -> None:
+        delay_s = outcome.delay_s if outcome.action == Action.RETRY else \
+            self.breaker.settings.recovery_timeout_s
+        due = now + int((delay_s or 0) * 1000)
+        heapq.heappush(self.local_retries,
+                       LocalRetry(due, d.level, d.stream_id, d.delivery_count))
+        if outcome.action == Action.RETRY:
+            # counted here, as the settle function counts a stored queue's retries
+            batch.count("retried")
+            self.stats.settled(0, 1, 0)
 
     def _trace_outcome(self, batch: Settlement, d: Delivery, outcome: Outcome,
                        env: Envelope | None) -> None:
-        if not self.settings.enable_tracing:
+        if not self.tracing:
             return
         mid, tid, attempt = (env.id, env.trace_id, env.attempt) if env else \
             (str(peek_header(d.raw).get("id", d.stream_id)), "", d.delivery_count)
         detail = outcome.reason
-        if outcome.action == "retry":
+        if outcome.action == Action.RETRY:
             detail = f"in {outcome.delay_s or 0:.3f}s: {_short(outcome.error) or outcome.reason}"
-        elif outcome.action == "dead" and outcome.error is not None:
+        elif outcome.action == Action.DEAD and outcome.error is not None:
             detail = f"{outcome.reason}: {_short(outcome.error)}"
         name = _EVENT.get(outcome.action, "")
-        if outcome.action == "retry" and outcome.reason == "nacked":
+        if outcome.action == Action.RETRY and outcome.reason == "nacked":
             name = "nacked"
         if outcome.reason == "expired":
-            batch.event("expired", f"{mid}|{tid}|{attempt}|{outcome.action}")
+            batch.event("expired", item(mid, tid, attempt, str(outcome.action)))
         if name:
-            batch.event(name, f"{mid}|{tid}|{attempt}|{clean(detail)}")
+            batch.event(name, item(mid, tid, attempt, clean(detail)))
 
     def _observe(self, batch: Settlement, env: Envelope, received_ms: int, started_ms: int,
                  done: int) -> None:
@@ -192,45 +234,51 @@ class Settling:
             name = latency_field(names, fields_by_ms(kind), value)
             counters[name] = counters.get(name, 0) + 1
 
+    # -- writing ---------------------------------------------------------------------------------
+
     def flush(self) -> None:
         """Write all queued outcomes in one settle call (kept for retry if Redis fails)."""
-        with self._cond:
+        with self.cond:
             batch, self._settlement = self._settlement, Settlement.empty()
         if not batch:
             return
         qs = self.settings
         now = now_ms()
+        audit = self.mq.audit
+        stream = audit.stream_of(self.keys) if audit is not None else ""
         try:
             acked, retried, dead = self.mq.functions.settle(
                 self.keys, metrics_key(self.keys, now), batch, group=self.group,
                 delete=not self.broadcast, now_ms=now,
                 metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
-                dlq_retention_ms=int(qs.dead_letter_ttl_s * 1000),
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-                consumer=self.consumer, client=self._audited(batch))
+                consumer=self.consumer, audit=self._audit(stream, batch))
         except Exception:
-            with self._cond:  # put it back; settle is idempotent per stream id
+            if audit is not None:
+                audit.failed(stream)
+            with self.cond:  # put it back; settle is idempotent per stream id
                 self._settlement.absorb(batch)
             raise
         self.stats.settled(int(acked), int(retried), int(dead))
 
-    def _audited(self, batch: Settlement) -> Any:
-        """An ``AuditedClient`` recording this settle batch, or None without an audit key."""
+    def _audit(self, stream: str, batch: Settlement) -> AuditSection | None:
+        """The audit section recording this settle batch (None without an audit key)."""
         audit = self.mq.audit
         if audit is None:
             return None
         target = self.queue
         ids = [i.split("|", 1)[0] for i in batch.trace.get("acked", ())] or \
-            [sid for _, sid in batch.acks]
+            [a.stream_id for a in batch.acks]
         items = []
         if batch.acks:
             items.append(AuditItem("ack", target, message_ids=ids,
                                    detail={"group": self.group, "consumer": self.consumer}))
         if batch.retries:
-            items.append(AuditItem("retry", target, message_ids=[r[1] for r in batch.retries]))
+            items.append(AuditItem("retry", target,
+                                   message_ids=[r.stream_id for r in batch.retries]))
         reasons: dict[str, list[str]] = {}
         for dead in batch.dead:
-            reasons.setdefault(dead[3], []).append(dead[1])
+            reasons.setdefault(dead.reason, []).append(dead.stream_id)
         for reason, sids in reasons.items():
             items.append(AuditItem("dead_letter", target, "failed", message_ids=sids,
                                    detail={"reason": reason}))
@@ -238,12 +286,34 @@ class Settling:
                 outcome = "denied" if reason in ("origin_rejected", "tlp_denied") else "failed"
                 items.append(AuditItem(SECURITY_REASONS[reason], target, outcome,
                                        message_ids=sids, detail={"reason": reason}))
-        return AuditedClient(self.mq.client, audit, items) if items else None
+        return audit.section(stream, items) if items else None
+
+
+#: the retry bookkeeping headers a worker adds (reserved: user code may not set pn-*)
+FIRST_FAILURE = "pn-first-failure-ms"
+LAST_ERROR = "pn-last-error"
+
+
+def first_failure_ms(env: Envelope | None, now: int) -> int:
+    """When ``env`` first failed (its ``pn-first-failure-ms`` header), else ``now``.
+
+    Parsed defensively: a header that is not a non-negative integer is ignored, never
+    allowed to stop the lane.
+    """
+    value = env.headers.get(FIRST_FAILURE) if env is not None else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 16:
+        return int(value)
+    return now
+
+
+def _fields_text(d: Delivery) -> bytes:
+    """The raw fields of an entry that carried no envelope, kept for the DLQ."""
+    return b"\n".join(d.fields)
 
 
 _WAIT, _PROC, _E2E = (LATENCY_FIELDS[k] for k in ("wait", "proc", "e2e"))
-_EVENT = {"ack": "acked", "retry": "retried", "dead": "dead_lettered", "release": "released",
-          "drop": ""}
+_EVENT = {Action.ACK: "acked", Action.RETRY: "retried", Action.DEAD: "dead_lettered",
+          Action.RELEASE: "released", Action.DROP: ""}
 
 
 def _short(err: BaseException | None) -> str:
@@ -254,3 +324,6 @@ def _traceback(err: BaseException | None) -> str:
     if err is None or err.__traceback__ is None:
         return ""
     return "".join(traceback.format_exception(err, limit=-5))[-2000:]
+
+
+__all__ = ["FIRST_FAILURE", "LAST_ERROR", "LocalRetry", "Settler", "first_failure_ms"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..backend.boundary import public
 from ..config.tuning import overlap_fits, tune_process_for_throughput
 from ..model.envelope import new_id
 from ..observe.worker_stats import WorkerStats
@@ -56,6 +57,7 @@ class _AsyncRunner:
             self.loop.close()
 
 
+@public
 class Worker:
     """Runs subscriptions until stopped.
 
@@ -223,13 +225,14 @@ class Worker:
                 if time.monotonic() - last_trim > 5:
                     last_trim = time.monotonic()
                     for lane in self.lanes:
-                        if lane.broadcast:
+                        # trimming needs XTRIM: an operator's (or an unrestricted) worker's
+                        if lane.broadcast and self.mq.may_manage(lane.queue):
                             self.mq.functions.trim_broadcast(lane.keys)
             except Exception as exc:  # noqa: BLE001 - the keeper must survive Redis hiccups
                 log.warning("keeper: %s", exc)
 
     def _heartbeat(self, alive: bool) -> None:
-        key = self.mq.keys.consumers
+        key = self.mq.keys.heartbeats(self.mq.user)
         try:
             if not alive:
                 self.mq.client.hdel(key, self.consumer)

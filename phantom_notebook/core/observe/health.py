@@ -12,8 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from .consumers import read_heartbeats
 from .metrics import MetricsStore, merge
 
 if TYPE_CHECKING:
@@ -189,11 +188,10 @@ def _queue_checks(mq: Deployment, store: MetricsStore, queue: str, depth: int,
 def _consumers(mq: Deployment, t: HealthThresholds) -> list[HealthCheck]:
     out = []
     now = time.time()
-    for name, raw in mq.client.hgetall(mq.keys.consumers).items():
-        beat = orjson.loads(raw)
-        age = now - float(beat.get("last_seen", 0))
+    for beat in read_heartbeats(mq):
+        age = now - beat.last_seen
         status = WARN if age > t.stale_consumer_s else OK
-        out.append(HealthCheck("consumer heartbeat", status, name.decode(), f"{age:.0f} s ago",
-                               f"queues {', '.join(beat.get('queues', []))}; stale after "
-                               f"{t.stale_consumer_s:.0f} s"))
+        out.append(HealthCheck("consumer heartbeat", status, beat.consumer, f"{age:.0f} s ago",
+                               f"queues {', '.join(beat.queues)}; user {beat.user}; stale "
+                               f"after {t.stale_consumer_s:.0f} s"))
     return out

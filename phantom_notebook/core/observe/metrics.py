@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from ..backend.boundary import public
+
 if TYPE_CHECKING:
     from ..backend.keyspace import QueueKeys
     from ..ports import Deployment
@@ -149,6 +151,7 @@ def merge(buckets: Iterable[MetricsBucket], queue: str = "*") -> MetricsBucket:
     return out
 
 
+@public
 class MetricsStore:
     """Reads the metric buckets every worker and producer wrote (the fleet-wide view)."""
 

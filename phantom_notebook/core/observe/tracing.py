@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..model.envelope import Envelope
+from ..backend.boundary import public
 
 if TYPE_CHECKING:
     from ..ports import Deployment
@@ -36,10 +36,10 @@ def clean(text: str, limit: int = 160) -> str:
     return text.replace("|", "/").replace(";", ",").replace("\n", " ")[:limit]
 
 
-def item(env: Envelope, attempt: int | None = None, detail: str = "") -> str:
-    """The trace item of one message: ``id|trace id|attempt|detail``."""
-    return f"{env.id}|{env.trace_id}|{env.attempt if attempt is None else attempt}|" \
-           f"{clean(detail)}"
+def item(message_id: str, trace_id: str, attempt: int, detail: str = "") -> str:
+    """The trace item of one message, ``id|trace id|attempt|detail``: the one place the
+    format is written (``detail`` must be ``clean``: no ``|`` or ``;``)."""
+    return f"{message_id}|{trace_id}|{attempt}|{detail}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ def parse_entry(queue: str, entry_id: bytes | str,
                          attempt, detail, time_ms)
 
 
+@public
 class TraceLog:
     """Finds the events of a message or a trace across queues."""
 

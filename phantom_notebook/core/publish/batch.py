@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from ..backend.cluster import node_client
+from ..audit.inline import AuditItem
+from ..backend.boundary import translate
+from ..backend.cluster import node_client, refresh_topology
 from ..backend.connection import TRANSIENT_ERRORS
-from ..backend.durability import call_with_topology_retry, durable_client
-from ..backend.functions import PublishColumns
+from ..backend.durability import check_waited, durable_node, wait_command
+from ..backend.functions import publish_ids
 from ..backend.keyspace import QueueKeys
+from ..backend.records import PublishColumns
 from ..config.settings import QueueSettings
 from ..errors import PublishError, QueueFullError, ValidationError
 from ..model.envelope import (
@@ -65,7 +68,7 @@ def publish_batch(mq: Deployment, queue: str, messages: Iterable[Message | tuple
     now = now_ms()
     try:
         layout = mq.layout(queue)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except TRANSIENT_ERRORS as exc:
         raise PublishError(f"publish of {len(items)} message(s) to {queue!r} was not "
                            f"confirmed ({type(exc).__name__}: {exc}); nothing was written") \
             from exc
@@ -86,41 +89,66 @@ def publish_batch(mq: Deployment, queue: str, messages: Iterable[Message | tuple
 
 def write_columns(mq: Deployment, queue: str, qs: QueueSettings, keys: QueueKeys,
                   batch: PublishColumns, now: int, wait_s: float | None) -> list[str]:
-    """Write one partition's batch; back off and retry while the queue is full (``wait_s``).
+    """Write one partition's batch in one function call; back off and retry while the
+    queue (or Redis itself) is full, up to ``wait_s``.
 
-    Raises ``QueueFullError`` when no room came within ``wait_s``, and ``PublishError``
-    when Redis could not confirm the write (it may or may not have happened).
+    The batch's audit entry rides in the call (appended before anything is written) and,
+    on a queue with ``durability`` set, ``WAIT``/``WAITAOF`` follows it on the same
+    connection: every layer composes with every other. Raises ``QueueFullError`` /
+    ``CapacityError`` when no room came within ``wait_s``, ``AuditError`` when the audit
+    entry was refused, and ``PublishError`` when Redis could not confirm the write (it may
+    or may not have happened).
     """
-    from ..audit.inline import AuditedClient, AuditItem
-
     deadline = time.monotonic() + (wait_s or 0)
     pause = 0.005
+    then = wait_command(qs)
     while True:
+        audit = mq.audit
+        stream = audit.stream_of(keys) if audit is not None else ""
         try:
-            def once() -> list[str]:
-                waiting: Any = None if qs.durability == "none" else \
-                    durable_client(mq.client, qs, queue, keys.meta)
-                if waiting is None and mq.audit is not None:
-                    waiting = AuditedClient(mq.client, mq.audit, [AuditItem(
-                        "publish", queue, message_ids=list(batch.ids))])
-                return mq.functions.publish_columns(
-                    keys, metrics_key(keys, now), batch,
-                    max_size=qs.max_queue_size,
-                    dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
-                    metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
-                    trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-                    actor=mq.origin or "", client=waiting)
-
-            return list(call_with_topology_retry(mq.client, once))
-        except QueueFullError:
-            if time.monotonic() + pause > deadline:
-                raise
-            time.sleep(pause)  # back-pressure: wait for consumers to make room
-            pause = min(pause * 2, 0.25)
+            try:
+                reply = _publish_once(mq, queue, qs, keys, batch, now, then, stream)
+            except (redis.exceptions.MovedError, redis.exceptions.AskError):
+                # a cluster resharded or failed over: nothing ran; re-read the slot map
+                if audit is not None:
+                    audit.failed(stream)
+                refresh_topology(mq.client)
+                reply = _publish_once(mq, queue, qs, keys, batch, now, then, stream)
+        except redis.ResponseError as exc:
+            if audit is not None:
+                audit.failed(stream)
+            error = translate(exc, mq.client, queue)
+            if isinstance(error, QueueFullError) and time.monotonic() + pause <= deadline:
+                time.sleep(pause)  # back-pressure: wait for consumers to make room
+                pause = min(pause * 2, 0.25)
+                continue
+            raise error from None
         except TRANSIENT_ERRORS as exc:
+            if audit is not None:
+                audit.failed(stream)
             raise PublishError(
                 f"publish of {len(batch.ids)} message(s) to {queue!r} was not confirmed "
                 f"({type(exc).__name__}: {exc}); it may or may not have been written") from exc
+        if then is not None:
+            reply, after = reply
+            check_waited(after, qs, queue)
+        return publish_ids(batch, reply)
+
+
+def _publish_once(mq: Deployment, queue: str, qs: QueueSettings, keys: QueueKeys,
+                  batch: PublishColumns, now: int, then: tuple[Any, ...] | None,
+                  stream: str) -> Any:
+    """One publish function call of ``batch`` (its audit entry chained now)."""
+    audit = mq.audit
+    section = None if audit is None else audit.section(
+        stream, [AuditItem("publish", queue, message_ids=batch.ids)])
+    return mq.functions.publish(
+        keys, metrics_key(keys, now), batch, max_size=qs.max_queue_size,
+        dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
+        metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
+        trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+        actor=mq.origin or "", audit=section, then=then,
+        client=None if then is None else durable_node(mq.client, qs, queue, keys.meta))
 
 
 def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Message],

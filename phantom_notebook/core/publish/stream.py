@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..backend.boundary import translate
 from ..backend.connection import TRANSIENT_ERRORS
-from ..backend.functions import PublishColumns, publish_ids, queue_full
+from ..backend.functions import publish_ids
+from ..backend.records import PublishColumns
 from ..errors import PublishStreamError, ValidationError
 from ..model.envelope import now_ms
 from ..model.message import Message
@@ -60,60 +62,73 @@ def publish_stream(mq: Deployment, queue: str, messages: Iterable[Message | tupl
     return _pipelined(mq, queue, chunks)
 
 
-def _pipelined(mq: Deployment, queue: str, chunks: Iterator[list[Message]]) -> list[str]:
-    qs = mq.declare(queue)
-    keys = mq.queue_keys(queue)
-    scripts = mq.functions
-    sha = scripts.publish_sha(mq.client)
-    window_ms = int(qs.deduplication_window_s * 1000)
-    metrics_ttl = RETENTION_S if qs.enable_metrics else 0
-    trace_cap = TRACE_MAX_ENTRIES if qs.enable_tracing else 0
-    pool = mq.client.connection_pool
-    conn = pool.get_connection()
-    ids: list[str] = []
-    inflight: deque[PublishColumns] = deque()
-    failure: Exception | None = None
+class _Pipeline:
+    """Batches of one stream sent on one connection, replies read one batch behind."""
 
-    def take_reply() -> None:
-        nonlocal failure
-        batch = inflight.popleft()
+    def __init__(self, mq: Deployment, queue: str, conn: Any) -> None:
+        self.mq, self.queue, self.conn = mq, queue, conn
+        self.qs = mq.declare(queue)
+        self.keys = mq.queue_keys(queue)
+        self.ids: list[str] = []
+        self.inflight: deque[PublishColumns] = deque()
+        self.failure: Exception | None = None
+
+    def send(self, items: list[Message]) -> None:
+        """Build, seal and send one batch (nothing is read)."""
+        mq, qs, keys = self.mq, self.qs, self.keys
+        now = now_ms()
+        batch, _ = build_columns(mq, self.queue, qs, items, now, None)
+        key_list, argv = mq.functions.publish_args(
+            keys, metrics_key(keys, now), batch, max_size=qs.max_queue_size,
+            dedup_window_ms=int(qs.deduplication_window_s * 1000), now_ms=now,
+            metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
+            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0, actor=mq.origin or "")
+        self.conn.send_command("FCALL", *mq.functions.command("publish", key_list, argv))
+        self.inflight.append(batch)
+
+    def take_reply(self) -> None:
+        """Read the reply of the oldest batch in flight."""
+        batch = self.inflight.popleft()
         try:
-            ids.extend(publish_ids(batch, conn.read_response()))
+            self.ids.extend(publish_ids(batch, self.conn.read_response()))
         except redis.ResponseError as exc:  # the reply was read: the connection is in step
-            failure = failure or queue_full(exc, queue)
+            self.failure = self.failure or translate(exc, self.mq.client, self.queue)
 
+
+def _pipelined(mq: Deployment, queue: str, chunks: Iterator[list[Message]]) -> list[str]:
+    pool = mq.client.connection_pool
+    conn: Any = None
+    line: _Pipeline | None = None
     try:
+        conn = pool.get_connection()
+        line = _Pipeline(mq, queue, conn)
         try:
             for items in chunks:
-                now = now_ms()
-                batch, _ = build_columns(mq, queue, qs, items, now, None)
-                command = scripts.publish_command(
-                    keys, metrics_key(keys, now), batch, max_size=qs.max_queue_size,
-                    dedup_window_ms=window_ms, now_ms=now, metrics_ttl_s=metrics_ttl,
-                    trace_cap=trace_cap, actor=mq.origin or "")
-                conn.send_command("EVALSHA", sha, *command)
-                inflight.append(batch)
-                if len(inflight) > 1:
-                    take_reply()
-                    if failure is not None:
+                line.send(items)
+                if len(line.inflight) > 1:
+                    line.take_reply()
+                    if line.failure is not None:
                         break
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # a bad message: its batch was never sent
-            failure = exc
-        while inflight:
-            take_reply()
+            line.failure = exc
+        while line.inflight:
+            line.take_reply()
     except TRANSIENT_ERRORS as exc:
-        conn.disconnect()
+        if conn is not None:
+            conn.disconnect()
+        done = line.ids if line is not None else []
         raise PublishStreamError(
-            f"publish stream to {queue!r} lost its connection after {len(ids)} confirmed "
+            f"publish stream to {queue!r} lost its connection after {len(done)} confirmed "
             f"message(s) ({type(exc).__name__}: {exc}); the batches in flight may or may not "
-            f"have been written", ids) from exc
+            f"have been written", done) from exc
     finally:
-        pool.release(conn)
-    if failure is not None:
-        raise _failed(queue, ids, failure) from failure
-    return ids
+        if conn is not None:
+            pool.release(conn)
+    if line.failure is not None:
+        raise _failed(queue, line.ids, line.failure) from line.failure
+    return line.ids
 
 
 def _failed(queue: str, ids: list[str], exc: Exception) -> PublishStreamError:

@@ -9,9 +9,10 @@ with raw commands. Facts the rules rely on, checked on redis-server 7.0:
 - Braces are literal in Redis globs, so ``~pn:{ioc-*}:*`` matches every key of every
   ``ioc-`` queue. A ``*`` may only end a queue pattern: in ``{*-feed}`` it could run past
   the hash tag into a caller-chosen dedup key (``pn:{alerts}:dedup:x-feed}:y``).
-- EVALSHA needs read *and* write on every key it is given; the commands a script runs
+- FCALL needs read *and* write on every key it is given; the commands a function runs
   are checked one by one against the caller's ACL, so the selectors below list exactly
-  the commands our scripts run, each on the keys it needs.
+  the commands our functions run, each on the keys it needs. No role holds SCRIPT, EVAL
+  or FUNCTION: none can run code of its own (an infinite loop freezes Redis).
 - XADD, XTRIM, ZADD, SADD, HSET, HDEL, EXPIRE need write only (``%W~``): producers append
   to streams and to the audit trail without being able to read them back. XLEN, ZCARD and
   EXISTS accept either permission. HINCRBY and ``SET ... GET`` need both.
@@ -204,56 +205,75 @@ class AccessPolicy:
 
 # -- Redis ACL rules ---------------------------------------------------------------------------
 #
-# (scope, commands, key/channel templates). Scope "all" applies to every role; a queue
-# scope is expanded once per granted pattern: {q} = "<prefix>:{<pattern>}" (and
-# "<prefix>:{<pattern>#*}" for the partitions of an exact name), {n} = pattern.
-# Rows with the same commands are merged into one selector.
+# Rows: (scope, commands, key/channel templates, what needs them). Scope "all" applies to
+# every role; a queue scope is expanded once per granted pattern: {q} = "<prefix>:{<pattern>}"
+# (and "<prefix>:{<pattern>#*}" for the partitions of an exact name), {n} = pattern,
+# {p} = the prefix, {u} = the ACL user (its own audit streams and heartbeats). Rows with
+# the same commands are merged into one selector. Application roles - admin included -
+# hold FCALL and never SCRIPT, EVAL*, FUNCTION, CONFIG, FLUSH*, DEBUG, SHUTDOWN or MODULE:
+# only the operator who runs ``phantom-notebook deploy`` loads code. FCALL needs read and
+# write on every key it is given, and every command a function runs is checked against
+# the caller's ACL again, so each role also holds exactly the commands its functions run.
 
-_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("all", "+smembers +sismember +scard", ("%R~{p}:queues",)),
-    ("all", "+xadd", ("%W~{p}:audit",)),
-    ("read_audit", "+xrange +xrevrange +xread +xlen +xinfo|stream", ("%R~{p}:audit",)),
-    ("read_audit", "+evalsha", ("~{p}:audit",)),  # audit_append.lua: checkpoints
-    ("audit_retention", "+xtrim", ("%W~{p}:audit",)),
-    ("stats", "+hget +hgetall +xlen +zcard +xinfo|groups", ("%R~{q}:*", "%R~{p}:consumers")),
-    ("stats", "+xrange +xrevrange", ("%R~{q}:trace",)),
-    ("publish", "+evalsha", ("~{q}:*",)),
-    ("publish", "+xadd +xlen", ("%W~{q}:s:*",)),
-    ("publish", "+xadd", ("%W~{q}:trace",)),
-    ("publish", "+zadd +zcard", ("%W~{q}:delayed",)),
-    ("publish", "+hget +hmget +hset +hsetnx +pexpire", ("~{q}:dedup:*",)),
-    ("publish", "+hincrby +expire", ("~{q}:m:*",)),
-    ("publish", "+hget +hsetnx", ("~{q}:meta",)),
-    ("publish", "+sadd", ("%W~{p}:queues",)),
-    ("publish", "+publish", ("&{p}:ps:{n}:*",)),
-    ("consume", "+evalsha", ("~{q}:*",)),
-    ("consume", "+xreadgroup +xautoclaim +xclaim +xpending +xack +xdel +xadd +xtrim +xlen "
-                "+xinfo|groups +xgroup|create +exists", ("~{q}:s:*",)),
-    ("consume", "+zrangebyscore +zrange +zrem +zadd +zcard", ("~{q}:delayed",)),
-    ("consume", "+xadd +xtrim +xlen", ("%W~{q}:dlq",)),
-    ("consume", "+xadd", ("%W~{q}:trace",)),
-    ("consume", "+hincrby +expire", ("~{q}:m:*",)),
-    ("consume", "+hget +hsetnx", ("~{q}:meta",)),
-    ("consume", "+hset +hget", ("~{q}:breakers",)),
-    ("consume", "+exists +set", ("~{q}:done:*",)),
-    ("consume", "+sadd", ("%W~{p}:queues",)),
-    ("consume", "+hset +hdel", ("%W~{p}:consumers",)),
-    ("subscribe", "+psubscribe +subscribe", ("&{p}:ps:{n}:*",)),
-    ("manage", "+evalsha", ("~{q}:*",)),
-    ("manage", "+xrange +xrevrange +xread +xlen +xadd +xdel +xtrim +xinfo|stream +xinfo|groups "
-               "+xinfo|consumers +xgroup|create +xgroup|destroy +xgroup|setid "
+_AUDITS = "%W~{p}:{{{n}}}:audit:{u}"  # its own audit stream of each granted queue
+_ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("all", "+fcall_ro", (), "connect: FCALL_RO pn1_version (the library build check)"),
+    ("all", "+acl|whoami", (), "connect: the user name that names its audit streams"),
+    ("all", "+smembers +sismember +scard", ("%R~{p}:queues",), "queue discovery"),
+    ("all", "+xadd", ("%W~{p}:audit:{u}",), "audit: its own global stream (denials, changes)"),
+    ("read_audit", "+xrange +xrevrange +xread +xlen +xinfo|stream",
+     ("%R~{p}:audit:*", "%R~{p}:{{*}}:audit:*"), "verify_audit, audit anchor"),
+    ("read_audit", "+scan", (), "finding every audit stream"),
+    ("audit_maintain", "+fcall", ("~{p}:audit:*", "~{p}:{{*}}:audit:*"),
+     "audit checkpoint (pn1_audit_append)"),
+    ("audit_maintain", "+xadd +xrevrange +xtrim", ("~{p}:audit:*", "~{p}:{{*}}:audit:*"),
+     "audit checkpoint and retention"),
+    ("stats", "+hget +hgetall +xlen +zcard +xinfo|groups", ("%R~{q}:*",), "stats, health"),
+    ("stats", "+xrange +xrevrange", ("%R~{q}:trace",), "traces"),
+    ("stats", "+scan +hgetall", ("%R~{p}:hb:*",), "workers' heartbeats"),
+    ("publish", "+fcall", ("~{q}:*",), "pn1_publish (keys of its queues)"),
+    ("publish", "+xadd +xlen", ("%W~{q}:s:*",), "pn1_publish: new messages, the depth check"),
+    ("publish", "+xadd", ("%W~{q}:trace",), "pn1_publish: published events"),
+    ("publish", "+zadd +zcard", ("%W~{q}:delayed",), "pn1_publish: delayed messages"),
+    ("publish", "+hget +hmget +hset +hsetnx +pexpire", ("~{q}:dedup:*",),
+     "pn1_publish: dedup windows"),
+    ("publish", "+hincrby +expire", ("~{q}:m:*",), "pn1_publish: metrics"),
+    ("publish", "+xadd", (_AUDITS,), "pn1_publish: its audit entries"),
+    ("publish", "+publish", ("&{p}:ps:{n}:*",), "pub/sub queues"),
+    ("consume", "+fcall", ("~{q}:*",), "pn1_fetch, pn1_settle (keys of its queues)"),
+    ("consume", "+xreadgroup +xautoclaim +xclaim +xpending +xack +xdel +xadd +xlen "
+                "+xinfo|groups +exists", ("~{q}:s:*",),
+     "pn1_fetch (read, reclaim, promote), pn1_settle (ack, retry), leases"),
+    ("consume", "+zrangebyscore +zrange +zrem +zadd", ("~{q}:delayed",),
+     "pn1_fetch: promotion; pn1_settle: retries"),
+    ("consume", "+xadd", ("%W~{q}:dlq",), "pn1_fetch, pn1_settle: dead letters"),
+    ("consume", "+xadd", ("%W~{q}:trace",), "pn1_fetch, pn1_settle: lifecycle events"),
+    ("consume", "+hincrby +expire", ("~{q}:m:*",), "pn1_fetch, pn1_settle: metrics"),
+    ("consume", "+hset", ("%W~{q}:breakers",), "circuit-breaker state"),
+    ("consume", "+exists +set", ("~{q}:done:*",), "idempotent() handlers"),
+    ("consume", "+xadd", (_AUDITS,), "pn1_settle: its audit entries"),
+    ("consume", "+hset +hdel +expire", ("%W~{p}:hb:{u}",), "its own workers' heartbeats"),
+    ("subscribe", "+psubscribe +subscribe +unsubscribe +punsubscribe", ("&{p}:ps:{n}:*",),
+     "pub/sub queues"),
+    ("manage", "+fcall", ("~{q}:*",), "pn1_replay, pn1_reseal, pn1_trim_broadcast"),
+    ("manage", "+xrange +xrevrange +xread +xlen +xadd +xdel +xtrim +xsetid +xinfo|stream "
+               "+xinfo|groups +xinfo|consumers +xgroup|create +xgroup|destroy +xgroup|setid "
                "+xgroup|delconsumer +xpending +xack +xclaim +xautoclaim +xreadgroup "
                "+hget +hgetall +hset +hsetnx +hdel +hincrby +hlen "
-               "+zrange +zrangebyscore +zcard +zadd +zrem +zscore +get +set "
-               "+exists +type +del +unlink +expire +pexpire +persist +ttl +pttl", ("~{q}:*",)),
-    ("manage", "+sadd +srem", ("%W~{p}:queues",)),
-    ("manage", "+hgetall +hdel", ("~{p}:consumers",)),
+               "+zrange +zrangebyscore +zcard +zadd +zrem +zscore +zscan +get +set +incr "
+               "+exists +type +del +unlink +expire +pexpire +persist +ttl +pttl", ("~{q}:*",),
+     "declare, consumer groups, DLQ replay/purge, rotation, repair, retention"),
+    ("manage", "+sadd +srem", ("%W~{p}:queues",), "declaring queues (the registry)"),
+    ("manage", "+scan +hgetall +hdel +del", ("~{p}:hb:*",), "removing stale heartbeats"),
 )
 
 # every role: connection handshake (AUTH, HELLO, SELECT, PING, CLIENT SETNAME ...) but no
 # CLIENT KILL/LIST/PAUSE (@admin/@dangerous) and no key-name leaks through client tracking
 _BASE = ("-@all", "+@connection", "-@admin", "-@dangerous", "-client|tracking",
          "-client|caching", "+time")
+#: what no application role may ever hold (tests check every rendered role)
+FORBIDDEN = ("script", "eval", "evalsha", "eval_ro", "evalsha_ro", "function", "config",
+             "flushall", "flushdb", "debug", "shutdown", "module", "acl|setuser", "keys")
 
 
 def _glob_escape(text: str) -> str:
@@ -266,15 +286,38 @@ def _scopes(role: Role, queues: Iterable[str]) -> dict[str, tuple[str, ...]]:
     known = [q for q in queues if any(fnmatchcase(q, p) for p in consumed)]
     scopes["subscribe"] = tuple(dict.fromkeys([*consumed, *known]))
     scopes["read_audit"] = ("*",) if role.reads_audit else ()
-    # trimming the audit trail (retention at a checkpoint) is for auditors who manage all
-    scopes["audit_retention"] = ("*",) if role.reads_audit and "*" in scopes["manage"] else ()
+    # checkpoints and retention of every user's trail: for auditors who manage everything
+    scopes["audit_maintain"] = ("*",) if role.reads_audit and "*" in scopes["manage"] else ()
     scopes["all"] = ("*",)
     return scopes
 
 
+def grants_of(policy: AccessPolicy, role: str, username: str, *, prefix: str = "pn",
+              queues: Iterable[str] = ()) -> list[tuple[str, tuple[str, ...], str]]:
+    """What ``username`` with ``role`` holds: (commands, key/channel patterns, why) rows."""
+    granted = policy.role(role)
+    p, u = _glob_escape(prefix), _glob_escape(username)
+    scopes = _scopes(granted, [check_queue_name(q) for q in queues])
+    out: list[tuple[str, tuple[str, ...], str]] = []
+    for scope, commands, templates, why in _ROWS:
+        for pattern in scopes[scope]:
+            tags = [pattern] if pattern.endswith("*") else [pattern, f"{pattern}#*"]
+            targets: list[str] = []
+            for template in templates:
+                for tag in tags if ("{q}" in template or "{n}}}" in template) else tags[:1]:
+                    target = template.format(p=p, q=f"{p}:{{{tag}}}", n=tag, u=u)
+                    if target not in targets:
+                        targets.append(target)
+            row = (commands, tuple(targets), why)
+            if row not in out:
+                out.append(row)
+    return out
+
+
 def render_acl(policy: AccessPolicy, role: str, username: str, password: str | None = None,
                *, prefix: str = "pn", queues: Iterable[str] = (),
-               allow_nopass: bool = False) -> list[str]:
+               allow_nopass: bool = False,
+               redis_version: tuple[int, ...] = (7, 0)) -> list[str]:
     """The ``ACL SETUSER <username>`` rules that let ``username`` do what ``role`` grants.
 
     The password is written as ``#<sha256>`` so rendered rules never contain it;
@@ -282,7 +325,6 @@ def render_acl(policy: AccessPolicy, role: str, username: str, password: str | N
     patterns match ACL channels literally, so live subscribers of those queues get
     ``&<prefix>:ps:<queue>:*`` besides the granted patterns. Needs Redis >= 7.0.
     """
-    granted = policy.role(role)
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise ValidationError(f"invalid ACL username {username!r}: use letters, digits, . _ @ -")
     if password is None and not allow_nopass:
@@ -290,38 +332,40 @@ def render_acl(policy: AccessPolicy, role: str, username: str, password: str | N
     if password is not None and not password:
         raise ValidationError(f"user {username!r}: the password must not be empty")
     secret = "nopass" if password is None else "#" + hashlib.sha256(password.encode()).hexdigest()
-    known = [check_queue_name(q) for q in queues]
-    p = _glob_escape(prefix)
-    scopes = _scopes(granted, known)
+    rows = grants_of(policy, role, username, prefix=prefix, queues=queues)
+    plain: list[str] = []
     selectors: dict[str, list[str]] = {}
-    for scope, commands, templates in _ROWS:
-        for pattern in scopes[scope]:
-            targets = selectors.setdefault(commands, [])
-            tags = [pattern] if pattern.endswith("*") else [pattern, f"{pattern}#*"]
-            for template in templates:
-                for tag in tags if "{q}" in template else tags[:1]:
-                    target = template.format(p=p, q=f"{p}:{{{tag}}}", n=pattern)
-                    if target not in targets:
-                        targets.append(target)
-    rules = ["reset", "on", secret, "resetkeys", "resetchannels", *_BASE]
-    if any(scopes[a] for a in ("publish", "consume", "manage", "read_audit")):
-        rules.append("+script|load")
-    if scopes["consume"]:
-        rules += ["+unsubscribe", "+punsubscribe"]
-    if scopes["publish"]:
-        rules.append("+wait")  # durability="replicated" publishes: EVALSHA then WAIT
-    rules += [f"({commands} {' '.join(targets)})" for commands, targets in selectors.items()
-              if targets]
+    for commands, targets, _ in rows:
+        if not targets:  # commands without keys (FCALL_RO of the version, WHOAMI, SCAN)
+            plain += [c for c in commands.split() if c not in plain]
+            continue
+        merged = selectors.setdefault(commands, [])
+        merged += [t for t in targets if t not in merged]
+    scopes = _scopes(policy.role(role), queues)
+    rules = ["reset", "on", secret, "resetkeys", "resetchannels", *_BASE, *plain]
+    if scopes["publish"]:  # durability: FCALL then WAIT (WAITAOF: Redis >= 7.2) on one connection
+        rules += ["+wait", "+waitaof"] if redis_version >= (7, 2) else ["+wait"]
+    rules += [f"({commands} {' '.join(targets)})" for commands, targets in selectors.items()]
     return rules
 
 
+def describe_acl(policy: AccessPolicy, role: str, username: str, *, prefix: str = "pn",
+                 queues: Iterable[str] = ()) -> str:
+    """A readable table of what ``username`` holds and which function needs each grant."""
+    lines = [f"# {username} (role {role}): {policy.role(role).describe()}"]
+    for commands, targets, why in grants_of(policy, role, username, prefix=prefix,
+                                            queues=queues):
+        lines.append(f"#   {commands:<54} {' '.join(targets) or '(no keys)':<40} {why}")
+    return "\n".join(lines)
+
+
 def render_all(policy: AccessPolicy, users: Mapping[str, tuple[str, str | None]], *,
-               prefix: str = "pn", queues: Iterable[str] = (),
-               allow_nopass: bool = False) -> dict[str, list[str]]:
+               prefix: str = "pn", queues: Iterable[str] = (), allow_nopass: bool = False,
+               redis_version: tuple[int, ...] = (7, 0)) -> dict[str, list[str]]:
     """Rules for every ``{username: (role, password)}``, keyed by username."""
     known = list(queues)
     return {name: render_acl(policy, role, name, password, prefix=prefix, queues=known,
-                             allow_nopass=allow_nopass)
+                             allow_nopass=allow_nopass, redis_version=redis_version)
             for name, (role, password) in users.items()}
 
 
@@ -372,8 +416,11 @@ __all__ = [
     "Action",
     "Grant",
     "Role",
+    "FORBIDDEN",
     "apply_acl",
     "check_queue_pattern",
+    "describe_acl",
+    "grants_of",
     "format_setuser",
     "render_acl",
     "render_all",

@@ -88,16 +88,19 @@ def test_a_full_queue_raises_and_leaves_the_connection_in_step(
     assert second != first and _ready(real_mq, "tiny") == 1
 
 
-def test_a_flushed_script_cache_is_reloaded_on_the_pinned_connection(
+def test_functions_lost_by_the_server_are_reloaded_on_the_pinned_connection(
         own_server: Any) -> None:
     mq = pn.connect(own_server.url, key_prefix="wire")
     try:
         mq.publish("wire", "ioc.x", {"n": 0})
-        mq.client.script_flush()
+        mq.client.function_flush()  # what a restart without persistence leaves
+        mq.client.config_resetstat()
         mq.publish("wire", "ioc.x", {"n": 1})
         assert _ready(mq, "wire") == 2
-        # NOSCRIPT twice: on first use and after the flush, each answered by a reload
-        assert mq.client.info("commandstats")["cmdstat_evalsha"]["failed_calls"] == 2
+        stats = mq.client.info("commandstats")
+        # "Function not found" once, answered by one FUNCTION LOAD and the call again
+        assert stats["cmdstat_fcall"]["failed_calls"] == 1
+        assert stats["cmdstat_function|load"]["calls"] == 1
     finally:
         mq.close()
 
@@ -126,7 +129,7 @@ def test_the_embedded_redis_never_takes_the_pinned_path() -> None:
     mq = pn.connect(None, key_prefix="wire-embedded", settings=pn.Settings())
     try:
         assert not mq.functions.pinned.usable
-        assert mq.functions.pinned.evalsha(mq.functions._publish, 0) is FALLBACK
+        assert mq.functions.pinned.call(["pn1_version", 0]) is FALLBACK
         mq.publish("wire", "ioc.x", {"n": 0})
         assert _ready(mq, "wire") == 1
     finally:

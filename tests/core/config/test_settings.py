@@ -9,6 +9,7 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook import ConfigError, QueueSettings, RedisSettings, RetrySettings, Settings
+from phantom_notebook.core.backend.connection import open_client
 
 # -- defaults ---------------------------------------------------------------------------------
 
@@ -330,11 +331,20 @@ def test_the_masked_repr_still_says_where_redis_is() -> None:
 
 @pytest.mark.parametrize("url", SECRET_URLS[:3])
 def test_a_message_queue_repr_never_shows_the_password(url: str) -> None:
-    mq = pn.connect(url, settings=Settings())  # no command is sent: nothing to reach
+    settings = Settings.from_dict({"redis": {"url": url}})
+    mq = pn.MessageQueue(open_client(settings.redis), settings)  # nothing sent yet
     try:
         assert "s3cret" not in repr(mq)
     finally:
         mq.client.close()
+
+
+@pytest.mark.parametrize("url", SECRET_URLS[:3])
+def test_an_unreachable_server_is_reported_at_connect_without_the_password(url: str) -> None:
+    with pytest.raises(pn.ConnectionLostError, match="cannot reach") as info:
+        pn.connect(url.replace("@h:6379", "@127.0.0.1:1").replace("redis.example", "127.0.0.1:1"),
+                   settings=Settings(), connect_timeout_s=1.0)
+    assert "s3cret" not in str(info.value)
 
 
 def test_a_config_error_about_a_url_never_shows_its_password() -> None:

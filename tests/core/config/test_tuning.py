@@ -101,7 +101,7 @@ def test_the_supervisor_gives_children_the_overlap_only_when_a_core_stays_spare(
     from phantom_notebook import cli
 
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
-    args = cli._parser().parse_args(["worker", "mod:setup", *flags])
+    args = cli.parser_of().parse_args(["worker", "mod:setup", *flags])
     max_processes = args.max_processes or args.processes
-    command = cli._child_command(args, max_processes)
+    command = cli.child_command(args, max_processes)
     assert expected in command and command.count("--overlap") + command.count("--no-overlap") == 1

@@ -81,7 +81,7 @@ def test_a_backlog_makes_the_supervisor_start_more_worker_processes(
                      interval_s=0.25, grace_s=10, env=env)
     try:
         def beats() -> int:
-            return len(real_mq.client.hkeys(real_mq.keys.consumers))
+            return len(real_mq.client.hkeys(real_mq.keys.heartbeats(real_mq.user)))
 
         assert eventually(lambda: sup.step() >= 3 and beats() >= 3, timeout_s=40,
                           interval_s=0.25)

@@ -80,19 +80,18 @@ def running(mq: pn.MessageQueue) -> Iterator[pn.Worker]:
 # -- one round trip per batch -----------------------------------------------------------------
 
 
-def test_publish_batch_of_500_is_one_evalsha(own_server: RedisServer) -> None:
+def test_publish_batch_of_500_is_one_function_call(own_server: RedisServer) -> None:
     mq = pn.connect(own_server.url, key_prefix="rt")
     try:
-        mq.publish("bulk", "warm", {})  # declares the queue and loads the script
+        mq.publish("bulk", "warm", {})  # declares the queue
         mq.client.config_resetstat()
         mq.publish_batch("bulk", [("ioc.raw", {"n": i}) for i in range(500)])
         commands = mq.client.info("commandstats")
     finally:
         mq.client.close()
-    assert commands["cmdstat_evalsha"]["calls"] == 1
-    assert "cmdstat_eval" not in commands
-    assert "cmdstat_script|load" not in commands
-    # all written by that one script call: 500 messages + 1 trace entry for the whole batch
+    assert commands["cmdstat_fcall"]["calls"] == 1
+    assert not {"cmdstat_eval", "cmdstat_evalsha", "cmdstat_function|load"} & set(commands)
+    # all written by that one function call: 500 messages + 1 trace entry for the whole batch
     assert commands["cmdstat_xadd"]["calls"] == 501
 
 

@@ -87,7 +87,8 @@ def test_a_killed_worker_goes_stale(real_mq: pn.MessageQueue, redis_url: str,
     worker = WorkerProcess(redis_url, prefix, "hb", concurrency=1, prefetch=1,
                            visibility_timeout_s=0.3)
     try:
-        assert eventually(lambda: real_mq.client.hlen(real_mq.keys.consumers) == 1, 20)
+        beats = real_mq.keys.heartbeats(real_mq.user)
+        assert eventually(lambda: real_mq.client.hlen(beats) == 1, 20)
         worker.kill()
     finally:
         worker.close()

@@ -18,12 +18,12 @@ when the stream moved on (nothing was written).
 ]]
 local expected = ARGV[1]
 if expected ~= '' then
-  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  local last = call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   local current = '0-0'
   if #last > 0 then current = last[1][1] end
   if current ~= expected then return {0, current} end
 end
 local fields = {}
 for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+local id = call('XADD', KEYS[1], '*', unpack(fields))
 return {1, id}

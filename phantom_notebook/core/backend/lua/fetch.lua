@@ -22,10 +22,16 @@ Strict priority: level 0 is drained (reclaims first, then new entries) before le
 A reclaimed entry whose delivery count exceeds max deliveries is moved to the DLQ (reason
 "max_deliveries") in this same call instead of being returned.
 
-Returns { flat entries: level, stream id, envelope, delivery count, ...,
+Runs under OOM (allow-oom): a full Redis must still hand out and dead-letter what it holds.
+
+Returns { flat entries: level, stream id, the entry's field list (normally {"m", envelope};
+          the client dead-letters anything else as decode_failed), delivery count, ...,
           next due ms of the delayed set (or -1), number dead-lettered here,
           probed levels: level, undelivered count, ... (empty unless probing) }
 ]]
+--- @include "metrics"
+--- @include "trace"
+--- @include "deadletter"
 local group, consumer = ARGV[1], ARGV[2]
 local remaining = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -40,12 +46,12 @@ local probe = ARGV[12] == '1'
 local probed = {}
 local dead_items = {}
 
--- 1. promote due delayed messages (atomic: ZREM in the same script as XADD)
-local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, promote_limit)
+-- 1. promote due delayed messages (atomic: ZREM in the same call as XADD)
+local due = call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, promote_limit)
 for _, member in ipairs(due) do
   local level = tonumber(string.sub(member, 1, 1))
-  redis.call('XADD', KEYS[level + 1], '*', 'm', string.sub(member, 2))
-  redis.call('ZREM', KEYS[5], member)
+  call('XADD', KEYS[level + 1], '*', 'm', string.sub(member, 2))
+  call('ZREM', KEYS[5], member)
 end
 
 -- XREADGROUP replies {{stream, entries}} (nil when empty); the embedded fakeredis
@@ -57,76 +63,68 @@ local function entries_of(res)
 end
 
 local out = {}
-local delivered, dead = 0, 0
+local dead = 0
 for li = 1, #levels do
   if remaining <= 0 then break end
   local level = tonumber(string.sub(levels, li, li))
   local stream = KEYS[level + 1]
   -- 2. reclaim deliveries idle longer than the visibility timeout
   if reclaim_idle > 0 then
-    local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, reclaim_idle, '0-0',
-                               'COUNT', remaining)
+    local claimed = call('XAUTOCLAIM', stream, group, consumer, reclaim_idle, '0-0',
+                         'COUNT', remaining)
     for _, entry in ipairs(claimed[2]) do
       local sid, fields = entry[1], entry[2]
-      local info = redis.call('XPENDING', stream, group, sid, sid, 1)
-      local count = 1
-      if info[1] then count = tonumber(info[1][4]) end
-      if count > max_deliveries then
-        redis.call('XADD', KEYS[6], '*', 'm', fields[2], 'reason', 'max_deliveries',
-          'error_type', 'MaxDeliveriesExceeded',
-          'error', 'delivered ' .. count .. ' times without an ack (its worker keeps dying?)',
-          'attempts', count, 'consumer', consumer, 'group', group,
-          'first_failure_ms', now, 'last_failure_ms', now, 'stream_id', sid)
-        redis.call('XACK', stream, group, sid)
-        if delete then redis.call('XDEL', stream, sid) end
+      local info = call('XPENDING', stream, group, sid, sid, 1)
+      local n = 1
+      if info[1] then n = tonumber(info[1][4]) end
+      local envelope = envelope_of(fields) or ''
+      if n > max_deliveries then
+        dead_letter(KEYS[6], envelope, 'max_deliveries', 'MaxDeliveriesExceeded',
+                    'delivered ' .. n .. ' times without an ack (its worker keeps dying?)',
+                    '', n, consumer, group, now, now, sid)
+        call('XACK', stream, group, sid)
+        if delete then call('XDEL', stream, sid) end
         dead = dead + 1
         -- the clear header is canonical JSON with sorted keys: read id and trace id from it
-        local mid = string.match(fields[2], '"id":"([^"]+)"') or '?'
-        local tid = string.match(fields[2], '"tp":"00%-(%x+)%-') or ''
-        dead_items[#dead_items + 1] = mid .. '|' .. tid .. '|' .. count .. '|max_deliveries'
+        local mid = string.match(envelope, '"id":"([^"]+)"') or '?'
+        local tid = string.match(envelope, '"tp":"00%-(%x+)%-') or ''
+        dead_items[#dead_items + 1] = mid .. '|' .. tid .. '|' .. n .. '|max_deliveries'
       else
         out[#out + 1] = level
         out[#out + 1] = sid
-        out[#out + 1] = fields[2]
-        out[#out + 1] = count
+        out[#out + 1] = fields
+        out[#out + 1] = n
         remaining = remaining - 1
       end
     end
   end
   -- 3. new entries (or, probing, the first level that has some)
   if remaining > 0 and probe then
-    local undelivered = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
+    local undelivered = call('XLEN', stream) - call('XPENDING', stream, group)[1]
     if undelivered > 0 then
       probed[#probed + 1] = level
       probed[#probed + 1] = undelivered
       remaining = remaining - undelivered
     end
   elseif remaining > 0 then
-    local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
-                           'STREAMS', stream, '>')
+    local res = call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+                     'STREAMS', stream, '>')
     for _, entry in ipairs(entries_of(res)) do
       out[#out + 1] = level
       out[#out + 1] = entry[1]
-      out[#out + 1] = entry[2][2]
+      out[#out + 1] = entry[2]
       out[#out + 1] = 1
       remaining = remaining - 1
     end
   end
 end
-delivered = #out / 4
 
-if metrics_ttl > 0 and (delivered > 0 or dead > 0) then
-  if delivered > 0 then redis.call('HINCRBY', KEYS[7], 'delivered', delivered) end
-  if dead > 0 then redis.call('HINCRBY', KEYS[7], 'dead_lettered', dead) end
-  redis.call('EXPIRE', KEYS[7], metrics_ttl)
-end
-
-if trace_cap > 0 and #dead_items > 0 then
-  redis.call('XADD', KEYS[8], 'MAXLEN', '~', trace_cap, '*', 'ev', 'dead_lettered',
-             'c', consumer, 'm', table.concat(dead_items, ';'))
-end
+local delivered = #out / 4
+count(KEYS[7], metrics_ttl, 'delivered', delivered)
+count(KEYS[7], metrics_ttl, 'dead_lettered', dead)
+trace(KEYS[8], trace_cap, 'dead_lettered', consumer, table.concat(dead_items, ';'))
 
 local next_due = -1
-local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+local first = call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if first[2] then next_due = tonumber(first[2]) end
 return {out, next_due, dead, probed}

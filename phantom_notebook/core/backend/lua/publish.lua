@@ -6,6 +6,7 @@ KEYS[6]     metrics   (hash of the current time bucket)
 KEYS[7]     trace     (capped stream of lifecycle events)
 KEYS[8]     dedup hash of the current window bucket (field = dedup key, value = first id)
 KEYS[9]     dedup hash of the previous window bucket
+KEYS[10]    the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
 ARGV[2]  dedup window in ms (the current bucket's hash expires after two windows)
@@ -17,7 +18,8 @@ ARGV[7]  number of messages n
 ARGV[8]  one digit per message: its level 0-3, or 4-7 (level + 4) when it is delayed
 ARGV[9..] n groups of 3: dedup field ("" = none), trace item
          ("<id>|<trace id>|1|<detail>", its id is the message id), envelope;
-         then the due ms of each delayed message, in message order
+         then the due ms of each delayed message, in message order;
+         then the audit section, and last its index (0 = not audited)
 
 Few arguments per message on purpose: each one costs the client a packing step and Redis
 an object, and the batch is one big command.
@@ -30,42 +32,34 @@ is HSETNX per key); a key repeated inside the batch is a duplicate of its first 
 
 Returns the duplicates only, as a flat array: 1-based index, first message's id, ...
 (empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
-does not fit (nothing is written).
+does not fit, and "AUDIT_FAILED ..." when the audit entry cannot be appended (nothing is
+written either way). Refused under OOM (no allow-oom flag): the client reports it as
+CapacityError.
 ]]
--- hot globals as locals: a global lookup per use costs more than the work around it
-local argv, keys, call = ARGV, KEYS, redis.call
+--- @include "metrics"
+--- @include "trace"
+--- @include "depth"
+--- @include "audit"
 local sub, find, byte = string.sub, string.find, string.byte
-local max_size = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local metrics_ttl = tonumber(ARGV[4])
-local trace_cap = tonumber(ARGV[5])
-local n = tonumber(ARGV[7])
-local levels = ARGV[8]
 local CHUNK = 500  -- fields per HMGET / HSET call: unpack() stays far below Lua's C stack
-
-if max_size > 0 then
-  local depth = redis.call('ZCARD', KEYS[5])
-  for i = 1, 4 do depth = depth + redis.call('XLEN', KEYS[i]) end
-  if depth + n > max_size then
-    return redis.error_reply('QUEUE_FULL ' .. depth .. ' ' .. max_size)
-  end
-end
 
 local function id_of(item)
   return sub(item, 1, find(item, '|', 1, true) - 1)
 end
 
--- metrics: a bucket hash gets its TTL from the write that created its field (HINCRBY
--- returned exactly the increment), not from an EXPIRE on every publish
-local function count(field, amount)
-  if call('HINCRBY', keys[6], field, amount) == amount then
-    call('EXPIRE', keys[6], metrics_ttl)
-  end
-end
+local argv, keys = ARGV, KEYS
+local max_size = tonumber(argv[1])
+local window = tonumber(argv[2])
+local metrics_ttl = tonumber(argv[4])
+local trace_cap = tonumber(argv[5])
+local actor = argv[6]
+local n = tonumber(argv[7])
+local levels = argv[8]
 
-local function trace(event, items)
-  call('XADD', keys[7], 'MAXLEN', '~', trace_cap, '*', 'ev', event, 'c', argv[6], 'm', items)
-end
+local full = room(keys, keys[5], max_size, n)
+if full then return full end
+local refused = audit_first(keys, argv, keys[6], metrics_ttl)
+if refused then return refused end
 
 if n == 1 then
   -- the one-message publish, without the batch's tables: fewest calls and allocations
@@ -83,8 +77,8 @@ if n == 1 then
     end
   end
   if first then
-    if metrics_ttl > 0 then count('deduplicated', 1) end
-    if trace_cap > 0 then trace('deduplicated', first .. sub(item, #id_of(item) + 1)) end
+    count(keys[6], metrics_ttl, 'deduplicated', 1)
+    trace(keys[7], trace_cap, 'deduplicated', actor, first .. sub(item, #id_of(item) + 1))
     return {1, first}
   end
   if level >= 4 then
@@ -92,8 +86,8 @@ if n == 1 then
   else
     call('XADD', keys[level + 1], '*', 'm', envelope)
   end
-  if metrics_ttl > 0 then count('published', 1) end
-  if trace_cap > 0 then trace('published', item) end
+  count(keys[6], metrics_ttl, 'published', 1)
+  trace(keys[7], trace_cap, 'published', actor, item)
   return {}
 end
 
@@ -113,9 +107,9 @@ if nf > 0 then
   local known = {}
   for s = 1, nf, CHUNK do
     local e = math.min(s + CHUNK - 1, nf)
-    local p = call('HMGET', KEYS[9], unpack(fields, s, e))
-    local c = call('HMGET', KEYS[8], unpack(fields, s, e))
-    for j = 1, e - s + 1 do known[s + j - 1] = p[j] or c[j] end
+    local prev = call('HMGET', keys[9], unpack(fields, s, e))
+    local cur = call('HMGET', keys[8], unpack(fields, s, e))
+    for j = 1, e - s + 1 do known[s + j - 1] = prev[j] or cur[j] end
   end
   local claimed, claims, nc = {}, {}, 0
   for j = 1, nf do
@@ -132,10 +126,10 @@ if nf > 0 then
     end
   end
   for s = 1, nc, 2 * CHUNK do
-    call('HSET', KEYS[8], unpack(claims, s, math.min(s + 2 * CHUNK - 1, nc)))
+    call('HSET', keys[8], unpack(claims, s, math.min(s + 2 * CHUNK - 1, nc)))
   end
+  call('PEXPIRE', keys[8], 2 * window)
 end
-if nf > 0 then call('PEXPIRE', KEYS[8], 2 * window) end
 
 local dups, published, duplicates, np = {}, {}, {}, 0
 local due_at = 9 + 3 * n  -- the next delayed message's due ms
@@ -165,12 +159,8 @@ for i = 1, n do
   end
 end
 
-if metrics_ttl > 0 then
-  if #published > 0 then count('published', #published) end
-  if #duplicates > 0 then count('deduplicated', #duplicates) end
-end
-if trace_cap > 0 then
-  if #published > 0 then trace('published', table.concat(published, ';')) end
-  if #duplicates > 0 then trace('deduplicated', table.concat(duplicates, ';')) end
-end
+count(keys[6], metrics_ttl, 'published', np)
+count(keys[6], metrics_ttl, 'deduplicated', #duplicates)
+trace(keys[7], trace_cap, 'published', actor, table.concat(published, ';'))
+trace(keys[7], trace_cap, 'deduplicated', actor, table.concat(duplicates, ';'))
 return dups

@@ -16,18 +16,20 @@ gone already (replayed or purged by someone else meanwhile) is skipped, never du
 
 Returns an array of n integers: 1 = replayed, 0 = skipped (no longer in the DLQ).
 Errors "QUEUE_FULL <depth> <max>" when the batch does not fit (nothing is written).
+KEYS[8] is the caller's audit stream and the last argument the audit section's index
+(0 = not audited), as for every audited function (includes/audit.lua).
 ]]
+--- @include "metrics"
+--- @include "depth"
+--- @include "audit"
 local max_size = tonumber(ARGV[1])
 local metrics_ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 
-if max_size > 0 then
-  local depth = redis.call('ZCARD', KEYS[5])
-  for i = 1, 4 do depth = depth + redis.call('XLEN', KEYS[i]) end
-  if depth + n > max_size then
-    return redis.error_reply('QUEUE_FULL ' .. depth .. ' ' .. max_size)
-  end
-end
+local full = room(KEYS, KEYS[5], max_size, n)
+if full then return full end
+local refused = audit_first(KEYS, ARGV, KEYS[7], metrics_ttl)
+if refused then return refused end
 
 local out = {}
 local replayed = 0
@@ -35,10 +37,10 @@ for i = 0, n - 1 do
   local b = 4 + i * 3
   local dlq_id, level = ARGV[b], tonumber(ARGV[b + 1])
   -- XRANGE id id: empty when the entry is gone (same emptiness on fakeredis)
-  local found = redis.call('XRANGE', KEYS[6], dlq_id, dlq_id)
+  local found = call('XRANGE', KEYS[6], dlq_id, dlq_id)
   if #found > 0 then
-    redis.call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 2])
-    redis.call('XDEL', KEYS[6], dlq_id)
+    call('XADD', KEYS[level + 1], '*', 'm', ARGV[b + 2])
+    call('XDEL', KEYS[6], dlq_id)
     out[#out + 1] = 1
     replayed = replayed + 1
   else
@@ -46,8 +48,5 @@ for i = 0, n - 1 do
   end
 end
 
-if metrics_ttl > 0 and replayed > 0 then
-  redis.call('HINCRBY', KEYS[7], 'replayed', replayed)
-  redis.call('EXPIRE', KEYS[7], metrics_ttl)
-end
+count(KEYS[7], metrics_ttl, 'replayed', replayed)
 return out

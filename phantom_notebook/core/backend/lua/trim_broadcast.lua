@@ -6,18 +6,15 @@ For each stream with at least one group, the safe point is the smallest of, per 
 its oldest pending id (if any) or else its last-delivered id; entries below it are gone
 for everybody and are removed with XTRIM MINID. Streams without groups are left alone.
 Returns the number of entries removed.
+An operator's job (the keeper of an admin or unrestricted connection): it needs XTRIM,
+which consumers do not hold. Runs under OOM (allow-oom): it frees memory.
 ]]
+--- @include "ids"
 local removed = 0
-local function less(a, b)
-  local am, as = string.match(a, '(%d+)-(%d+)')
-  local bm, bs = string.match(b, '(%d+)-(%d+)')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
 for i = 1, 4 do
   local stream = KEYS[i]
-  if redis.call('EXISTS', stream) == 1 then
-    local groups = redis.call('XINFO', 'GROUPS', stream)
+  if call('EXISTS', stream) == 1 then
+    local groups = call('XINFO', 'GROUPS', stream)
     local safe = nil
     for _, g in ipairs(groups) do
       local name, last = nil, nil
@@ -26,14 +23,14 @@ for i = 1, 4 do
         if g[j] == 'last-delivered-id' then last = g[j + 1] end
       end
       local point = last
-      local summary = redis.call('XPENDING', stream, name)
+      local summary = call('XPENDING', stream, name)
       if tonumber(summary[1]) > 0 then point = summary[2] end
-      if safe == nil or less(point, safe) then safe = point end
+      if safe == nil or newer(safe, point) then safe = point end
     end
     if safe ~= nil then
       -- MINID keeps entries >= safe; an entry equal to a last-delivered id is done, so
       -- keeping it costs one entry and is always correct
-      removed = removed + redis.call('XTRIM', stream, 'MINID', safe)
+      removed = removed + call('XTRIM', stream, 'MINID', safe)
     end
   end
 end

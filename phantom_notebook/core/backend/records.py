@@ -1,0 +1,137 @@
+"""What travels to and from the server-side functions: deliveries, settlements, publish batches.
+
+Named tuples on the hot paths (hundreds are built per batch: ~0.2 us each against ~0.9 us
+for a frozen dataclass), so every record is read by name, never by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Delivery(NamedTuple):
+    """One stream entry handed to a lane: where it lives and how often it was delivered.
+
+    ``raw`` is the envelope bytes; an entry that carries no envelope field (a raw write
+    that did not come from ``publish``) has ``raw == b""`` and its whole field list in
+    ``fields``, so the lane can dead-letter it as ``decode_failed`` with what it held.
+    """
+
+    level: int
+    stream_id: str
+    raw: bytes
+    delivery_count: int
+    fields: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What ``fetch`` returned: deliveries, the next delayed due time, dead-lettered count."""
+
+    deliveries: list[Delivery]
+    next_due_ms: int | None
+    dead_lettered: int
+    #: with ``probe``: (level, undelivered entries) in priority order, for direct reads
+    probed: list[tuple[int, int]] = field(default_factory=list)
+
+
+class AckRecord(NamedTuple):
+    """A delivery to acknowledge (and delete, on queues that delete what they settle)."""
+
+    level: int
+    stream_id: str
+
+
+class RetryRecord(NamedTuple):
+    """A delivery to re-schedule: acked, and its new envelope due at ``due_ms``."""
+
+    level: int
+    stream_id: str
+    due_ms: int
+    envelope: bytes
+
+
+class DeadRecord(NamedTuple):
+    """A delivery to dead-letter: acked, and its envelope written to the DLQ with why."""
+
+    level: int
+    stream_id: str
+    envelope: bytes
+    reason: str
+    error_type: str
+    error: str
+    traceback: str
+    attempts: int
+    consumer: str
+    first_failure_ms: int
+
+
+@dataclass
+class Settlement:
+    """A batch of outcomes to write in one ``settle`` call, plus its metrics and traces."""
+
+    acks: list[AckRecord]
+    retries: list[RetryRecord]
+    dead: list[DeadRecord]
+    counters: dict[str, int]
+    trace: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> Settlement:
+        """A settlement with nothing in it."""
+        return cls([], [], [], {})
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to a metric counter of this batch."""
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def event(self, name: str, item: str) -> None:
+        """Add a trace item to the batch's ``name`` event."""
+        self.trace.setdefault(name, []).append(item)
+
+    def absorb(self, other: Settlement) -> None:
+        """Put ``other`` (a batch that failed to write) in front of this one."""
+        self.acks[:0] = other.acks
+        self.retries[:0] = other.retries
+        self.dead[:0] = other.dead
+        for name, amount in other.counters.items():
+            self.count(name, amount)
+        for name, items in other.trace.items():
+            self.trace.setdefault(name, [])[:0] = items
+
+    def __bool__(self) -> bool:
+        return bool(self.acks or self.retries or self.dead or self.counters or self.trace)
+
+    def __len__(self) -> int:
+        return len(self.acks) + len(self.retries) + len(self.dead)
+
+
+@dataclass
+class PublishColumns:
+    """A publish batch as columns, one entry per message (see ``Functions.publish``)."""
+
+    levels: list[int]
+    dues: list[int]
+    dedups: list[str | None]
+    ids: list[str]
+    trace_ids: list[str]
+    envelopes: list[bytes]
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, int, str | None, str, str, bytes]]
+                  ) -> PublishColumns:
+        """Columns of ``(level, due_ms, dedup_key, id, trace_id, envelope)`` rows."""
+        return cls([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                   [r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows])
+
+    def select(self, index: list[int]) -> PublishColumns:
+        """The messages at ``index``, in that order."""
+        return PublishColumns([self.levels[i] for i in index], [self.dues[i] for i in index],
+                              [self.dedups[i] for i in index], [self.ids[i] for i in index],
+                              [self.trace_ids[i] for i in index],
+                              [self.envelopes[i] for i in index])
+
+
+__all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "PublishColumns",
+           "RetryRecord", "Settlement"]
