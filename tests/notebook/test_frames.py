@@ -145,6 +145,7 @@ def test_consumers_frame_flags_a_heartbeat_that_stopped(mq: pn.MessageQueue) -> 
     now = time.time()
     old = {"consumer": "gone", "pid": 1, "host": "h", "queues": ["beats"], "groups": ["workers"],
            "started": now - 600, "last_seen": now - 120, "handled": 5, "in_flight": 0}
+    mq.client.sadd(mq.keys.heartbeat_index, mq.user)
     mq.client.hset(mq.keys.heartbeats(mq.user), "gone", orjson.dumps(old))
     mq.client.hset(mq.keys.heartbeats(mq.user), "live", orjson.dumps({**old, "last_seen": now}))
     frame = consumers_df(mq, stale_after_s=30, now=now)

@@ -79,6 +79,7 @@ def test_the_latency_histogram_is_cumulative_in_seconds(
 
 def test_heartbeats_breakers_and_health_are_exported(mq: pn.MessageQueue, exporter: str) -> None:
     seen = time.time() - 5
+    mq.client.sadd(mq.keys.heartbeat_index, mq.user)
     mq.client.hset(mq.keys.heartbeats(mq.user), "w-1", orjson.dumps({"last_seen": seen}))
     mq.declare("guarded")
     mq.client.hset(mq.queue_keys("guarded").breakers, "workers:w-1",

@@ -216,7 +216,13 @@ class DeadLetterQueue:
         purged: builtins.list[str] = []
         for chunk in _chunks(select(), PAGE):
             sids = [sid for sid, _ in chunk]
-            if int(self.mq.client.xdel(self.key, *sids)):
+            pipe = self.mq.client.pipeline(transaction=False)
+            pipe.xdel(self.key, *sids)
+            pipe.hincrby(self.keys.meta, "dlq_removed", len(sids))
+            deleted, _ = pipe.execute()
+            if int(deleted) != len(sids):  # someone else took some: count what we removed
+                self.mq.client.hincrby(self.keys.meta, "dlq_removed", int(deleted) - len(sids))
+            if int(deleted):
                 purged += sids
         record_safely(self.mq.audit, AuditItem("purge", self.queue, message_ids=purged))
         return len(purged)
@@ -225,8 +231,11 @@ class DeadLetterQueue:
         """Delete dead letters older than the queue's ``dead_letter_ttl_s``; returns how many."""
         ttl_ms = int(self.mq.declare(self.queue).dead_letter_ttl_s * 1000)
         cutoff = (_now() if now_ms is None else now_ms) - ttl_ms
-        return int(self.mq.client.xtrim(self.key, minid=f"{max(cutoff, 0)}-0",
-                                        approximate=False))
+        removed = int(self.mq.client.xtrim(self.key, minid=f"{max(cutoff, 0)}-0",
+                                           approximate=False))
+        if removed:
+            self.mq.client.hincrby(self.keys.meta, "dlq_removed", removed)
+        return removed
 
     # -- internals -------------------------------------------------------------------------
 
@@ -324,7 +333,7 @@ class DeadLetterQueue:
         try:
             flags = self.mq.functions.call(
                 "replay", [*self.keys.streams, self.keys.delayed, self.key,
-                           metrics_key(self.keys, now)], argv, audit=section)
+                           metrics_key(self.keys, now), self.keys.meta], argv, audit=section)
         except redis.ResponseError as exc:
             if audit is not None:
                 audit.failed(stream)

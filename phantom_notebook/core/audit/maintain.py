@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from ..backend.boundary import guarded
 from ..errors import PhantomError
 from . import verify as chain_ids
 from .verify import PAGE, Verifier, feed_all, s
@@ -36,6 +37,7 @@ class AuditIntegrityError(PhantomError):
     """Raised when a checkpoint or trim finds the audit log broken (it never signs over it)."""
 
 
+@guarded
 def checkpoint(audit: AuditLog, stream: str | None = None) -> str | None:
     """Verify ``stream`` (default: the user's global one) since its last checkpoint, then
     sign every writer's head; returns the checkpoint's id.
@@ -67,11 +69,13 @@ def checkpoint(audit: AuditLog, stream: str | None = None) -> str | None:
     raise PhantomError(f"audit checkpoint of {stream}: the log kept moving; try again")
 
 
+@guarded
 def checkpoint_all(audit: AuditLog) -> dict[str, str | None]:
     """A checkpoint in every audit stream of the deployment: stream -> checkpoint id."""
     return {stream: checkpoint(audit, stream) for stream in audit.streams()}
 
 
+@guarded
 def trim(audit: AuditLog, stream: str | None = None, max_age_s: float | None = None,
          max_entries: int | None = None) -> int:
     """Checkpoint ``stream``, then drop entries older than its newest checkpoint within
@@ -105,6 +109,7 @@ def trim(audit: AuditLog, stream: str | None = None, max_age_s: float | None = N
     return removed
 
 
+@guarded
 def trim_all(audit: AuditLog, max_age_s: float | None = None,
              max_entries: int | None = None) -> int:
     """``trim`` every audit stream; returns the entries removed."""

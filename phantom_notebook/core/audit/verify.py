@@ -17,6 +17,7 @@ import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..backend.boundary import guarded
 from ..errors import ConfigError
 from ..security.keyring import SecretKey
 
@@ -193,6 +194,7 @@ class Verifier:
         return False
 
 
+@guarded
 def verify_audit(mq: Any, key: SecretKey | Iterable[SecretKey] | Macer,
                  anchor: Anchor | None = None,
                  streams: Iterable[str] | None = None) -> AuditVerification:

@@ -67,6 +67,11 @@ def translate(exc: BaseException, client: Any = None,  # noqa: C901 - a table
         return AuditError(f"the action was refused because its audit entry could not be "
                           f"written ({text[13:]}); `phantom-notebook repair` restores the "
                           "audit stream")
+    if "exhausted the last possible ID" in text:
+        return ServerError(
+            f"a stream{f' of queue {queue!r}' if queue else ''} refuses new entries: its last "
+            "id was pushed to the maximum (a raw XADD with an explicit id); an operator "
+            "restores it with `phantom-notebook repair`, losing nothing")
     if "Function not found" in text or "Library not found" in text:
         return NotDeployedError("Redis does not have phantom_notebook's functions loaded",
                                 DEPLOY_COMMAND)

@@ -166,7 +166,8 @@ class Functions:
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, trace_cap: int = 0,
-               consumer: str = "", audit: AuditSection | None = None) -> Any:
+               consumer: str = "", audit: AuditSection | None = None,
+               seen: tuple[str, str] | None = None) -> Any:
         """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
         by_level: dict[int, list[str]] = {}
         for level, sid in batch.acks:
@@ -192,13 +193,31 @@ class Functions:
         argv += [trace_cap, consumer, len(batch.trace)]
         for name, items in batch.trace.items():
             argv += [name, ";".join(items)]
-        return self.call("settle", _lane_keys(keys, metrics_key), argv, audit=audit)
+        argv.append(len(batch.unclaims))
+        argv += batch.unclaims
+        seen = seen or seen_keys(keys, group, now_ms, 0)
+        return self.call("settle", [*_lane_keys(keys, metrics_key), *seen], argv, audit=audit)
+
+    def claim(self, keys: QueueKeys, group: str, now_ms: int, window_ms: int,
+              fields: list[str], stream_ids: list[str]) -> list[int]:
+        """Claim a fetched batch for ``group``; returns the 0-based indexes of replays."""
+        argv: list[Any] = [max(window_ms, 1), len(fields)]
+        for f, sid in zip(fields, stream_ids, strict=True):
+            argv += [f, sid]
+        reply = self.call("claim", list(seen_keys(keys, group, now_ms, window_ms)), argv)
+        return [int(i) - 1 for i in reply]
 
     # -- maintenance --------------------------------------------------------------------------
 
     def trim_broadcast(self, keys: QueueKeys) -> int:
         """Remove broadcast entries every group has acked; returns how many."""
         return int(self.call("trim_broadcast", list(keys.streams), []))
+
+
+def seen_keys(keys: QueueKeys, group: str, now_ms: int, window_ms: int) -> tuple[str, str]:
+    """The seen hashes of ``group`` for the current and previous replay-window bucket."""
+    bucket = now_ms // max(window_ms, 1)
+    return keys.seen(group, bucket), keys.seen(group, bucket - 1)
 
 
 def _lane_keys(keys: QueueKeys, metrics_key: str) -> list[str]:

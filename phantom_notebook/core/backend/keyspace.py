@@ -13,6 +13,7 @@ single Cluster slot::
     <prefix>:{<queue>}:audit:<user>  the audit stream of one ACL user's actions on the queue
     <prefix>:queues                  set of known queue names (registry; admins write it)
     <prefix>:hb:<user>               hash consumer -> heartbeat JSON of one ACL user's workers
+    <prefix>:hb-users                set of the users with heartbeats (each adds its own name)
     <prefix>:audit:<user>            the audit stream of one ACL user's other actions
     <prefix>:ps:<topic>              pub/sub channel
 """
@@ -93,6 +94,10 @@ class QueueKeys:
         """The dedup hash of one window bucket (bucket = now ms // window ms)."""
         return f"{self.base}:dedup:{bucket}"
 
+    def seen(self, group: str, bucket: int) -> str:
+        """The hash of messages consumer ``group`` was handed in one replay-window bucket."""
+        return f"{self.base}:seen:{group}:{bucket}"
+
     def metrics(self, bucket: int) -> str:
         """The metric hash for one time bucket (bucket = start time in seconds)."""
         return f"{self.base}:m:{bucket}"
@@ -128,9 +133,9 @@ class GlobalKeys:
         return f"{self.prefix}:hb:{user}"
 
     @property
-    def heartbeat_pattern(self) -> str:
-        """SCAN pattern matching every user's heartbeat hash."""
-        return f"{self.prefix}:hb:*"
+    def heartbeat_index(self) -> str:
+        """The set of users whose workers write heartbeats (readers need no SCAN)."""
+        return f"{self.prefix}:hb-users"
 
     def audit(self, user: str) -> str:
         """The audit stream of ``user``'s actions that concern no single queue."""

@@ -48,6 +48,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "trim_broadcast": ("allow-oom",),
     "audit_append": (),
     "repair_stream": (),
+    "claim": ("allow-oom",),
 }
 
 #: shared parts, in the order they are defined (a part may use those before it)

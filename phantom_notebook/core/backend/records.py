@@ -76,6 +76,8 @@ class Settlement:
     dead: list[DeadRecord]
     counters: dict[str, int]
     trace: dict[str, list[str]] = field(default_factory=dict)
+    #: seen fields ("<id>:<attempt>") of deliveries handed back untouched (see claim.lua)
+    unclaims: list[str] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> Settlement:
@@ -99,9 +101,11 @@ class Settlement:
             self.count(name, amount)
         for name, items in other.trace.items():
             self.trace.setdefault(name, [])[:0] = items
+        self.unclaims[:0] = other.unclaims
 
     def __bool__(self) -> bool:
-        return bool(self.acks or self.retries or self.dead or self.counters or self.trace)
+        return bool(self.acks or self.retries or self.dead or self.counters or self.trace
+                    or self.unclaims)
 
     def __len__(self) -> int:
         return len(self.acks) + len(self.retries) + len(self.dead)

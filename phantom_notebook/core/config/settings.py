@@ -140,6 +140,10 @@ class QueueSettings:
     dead_letter_ttl_s: float = 7 * 24 * 3600.0
     enable_deduplication: bool = False
     deduplication_window_s: float = 300.0
+    #: a consumer refuses (dead-letters as "replayed") a copy of a message it was handed
+    #: within this window from another stream entry; 0 turns the check off. Costs one
+    #: function call per fetched batch and ~100 bytes per message for two windows.
+    replay_window_s: float = 300.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
     max_deliveries: int = 5
@@ -168,6 +172,7 @@ class QueueSettings:
             _positive("queue.message_ttl_s", self.message_ttl_s)
         _positive("queue.dead_letter_ttl_s", self.dead_letter_ttl_s)
         _positive("queue.deduplication_window_s", self.deduplication_window_s)
+        _non_negative("queue.replay_window_s", self.replay_window_s)
         _positive("queue.max_deliveries", self.max_deliveries)
         _positive("queue.visibility_timeout_s", self.visibility_timeout_s)
         _positive("queue.max_payload_bytes", self.max_payload_bytes)

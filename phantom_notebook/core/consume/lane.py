@@ -74,6 +74,7 @@ class Lane:
         self._pool = pool
         self._last_reclaim = -1e9
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
+        self._replay_window_ms = int(self.settings.replay_window_s * 1000)
         breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
                                 self.settings.circuit_breaker)
         self.breaker = BreakerMiddleware(
@@ -378,11 +379,19 @@ class Lane:
         open_, breaker, queue, broadcast = self.mq.codec.open, self.breaker.breaker, \
             self.queue, self.broadcast
         only = self._only_sub
+        opened: list[tuple[Delivery, Envelope]] = []
         for d in deliveries:
             try:
-                env = open_(d.raw)
+                opened.append((d, open_(d.raw)))
             except DecodeError as exc:
                 self.settler.settle(d, Outcome(Action.DEAD, reason=exc.reason, error=exc), None)
+        replays = self._replays(opened, received)
+        for i, (d, env) in enumerate(opened):
+            if replays and i in replays:
+                self.settler.settle(d, Outcome(Action.DEAD, reason="replayed", error=ValueError(
+                    f"message {env.id} attempt {env.attempt} was already delivered to group "
+                    f"{self.group!r} from another stream entry within the replay window: "
+                    "an old entry added again")), env)
                 continue
             state = breaker.state
             if state == "open":
@@ -407,6 +416,16 @@ class Lane:
                 continue
             runnable.append((sub, env, ctx))
         return runnable, delivered or []
+
+    def _replays(self, opened: list[tuple[Delivery, Envelope]], now: int) -> set[int]:
+        """Indexes of ``opened`` that are replays of messages this group was handed already
+        from another stream entry (one ``claim`` call per batch; see lua/claim.lua)."""
+        if not opened or self._replay_window_ms <= 0:
+            return set()
+        found = self.mq.functions.claim(
+            self.keys, self.group, now, self._replay_window_ms,
+            [f"{env.id}:{env.attempt}" for _, env in opened], [d.stream_id for d, _ in opened])
+        return set(found)
 
     def _run_inline(self, runnable: list[tuple[Subscription, Envelope, MessageContext]],
                     stop: threading.Event) -> None:

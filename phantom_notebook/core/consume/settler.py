@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..audit.inline import SECURITY_REASONS, AuditItem
-from ..backend.functions import AuditSection
+from ..backend.functions import AuditSection, seen_keys
 from ..backend.keyspace import QueueKeys
 from ..backend.records import AckRecord, DeadRecord, Delivery, RetryRecord, Settlement
 from ..config.settings import QueueSettings
@@ -164,6 +164,8 @@ class Settler:
                 self._retry_locally(batch, d, outcome, now)
             elif action == Action.RELEASE:
                 batch.retries.append(RetryRecord(d.level, d.stream_id, 0, d.raw))
+                if env is not None:  # added again under a new stream id: not a replay then
+                    batch.unclaims.append(f"{env.id}:{env.attempt}")
             elif action == Action.RETRY and env is not None:
                 batch.retries.append(self._retry(d, outcome, env, now))
             elif action == Action.DEAD:
@@ -252,7 +254,9 @@ class Settler:
                 delete=not self.broadcast, now_ms=now,
                 metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-                consumer=self.consumer, audit=self._audit(stream, batch))
+                consumer=self.consumer, audit=self._audit(stream, batch),
+                seen=seen_keys(self.keys, self.group, now,
+                               int(qs.replay_window_s * 1000)))
         except Exception:
             if audit is not None:
                 audit.failed(stream)

@@ -161,6 +161,7 @@ class Worker:
                                  name=f"pn-lane-{lane.queue}-{lane.group}", daemon=True)
             t.start()
             self._threads.append(t)
+        self._heartbeat(alive=True)  # visible at once, not after the first keeper interval
         keeper = threading.Thread(target=self._keep, name="pn-keeper", daemon=True)
         keeper.start()
         self._threads.append(keeper)
@@ -243,6 +244,9 @@ class Worker:
                     "started": self.started_at, "last_seen": time.time(),
                     "handled": self.stats.handled,
                     "in_flight": sum(len(lane.inflight) for lane in self.lanes)}
-            self.mq.client.hset(key, self.consumer, orjson.dumps(beat))
-        except Exception as exc:  # noqa: BLE001
+            pipe = self.mq.client.pipeline(transaction=False)
+            pipe.hset(key, self.consumer, orjson.dumps(beat))
+            pipe.sadd(self.mq.keys.heartbeat_index, self.mq.user)
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - visibility must not stop the worker
             log.debug("heartbeat failed: %s", exc)

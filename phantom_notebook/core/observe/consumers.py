@@ -1,13 +1,16 @@
 """Workers' heartbeats: who is consuming, from where, since when, how busy.
 
 Each ACL user's workers write one hash, ``<prefix>:hb:<user>`` (field: consumer name,
-value: heartbeat JSON), so no role can fake or delete another's; readers find every
-user's hash with ``SCAN``. A heartbeat that is not JSON is skipped, never an exception.
+value: heartbeat JSON), so no role can fake or delete another's, and add their user name
+to ``<prefix>:hb-users`` so readers find every hash without ``SCAN`` (which would show them
+every key name on the server). A name in that set that is not a user with heartbeats is
+just an empty hash; a heartbeat that is not JSON is skipped, never an exception.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +42,14 @@ class Heartbeat:
 def read_heartbeats(mq: Deployment) -> list[Heartbeat]:
     """Every worker's last heartbeat, oldest ``last_seen`` first."""
     out: list[Heartbeat] = []
-    prefix = mq.keys.heartbeat_pattern[:-1]
-    for key in sorted(_keys(mq.client, mq.keys.heartbeat_pattern)):
-        user = key[len(prefix):]
-        for name, raw in mq.client.hgetall(key).items():
+    users = sorted(_text(u) for u in mq.client.smembers(mq.keys.heartbeat_index))
+    users = [u for u in users if _USER.fullmatch(u)]
+    pipe = mq.client.pipeline(transaction=False)
+    for user in users:
+        pipe.hgetall(mq.keys.heartbeats(user))
+    for user, beats in zip(users, pipe.execute(), strict=True):
+        key = mq.keys.heartbeats(user)
+        for name, raw in beats.items():
             consumer = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
             beat = _parse(raw)
             if beat is None:
@@ -62,11 +69,11 @@ _KNOWN = {"consumer", "host", "pid", "queues", "groups", "started", "last_seen",
           "in_flight"}
 
 
-def _keys(client: Any, pattern: str) -> set[str]:
-    found = set()
-    for key in client.scan_iter(match=pattern, count=1000):
-        found.add(key.decode() if isinstance(key, bytes) else str(key))
-    return found
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}")
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _parse(raw: Any) -> dict[str, Any] | None:

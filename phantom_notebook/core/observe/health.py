@@ -12,7 +12,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import redis
+
+from ..backend import library
+from ..backend.deploy import deployed_builds
 from .consumers import read_heartbeats
+from .integrity import dlq_losses, find_damage, registry_junk
 from .metrics import MetricsStore, merge
 
 if TYPE_CHECKING:
@@ -130,7 +135,42 @@ def check_health(mq: Deployment, queues: list[str] | None = None, window_s: floa
     for name in names:
         checks += _queue_checks(mq, store, name, stats[name].depth, window_s, t)
     checks += _consumers(mq, t)
+    checks += _integrity(mq, names)
     return HealthReport(checks, window_s=window_s)
+
+
+def _integrity(mq: Deployment, names: list[str]) -> list[HealthCheck]:
+    """The library build, damaged streams, vanished dead letters and registry junk."""
+    out = []
+    builds = deployed_builds(mq.client)
+    want = library.build()
+    if any(b != want for b in builds):
+        found = ", ".join(sorted({str(b) for b in builds}))
+        out.append(HealthCheck("functions", CRITICAL, "server", found,
+                               f"this client is build {want}: run `phantom-notebook deploy`"))
+    try:
+        damaged = find_damage(mq, names)
+        lost = dlq_losses(mq, names)
+    except redis.exceptions.NoPermissionError:
+        damaged, lost = [], {}
+        out.append(HealthCheck("stream integrity", OK, "server", "not checked",
+                               "needs XINFO STREAM (an admin's or the operator's health run)"))
+    for d in damaged:
+        what = "refuses every new entry" if d.exhausted else "hands out future ids"
+        out.append(HealthCheck("stream integrity", CRITICAL, d.key, d.last_id,
+                               f"last id {d.ahead_s:,.0f} s in the future: it {what} "
+                               "(a raw XADD with an explicit id); run `phantom-notebook "
+                               "repair`"))
+    for key, n in lost.items():
+        out.append(HealthCheck("dead letters lost", CRITICAL, key, f"{n:,}",
+                               "dead letters vanished outside replay, purge, retention and "
+                               "repair (XADD MAXLEN / XTRIM by a role that writes the DLQ?)"))
+    junk = registry_junk(mq.client, mq.keys.queues)
+    if junk:
+        shown = ", ".join(repr(j[:40]) for j in junk[:3])
+        out.append(HealthCheck("queue registry", WARN, mq.keys.queues, f"{len(junk)} junk",
+                               f"members that are not queue names are skipped: {shown}"))
+    return out
 
 
 def _memory(mq: Deployment, t: HealthThresholds) -> HealthCheck:
@@ -170,6 +210,11 @@ def _queue_checks(mq: Deployment, store: MetricsStore, queue: str, depth: int,
         out.append(HealthCheck("processing p99", _grade(p99, t.latency_warn_ms,
                                                         t.latency_critical_ms),
                                queue, f"{p99:,.1f} ms", f"warn above {t.latency_warn_ms:,.0f} ms"))
+    unaudited = m.count("audit_failed")
+    if unaudited:
+        out.append(HealthCheck("audit trail", CRITICAL, queue, f"{unaudited:,} unaudited",
+                               "actions went through without their audit entry "
+                               "(audit_failure=degrade); `phantom-notebook repair` the stream"))
     dead = m.count("dead_lettered")
     out.append(HealthCheck("dead letters", _grade(dead, t.dlq_growth_warn, t.dlq_growth_critical),
                            queue, f"+{dead:,}", "dead-lettered in the window"))

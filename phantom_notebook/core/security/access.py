@@ -230,7 +230,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "audit checkpoint and retention"),
     ("stats", "+hget +hgetall +xlen +zcard +xinfo|groups", ("%R~{q}:*",), "stats, health"),
     ("stats", "+xrange +xrevrange", ("%R~{q}:trace",), "traces"),
-    ("stats", "+scan +hgetall", ("%R~{p}:hb:*",), "workers' heartbeats"),
+    ("stats", "+smembers +hgetall", ("%R~{p}:hb-users", "%R~{p}:hb:*"), "workers' heartbeats"),
     ("publish", "+fcall", ("~{q}:*",), "pn1_publish (keys of its queues)"),
     ("publish", "+xadd +xlen", ("%W~{q}:s:*",), "pn1_publish: new messages, the depth check"),
     ("publish", "+xadd", ("%W~{q}:trace",), "pn1_publish: published events"),
@@ -251,8 +251,11 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("consume", "+hincrby +expire", ("~{q}:m:*",), "pn1_fetch, pn1_settle: metrics"),
     ("consume", "+hset", ("%W~{q}:breakers",), "circuit-breaker state"),
     ("consume", "+exists +set", ("~{q}:done:*",), "idempotent() handlers"),
+    ("consume", "+hmget +hset +hdel +pexpire", ("~{q}:seen:*",),
+     "pn1_claim, pn1_settle: replay refusal (publishers hold no grant: they cannot erase)"),
     ("consume", "+xadd", (_AUDITS,), "pn1_settle: its audit entries"),
     ("consume", "+hset +hdel +expire", ("%W~{p}:hb:{u}",), "its own workers' heartbeats"),
+    ("consume", "+sadd", ("%W~{p}:hb-users",), "naming its heartbeat hash for readers"),
     ("subscribe", "+psubscribe +subscribe +unsubscribe +punsubscribe", ("&{p}:ps:{n}:*",),
      "pub/sub queues"),
     ("manage", "+fcall", ("~{q}:*",), "pn1_replay, pn1_reseal, pn1_trim_broadcast"),
@@ -264,7 +267,8 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
                "+exists +type +del +unlink +expire +pexpire +persist +ttl +pttl", ("~{q}:*",),
      "declare, consumer groups, DLQ replay/purge, rotation, repair, retention"),
     ("manage", "+sadd +srem", ("%W~{p}:queues",), "declaring queues (the registry)"),
-    ("manage", "+scan +hgetall +hdel +del", ("~{p}:hb:*",), "removing stale heartbeats"),
+    ("manage", "+smembers +srem +hgetall +hdel +del", ("~{p}:hb:*", "~{p}:hb-users"),
+     "removing stale heartbeats"),
 )
 
 # every role: connection handshake (AUTH, HELLO, SELECT, PING, CLIENT SETNAME ...) but no

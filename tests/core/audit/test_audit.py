@@ -14,13 +14,13 @@ import pytest
 import redis
 
 import phantom_notebook as pn
-from phantom_notebook.core.audit.log import (
-    AuditIntegrityError,
-    AuditLog,
-    audit_key_from_env,
-    verify_audit,
-)
+from phantom_notebook.core.audit.inline import AuditItem
+from phantom_notebook.core.audit.log import AuditLog, audit_key_from_env
+from phantom_notebook.core.audit.maintain import AuditIntegrityError, checkpoint, trim
+from phantom_notebook.core.audit.verify import AuditVerification, verify_audit
+from phantom_notebook.core.backend.records import PublishColumns
 from phantom_notebook.core.errors import ConfigError, ValidationError
+from phantom_notebook.core.observe.metrics import metrics_key
 from phantom_notebook.core.security.keyring import SecretKey
 
 KEY_B64 = base64.b64encode(bytes(range(7, 39))).decode()
@@ -38,17 +38,33 @@ def fill(log: AuditLog, n: int, target: str = "ioc-processing") -> list[str]:
     return [log.record("publish", target, message_ids=[f"m{i}"]) for i in range(n)]
 
 
+def stream(mq: pn.MessageQueue) -> str:
+    """The global audit stream of the test's user (where ``record`` writes)."""
+    return mq.keys.audit(mq.user)
+
+
 def rows(mq: pn.MessageQueue) -> Rows:
     return [(sid.decode(), {k.decode(): v.decode() for k, v in raw.items()})
-            for sid, raw in mq.client.xrange(mq.keys.audit)]
+            for sid, raw in mq.client.xrange(stream(mq))]
 
 
 def rewrite(mq: pn.MessageQueue, edit: Callable[[Rows], Rows]) -> None:
     """Rebuild the stream with the same ids after ``edit`` (what an attacker can do)."""
     new = edit(rows(mq))
-    mq.client.delete(mq.keys.audit)
+    mq.client.delete(stream(mq))
     for sid, fields in new:
-        mq.client.xadd(mq.keys.audit, fields, id=sid)
+        mq.client.xadd(stream(mq), fields, id=sid)
+
+
+def links_verify(result: AuditVerification) -> bool:
+    """Every MAC and link verifies (without an anchor the status is "unanchored")."""
+    return result.status == "unanchored" and result.first_broken is None
+
+
+def broken_at(result: AuditVerification) -> tuple[str, str]:
+    """(entry id, reason) of the first broken link."""
+    assert result.first_broken is not None, result
+    return result.first_broken[1], result.first_broken[2]
 
 
 def test_recorded_entries_carry_actor_role_action_target_ids_outcome_and_detail(
@@ -74,14 +90,14 @@ def test_a_batch_of_500_publishes_is_one_entry_with_first_last_count_and_digest(
     [entry] = log.entries()
     assert entry.message_ids == (batch[0], batch[-1]) and entry.message_count == 500
     assert entry.covers(batch) and not entry.covers(batch[:-1])
-    assert len(mq.client.xrange(mq.keys.audit)[0][1][b"ids"]) < 60
+    assert len(mq.client.xrange(stream(mq))[0][1][b"ids"]) < 60
 
 
 def test_entries_reads_from_a_time_and_up_to_a_limit_skipping_checkpoints(
         mq: pn.MessageQueue) -> None:
     log = audit(mq)
     fill(log, 3)
-    log.checkpoint()
+    checkpoint(log)
     fill(log, 3)
     assert len(log.entries()) == 6 and len(log.entries(limit=4)) == 4
     assert log.entries(since_ms=10**13) == []
@@ -91,19 +107,24 @@ def test_an_untouched_log_with_checkpoints_and_several_writers_verifies(
         mq: pn.MessageQueue) -> None:
     a, b = audit(mq), audit(mq, actor="enricher-1")
     fill(a, 4)
-    a.checkpoint()
+    checkpoint(a)
     fill(b, 3)
     fill(a, 2)
-    b.checkpoint()
+    checkpoint(b)
     result = verify_audit(mq, KEY)
-    assert result.ok and result.first_broken is None
+    assert links_verify(result) and not result.ok  # no anchor: "unanchored", never ok
     assert result.checked == 11 and result.writers == 2 and not result.trimmed
-    assert "audit ok" in str(result)
+    assert "UNANCHORED" in str(result)
+    anchored = verify_audit(mq, KEY, anchor=result.heads)
+    assert anchored.ok and "audit ok" in str(anchored)
 
 
-def test_an_empty_log_verifies_and_checkpoint_writes_nothing(mq: pn.MessageQueue) -> None:
-    assert audit(mq).checkpoint() is None
-    assert verify_audit(mq, KEY).ok and verify_audit(mq, KEY).checked == 0
+def test_an_empty_trail_is_reported_as_empty_never_ok_and_checkpoint_writes_nothing(
+        mq: pn.MessageQueue) -> None:
+    assert checkpoint(audit(mq)) is None
+    result = verify_audit(mq, KEY)
+    assert result.status == "empty" and not result.ok and result.checked == 0
+    assert "EMPTY" in str(result)
 
 
 @pytest.mark.parametrize("field", EVENT_FIELDS)
@@ -118,9 +139,9 @@ def test_changing_any_field_in_place_is_reported_at_that_entry(
 
     rewrite(mq, edit)
     result = verify_audit(mq, KEY)
-    assert not result.ok and result.first_broken is not None
-    assert result.first_broken[0] == written[2]
-    assert result.first_broken[1].startswith(("mac_mismatch", "unknown_key"))
+    assert result.status == "broken" and not result.ok
+    sid, reason = broken_at(result)
+    assert sid == written[2] and reason.startswith(("mac_mismatch", "unknown_key"))
     assert written[2] in str(result)
 
 
@@ -128,29 +149,27 @@ def test_an_entry_deleted_and_re_added_with_changed_content_is_named_by_the_next
         mq: pn.MessageQueue) -> None:
     written = fill(audit(mq), 5)
     fields = dict(rows(mq)[1][1], outcome="denied")
-    mq.client.xdel(mq.keys.audit, written[1])
-    mq.client.xadd(mq.keys.audit, fields)
-    result = verify_audit(mq, KEY)
-    assert result.first_broken is not None and result.first_broken[0] == written[2]
-    assert "missing" in result.first_broken[1] and "seq 2..2" in result.first_broken[1]
-    assert written[0] in result.first_broken[1]
+    mq.client.xdel(stream(mq), written[1])
+    mq.client.xadd(stream(mq), fields)
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == written[2] and "missing" in reason and "seq 2..2" in reason
+    assert written[0] in reason
 
 
 def test_a_deleted_entry_is_reported(mq: pn.MessageQueue) -> None:
     written = fill(audit(mq), 6)
-    mq.client.xdel(mq.keys.audit, written[3])
-    broken = verify_audit(mq, KEY).first_broken
-    assert broken is not None and broken[0] == written[4] and "seq 4..4" in broken[1]
+    mq.client.xdel(stream(mq), written[3])
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == written[4] and "seq 4..4" in reason
 
 
 def test_a_deleted_newest_entry_is_caught_by_the_following_checkpoint(mq: pn.MessageQueue) -> None:
     a, b = audit(mq), audit(mq, actor="enricher-1")
     fill(a, 2)
     gone = fill(b, 2)[-1]
-    ckpt = a.checkpoint()
-    mq.client.xdel(mq.keys.audit, gone)
-    result = verify_audit(mq, KEY)
-    assert result.first_broken is not None and result.first_broken[0] == ckpt
+    ckpt = checkpoint(a)
+    mq.client.xdel(stream(mq), gone)
+    assert broken_at(verify_audit(mq, KEY))[0] == ckpt
 
 
 def test_deleting_a_whole_writer_before_a_checkpoint_is_reported(mq: pn.MessageQueue) -> None:
@@ -158,25 +177,24 @@ def test_deleting_a_whole_writer_before_a_checkpoint_is_reported(mq: pn.MessageQ
     fill(a, 2)
     doomed = fill(b, 2)
     fill(a, 1)
-    ckpt = a.checkpoint()
-    mq.client.xdel(mq.keys.audit, *doomed)
-    result = verify_audit(mq, KEY)
-    assert result.first_broken is not None and result.first_broken[0] == ckpt
-    assert "the checkpoint signed 2" in result.first_broken[1]
+    ckpt = checkpoint(a)
+    mq.client.xdel(stream(mq), *doomed)
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == ckpt and "the checkpoint signed 2" in reason
 
 
 def test_deleting_a_checkpoint_is_reported(mq: pn.MessageQueue) -> None:
     log = audit(mq)
     fill(log, 2)
-    first = log.checkpoint()
+    first = checkpoint(log)
     fill(log, 2)
-    second = log.checkpoint()
+    second = checkpoint(log)
     fill(log, 1)
-    log.checkpoint()
+    checkpoint(log)
     assert first is not None
-    mq.client.xdel(mq.keys.audit, first)
-    broken = verify_audit(mq, KEY).first_broken
-    assert broken is not None and broken[0] == second and "checkpoint seq 1" in broken[1]
+    mq.client.xdel(stream(mq), first)
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == second and "checkpoint seq 1" in reason
 
 
 def test_an_entry_forged_without_the_key_is_reported(mq: pn.MessageQueue) -> None:
@@ -184,16 +202,15 @@ def test_an_entry_forged_without_the_key_is_reported(mq: pn.MessageQueue) -> Non
     forger = AuditLog(mq, SecretKey("audit-1", os.urandom(32)), "mallory", "admin")
     forged = forger.record("acl_change", "role:analyst", detail="grant +@all")
     fill(audit(mq), 1)
-    broken = verify_audit(mq, KEY).first_broken
-    assert broken is not None and broken[0] == forged and broken[1].startswith("mac_mismatch")
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == forged and reason.startswith("mac_mismatch")
 
 
 def test_a_replayed_copy_of_a_genuine_entry_is_reported(mq: pn.MessageQueue) -> None:
     fill(audit(mq), 4)
-    copy = mq.client.xadd(mq.keys.audit, rows(mq)[1][1]).decode()
-    result = verify_audit(mq, KEY)
-    assert result.first_broken is not None and result.first_broken[0] == copy
-    assert result.first_broken[1].startswith("reordered")
+    copy = mq.client.xadd(stream(mq), rows(mq)[1][1]).decode()
+    sid, reason = broken_at(verify_audit(mq, KEY))
+    assert sid == copy and reason.startswith("reordered")
 
 
 def test_swapping_two_entries_is_reported(mq: pn.MessageQueue) -> None:
@@ -205,63 +222,72 @@ def test_swapping_two_entries_is_reported(mq: pn.MessageQueue) -> None:
         return old
 
     rewrite(mq, swap)
-    result = verify_audit(mq, KEY)
-    assert result.first_broken is not None and result.first_broken[0] == written[1]
+    assert broken_at(verify_audit(mq, KEY))[0] == written[1]
 
 
 def test_an_arbitrary_cut_of_the_oldest_entries_is_reported(mq: pn.MessageQueue) -> None:
     fill(audit(mq), 6)
-    mq.client.xtrim(mq.keys.audit, maxlen=3, approximate=False)
-    result = verify_audit(mq, KEY)
-    assert not result.ok and result.first_broken is not None
-    assert result.first_broken[1].startswith("missing")
+    mq.client.xtrim(stream(mq), maxlen=3, approximate=False)
+    assert broken_at(verify_audit(mq, KEY))[1].startswith("missing")
 
 
 def test_the_anchor_detects_deletion_of_the_newest_entries(mq: pn.MessageQueue) -> None:
     log = audit(mq)
     fill(log, 3)
-    head = verify_audit(mq, KEY).head
-    assert head is not None and verify_audit(mq, KEY, anchor=head).ok
+    anchor = verify_audit(mq, KEY).heads
+    assert verify_audit(mq, KEY, anchor=anchor).ok
     fill(log, 2)
-    assert verify_audit(mq, KEY, anchor=head).ok
-    mq.client.delete(mq.keys.audit)
-    result = verify_audit(mq, KEY, anchor=head)
-    assert not result.ok and result.first_broken is not None and result.first_broken[0] == head[0]
+    assert verify_audit(mq, KEY, anchor=anchor).ok  # growing is fine
+    newest = rows(mq)[-1][0]
+    anchor = verify_audit(mq, KEY).heads
+    mq.client.xdel(stream(mq), newest)  # the newest entry: no later link names it
+    assert links_verify(verify_audit(mq, KEY))  # without the anchor this goes unnoticed
+    sid, reason = broken_at(verify_audit(mq, KEY, anchor=anchor))
+    assert sid == newest and "deleted or replaced" in reason
+
+
+def test_the_anchor_detects_a_deleted_trail(mq: pn.MessageQueue) -> None:
+    fill(audit(mq), 3)
+    anchor = verify_audit(mq, KEY).heads
+    mq.client.delete(stream(mq))
+    assert verify_audit(mq, KEY).status == "empty"
+    result = verify_audit(mq, KEY, anchor=anchor)
+    assert result.status == "broken" and broken_at(result)[1] == "missing: the stream was deleted"
 
 
 def test_retention_by_count_trims_at_a_checkpoint_and_still_verifies(mq: pn.MessageQueue) -> None:
     log = audit(mq)
     fill(log, 10)
-    log.checkpoint()
+    checkpoint(log)
     fill(log, 10)
-    log.checkpoint()
+    checkpoint(log)
     fill(log, 5)
-    removed = log.trim(max_entries=12)
+    removed = trim(log, None, max_entries=12)
     assert removed == 10  # cut at the first checkpoint: the newest one <= the 12th newest
     result = verify_audit(mq, KEY)
-    assert result.ok and result.trimmed and result.checked == len(rows(mq))
+    assert links_verify(result) and result.trimmed and result.checked == len(rows(mq))
     fill(log, 2)
     survivor = rows(mq)[3][0]
-    mq.client.xdel(mq.keys.audit, survivor)
-    assert not verify_audit(mq, KEY).ok
+    mq.client.xdel(stream(mq), survivor)
+    assert verify_audit(mq, KEY).status == "broken"
 
 
 def test_retention_by_age_keeps_younger_entries_and_removes_older_ones(mq: pn.MessageQueue) -> None:
     log = audit(mq, retention_s=3600)
     fill(log, 4)
-    assert log.trim() == 0 and len(rows(mq)) == 5  # nothing is an hour old: only a checkpoint
+    assert trim(log) == 0 and len(rows(mq)) == 5  # nothing is an hour old: only a checkpoint
     fill(log, 2)
-    assert log.trim(max_age_s=0) in (4, 7)  # cut at the newest checkpoint before "now"
-    assert verify_audit(mq, KEY).ok and verify_audit(mq, KEY).trimmed
-    assert audit(mq).trim() == 0  # no retention configured: nothing to do
+    assert trim(log, None, max_age_s=0) in (4, 7)  # cut at the newest checkpoint before "now"
+    assert links_verify(verify_audit(mq, KEY)) and verify_audit(mq, KEY).trimmed
+    assert trim(audit(mq)) == 0  # no retention configured: nothing to do
 
 
 def test_checkpoint_refuses_to_sign_a_broken_log(mq: pn.MessageQueue) -> None:
     log = audit(mq)
     written = fill(log, 3)
-    mq.client.xdel(mq.keys.audit, written[1])
+    mq.client.xdel(stream(mq), written[1])
     with pytest.raises(AuditIntegrityError, match="missing"):
-        log.checkpoint()
+        checkpoint(log)
 
 
 def test_concurrent_threads_with_a_concurrent_checkpointer_keep_the_log_verifiable(
@@ -277,7 +303,7 @@ def test_concurrent_threads_with_a_concurrent_checkpointer_keep_the_log_verifiab
         start.wait()
         try:
             for _ in range(10):
-                log.checkpoint()
+                checkpoint(log)
         except Exception as exc:  # reported below, not swallowed
             errors.append(exc)
 
@@ -287,9 +313,9 @@ def test_concurrent_threads_with_a_concurrent_checkpointer_keep_the_log_verifiab
         t.start()
     for t in threads:
         t.join()
-    log.checkpoint()
+    checkpoint(log)
     result = verify_audit(mq, KEY)
-    assert errors == [] and result.ok, result
+    assert errors == [] and links_verify(result), result
     assert len(log.entries(limit=1000)) == 320 and result.writers == 8
 
 
@@ -310,37 +336,53 @@ def test_concurrent_processes_keep_the_log_verifiable(
         p.start()
     log = audit(real_mq)
     fill(log, 20)
-    log.checkpoint()
+    checkpoint(log)
     for p in procs:
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
-    log.checkpoint()
+    checkpoint(log)
     result = verify_audit(real_mq, KEY)
-    assert result.ok, result
+    assert links_verify(result), result
     assert len(log.entries(limit=1000)) == 260 and result.writers == 5
 
 
-def test_the_entry_rides_in_the_same_pipeline_as_the_action(mq: pn.MessageQueue) -> None:
+def test_the_entry_rides_in_the_same_function_call_as_the_action(
+        mq: pn.MessageQueue) -> None:
     log = audit(mq)
-    pipe = mq.client.pipeline(transaction=False)
-    pipe.sadd(f"{mq.keys.prefix}:demo", "x")
-    log.queue(pipe, "purge", "ioc-processing", detail={"removed": 1})
-    added, entry_id = log.execute(pipe)
-    assert added == 1 and log.entries()[0].id == entry_id.decode()
+    keys = mq.queue_keys("ioc-processing")
+    mine = log.stream_of(keys)
+    section = log.section(mine, [AuditItem("publish", "ioc-processing", message_ids=["m1"])])
+    batch = PublishColumns([2], [0], [None], ["m1"], [""], [b"\x01"])
+    mq.functions.publish(keys, metrics_key(keys, 0), batch, max_size=None, dedup_window_ms=1,
+                         now_ms=0, metrics_ttl_s=0, audit=section)
+    [entry] = log.entries(streams=[mine])
+    assert (entry.action, entry.message_ids, entry.authentic) == ("publish", ("m1",), True)
+    assert mq.client.xlen(keys.stream(2)) == 1
 
 
-def test_a_failed_pipeline_starts_a_new_chain_instead_of_leaving_a_gap(mq: pn.MessageQueue) -> None:
+def test_a_refused_call_writes_nothing_and_starts_a_new_chain(mq: pn.MessageQueue) -> None:
     log = audit(mq)
-    fill(log, 2)
-    mq.client.set(f"{mq.keys.prefix}:str", "v")
-    pipe = mq.client.pipeline(transaction=False)
-    log.queue(pipe, "publish", "ioc-processing")
-    pipe.xadd(f"{mq.keys.prefix}:str", {"a": "b"})  # WRONGTYPE: the batch fails
-    with pytest.raises(redis.ResponseError):
-        log.execute(pipe)
-    fill(log, 2)
+    keys = mq.queue_keys("ioc-processing")
+    mine = log.stream_of(keys)
+    def batch(mid: str) -> PublishColumns:
+        return PublishColumns([2], [0], [None], [mid], [""], [b"\x01"])
+
+    mq.functions.publish(keys, metrics_key(keys, 0), batch("m1"), max_size=1, dedup_window_ms=1,
+                         now_ms=0, metrics_ttl_s=0,
+                         audit=log.section(mine, [AuditItem("publish", "q")]))
+    with pytest.raises(redis.ResponseError, match="QUEUE_FULL"):  # refused before any write
+        mq.functions.publish(keys, metrics_key(keys, 0), batch("m2"), max_size=1,
+                             dedup_window_ms=1,
+                             now_ms=0, metrics_ttl_s=0,
+                             audit=log.section(mine, [AuditItem("publish", "q")]))
+    log.failed(mine)
+    mq.functions.publish(keys, metrics_key(keys, 0), batch("m3"), max_size=None,
+                         dedup_window_ms=1,
+                         now_ms=0, metrics_ttl_s=0,
+                         audit=log.section(mine, [AuditItem("publish", "q")]))
+    assert len(log.entries(streams=[mine])) == 2 and mq.client.xlen(keys.stream(2)) == 2
     result = verify_audit(mq, KEY)
-    assert result.ok and result.writers == 2
+    assert links_verify(result) and result.writers == 2
 
 
 def test_bad_action_outcome_or_actor_is_rejected_before_redis(mq: pn.MessageQueue) -> None:
@@ -369,15 +411,15 @@ def test_the_key_comes_from_the_environment_with_an_optional_id(
     assert KEY_B64[:-8] not in str(info.value)
     monkeypatch.setenv("PHANTOM_AUDIT_KEY", f"audit-1:{KEY_B64}")
     AuditLog(mq, None, "a").record("settings_change", "settings.toml")
-    assert verify_audit(mq, KEY).ok
+    assert links_verify(verify_audit(mq, KEY))
 
 
 def test_old_entries_verify_after_the_audit_key_rotates(mq: pn.MessageQueue) -> None:
     fill(audit(mq), 2)
     new = SecretKey("audit-2", os.urandom(32))
     fill(AuditLog(mq, new, "a"), 2)
-    assert verify_audit(mq, [new, KEY]).ok
-    assert verify_audit(mq, new).first_broken[1].startswith("unknown_key")  # type: ignore[index]
+    assert links_verify(verify_audit(mq, [new, KEY]))
+    assert broken_at(verify_audit(mq, new))[1].startswith("unknown_key")
 
 
 def test_the_audit_key_never_appears_in_reprs_logs_or_the_stream(
@@ -385,14 +427,14 @@ def test_the_audit_key_never_appears_in_reprs_logs_or_the_stream(
     caplog.set_level(logging.DEBUG)
     log = audit(mq, retention_s=0)
     written = fill(log, 3)
-    log.checkpoint()
-    log.trim()
-    mq.client.xdel(mq.keys.audit, *written)
+    checkpoint(log)
+    trim(log)
+    mq.client.xdel(stream(mq), *written)
     fill(log, 1)
     result = verify_audit(mq, KEY)
     raw = KEY.reveal()
     secrets = {KEY_B64, raw.hex(), repr(raw), base64.urlsafe_b64encode(raw).decode()}
     shown = " ".join([repr(log), str(log), repr(KEY), str(result), repr(result), caplog.text,
-                      repr(log._macer), str(rows(mq))])
+                      repr(log.macer), str(rows(mq))])
     assert not any(s in shown for s in secrets)
     assert "audit-1" in repr(log) and caplog.text  # something was logged, without the key

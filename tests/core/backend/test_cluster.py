@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import phantom_notebook as pn
+from phantom_notebook.core.backend import library
 from phantom_notebook.core.backend.cluster import primary_of
+from phantom_notebook.core.backend.deploy import deploy, deployed_builds
 from tests.core.test_queue_kinds import (  # noqa: F401 - re-run the suite against the cluster
     test_broadcast_gives_every_group_every_message_even_while_a_group_is_down,
     test_critical_message_behind_100k_low_messages_is_delivered_next,
@@ -22,6 +25,7 @@ from tests.core.test_queue_kinds import (  # noqa: F401 - re-run the suite again
     test_unknown_queue_kind_is_refused,
 )
 from tests.support.cluster import RedisClusterFixture
+from tests.support.collect import eventually
 from tests.support.failover import run_failover_flow
 
 
@@ -104,3 +108,53 @@ def test_killing_a_master_mid_flow_promotes_its_replica_and_the_flow_resumes(
         mq.client.close()
     finally:
         built.close()
+
+
+def test_the_functions_are_on_every_master_and_replica(cluster: RedisClusterFixture,
+                                                      mq: pn.MessageQueue) -> None:
+    assert mq.publish("fn-check", "t", 1)
+    for node in cluster.live():
+        c = node.client()
+        try:
+            assert eventually(lambda c=c: deployed_builds(c) == [library.build()])
+        finally:
+            c.close()
+
+
+@pytest.mark.slow
+def test_after_a_failover_the_promoted_replica_serves_fcall_without_a_reload() -> None:
+    built = RedisClusterFixture(replicas=1, node_timeout_ms=1000).start()
+    try:
+        deploy(pn.connect(built.url, key_prefix="fo").client)
+        mq = pn.connect(built.url, key_prefix="fo", deploy_functions="never")
+        meta = mq.queue_keys("q").meta
+        victim = built.master_on(int(primary_of(mq.client, meta).rsplit(":", 1)[1]))
+        replica = built.replica_of(victim)
+        assert eventually(lambda: _build_on(replica) == library.build())
+        victim.kill()
+        assert eventually(lambda: built.role(replica) == "master", timeout_s=30)
+        node = replica.client()
+        loads = node.info("commandstats").get("cmdstat_function|load", {"calls": 0})["calls"]
+        assert node.fcall("pn1_version", 0).decode() == library.build()
+        assert eventually(lambda: _publishes(mq), timeout_s=30)  # FCALL pn1_publish there
+        assert node.info("commandstats").get("cmdstat_function|load",
+                                             {"calls": 0})["calls"] == loads  # no reload
+        node.close()
+        mq.client.close()
+    finally:
+        built.close()
+
+
+def _build_on(node: Any) -> str | None:
+    c = node.client()
+    try:
+        return deployed_builds(c)[0]
+    finally:
+        c.close()
+
+
+def _publishes(mq: pn.MessageQueue) -> bool:
+    try:
+        return bool(mq.publish("q", "t", 1))
+    except pn.PhantomError:
+        return False

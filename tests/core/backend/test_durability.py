@@ -3,6 +3,8 @@ confirmed, and a clear ConfigError for WAITAOF (fsync) on Redis < 7.2."""
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +15,8 @@ from phantom_notebook.core.backend.durability import server_version
 from tests.support.cluster import FAST_REPLICATION
 from tests.support.collect import eventually
 from tests.support.redis_server import RedisServer
+
+AUDIT_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,19 @@ def test_durability_settings_are_validated() -> None:
     assert pn.Settings.from_dict({"queue_defaults": {"durability": "replicated",
                                                      "durability_replicas": 2}}
                                  ).queue_defaults.durability_replicas == 2
+
+
+def test_a_replicated_publish_is_audited_and_both_reach_the_replica(
+        pair: tuple[RedisServer, RedisServer]) -> None:
+    master, replica = pair
+    settings = pn.Settings.from_dict({"security": {"audit_key": AUDIT_KEY}})
+    mq = pn.connect(master.url, key_prefix=f"d{uuid.uuid4().hex[:6]}", settings=settings)
+    mq.declare("intel", kind="fifo", durability="replicated", durability_replicas=1)
+    mid = mq.publish("intel", "t", 1)
+    assert mq.audit is not None
+    [entry] = [e for e in mq.audit.entries() if e.action == "publish"]
+    assert entry.covers([mid])
+    on_replica = replica.client()  # WAIT covered the audit entry: it is there already
+    assert on_replica.xlen(mq.queue_keys("intel").audit(mq.user)) == 1
+    on_replica.close()
+    mq.client.close()

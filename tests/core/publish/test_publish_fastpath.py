@@ -191,3 +191,17 @@ def test_random_bytes_are_never_handed_out_twice_nor_shared_with_a_forked_child(
     os.close(read)
     os.close(write)
     assert child != random_bytes(46)
+
+
+def test_the_same_envelope_published_twice_is_written_once_without_a_dedup_key(
+        mq: pn.MessageQueue) -> None:
+    qs = mq.declare("twice")
+    keys = mq.queue_keys("twice")
+    now = int(time.time() * 1000)
+    batch, _ = build_columns(mq, "twice", qs, [pn.Message("t", {"n": 1})], now, None)
+    args = dict(max_size=None, dedup_window_ms=60_000, now_ms=now, metrics_ttl_s=0)
+    assert mq.functions.publish(keys, metrics_key(keys, now), batch, **args) == []
+    # a client retrying a publish it could not confirm sends the same envelope again
+    again = mq.functions.publish(keys, metrics_key(keys, now), batch, **args)
+    assert [x.decode() if isinstance(x, bytes) else x for x in again] == [1, batch.ids[0]]
+    assert mq.stats(["twice"])[0].ready == 1

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import base64
-import secrets
 import tomllib
-from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 import phantom_notebook as pn
+from phantom_notebook.core.backend.connection import open_client
 from phantom_notebook.core.observe.metrics import metrics_key
 from phantom_notebook.core.security.access import (
     AccessPolicy,
     Grant,
-    apply_acl,
     format_setuser,
     render_acl,
-    render_all,
 )
+from tests.core.security.conftest import Connect, denials
 from tests.support.collect import Collector, eventually
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import free_port
 
 POLICY = AccessPolicy()
-USERS = {"ana": "analyst", "rex": "responder", "aud": "auditor", "adm": "admin"}
-PASSWORDS = {name: secrets.token_hex(12) for name in USERS}
 
 # -- the client-side check -----------------------------------------------------------------
 
@@ -90,17 +86,13 @@ def test_unknown_role_and_unknown_action_are_refused() -> None:
 
 
 def test_denied_call_raises_before_any_command_reaches_redis(prefix: str) -> None:
-    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
-    mq = pn.connect(nobody_listens, key_prefix=prefix, settings=pn.Settings())
-    with pytest.raises(pn.PermissionDeniedError):
-        publish_as(POLICY, "analyst", mq, "alerts")  # a ConnectionError if Redis were reached
+    settings = pn.Settings.from_dict({
+        "redis": {"url": f"redis://127.0.0.1:{free_port()}/0", "key_prefix": prefix},
+        "security": {"role": "analyst"}})
+    mq = pn.MessageQueue(open_client(settings.redis), settings)  # nobody listens there
+    with pytest.raises(pn.PermissionDeniedError):  # a ConnectionLostError if Redis were reached
+        mq.publish("alerts", "ioc.ip", {"value": "198.51.100.7"})
     mq.client.close()
-
-
-def publish_as(policy: AccessPolicy, role: str, mq: pn.MessageQueue, queue: str) -> str:
-    """What ``MessageQueue.publish`` does once the check is wired in."""
-    policy.check(role, "publish", queue)
-    return mq.publish(queue, "ioc.ip", {"value": "198.51.100.7"})
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -112,6 +104,7 @@ def test_rendered_rules_never_contain_the_password() -> None:
     assert rules[:3] == ["reset", "on",
                          "#" + __import__("hashlib").sha256(b"hunter2-secret").hexdigest()]
     assert "(+publish &pn:ps:ioc-*:* &pn:ps:threat-*:*)" in rules
+    assert "(+fcall ~pn:{ioc-*}:* ~pn:{threat-*}:*)" in rules
     assert format_setuser("ana", rules).startswith("ACL SETUSER ana reset on '#")
 
 
@@ -123,71 +116,19 @@ def test_nopass_only_when_explicitly_allowed() -> None:
 
 def test_glob_characters_of_the_prefix_are_escaped() -> None:
     rules = render_acl(POLICY, "auditor", "aud", "pw", prefix="team*a")
-    assert "(+xadd %W~team\\*a:audit)" in rules
+    assert "(+xadd %W~team\\*a:audit:aud)" in rules
 
 
 # -- enforced by Redis ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    """A redis-server of our own: the tests create ACL users on it."""
-    srv = RedisServer().start()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def admin(server: RedisServer) -> Iterator[redis.Redis]:
-    """The server's default (unrestricted) user: sets ACLs and seeds other queues."""
-    client = server.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def users(server: RedisServer, admin: redis.Redis, prefix: str) -> None:
-    """ana=analyst, rex=responder, aud=auditor, adm=admin, for this test's key prefix."""
-    rules = render_all(POLICY, {u: (r, PASSWORDS[u]) for u, r in USERS.items()},
-                       prefix=prefix, queues=["ioc-feed", "alerts-live"])
-    applied = apply_acl(admin, rules, save=True)
-    assert applied.users == tuple(USERS)
-    assert not applied.saved and "ACL file" in (applied.save_error or "")
-    admin.acl_log_reset()
-
-
-Connect = Callable[[str], pn.MessageQueue]
-
-
-@pytest.fixture
-def connect_as(server: RedisServer, users: None, prefix: str) -> Iterator[Connect]:
-    """``connect_as("ana")``: a MessageQueue logged in with that user's own credentials."""
-    opened: list[pn.MessageQueue] = []
-
-    def connect(user: str) -> pn.MessageQueue:
-        url = f"redis://{user}:{PASSWORDS[user]}@127.0.0.1:{server.port}/0"
-        opened.append(pn.connect(url, key_prefix=prefix, settings=pn.Settings()))
-        return opened[-1]
-
-    yield connect
-    for mq in opened:
-        mq.client.close()
-
-
-def denials(admin: redis.Redis, user: str) -> list[str]:
-    """What the server's ACL LOG recorded as denied for ``user`` (reason and object)."""
-    log: list[dict[str, object]] = admin.acl_log()  # type: ignore[assignment]
-    return [f"{e['reason']} {e['object']}" for e in log if e["username"] == user]
-
-
-def test_analyst_publishes_and_consumes_its_queues_through_every_script(
+def test_analyst_publishes_and_consumes_its_queues_through_every_function(
         connect_as: Connect, admin: redis.Redis) -> None:
     mq = connect_as("ana")
-    mq.declare("ioc-feed", kind="priority", visibility_timeout_s=0.3, max_deliveries=1,
-               enable_deduplication=True)
+    mq.declare("ioc-feed", visibility_timeout_s=0.3, max_deliveries=1, enable_deduplication=True)
     mq.publish_batch("ioc-feed", [pn.Message("ioc.ip", i, "HIGH") for i in range(5)])
-    mq.publish("ioc-feed", "ioc.ip", 0)  # a duplicate: SET NX PX GET answers the first id
-    mq.publish("ioc-feed", "ioc.url", "later", delay=0.05)  # ZADD, promoted by fetch.lua
+    mq.publish("ioc-feed", "ioc.ip", 0)  # a duplicate: the dedup window answers the first id
+    mq.publish("ioc-feed", "ioc.url", "later", delay=0.05)  # ZADD, promoted by pn1_fetch
 
     def judge(env: pn.Envelope, ctx: pn.MessageContext) -> None:
         if env.payload == 3 and ctx.attempt == 1:
@@ -199,18 +140,17 @@ def test_analyst_publishes_and_consumes_its_queues_through_every_script(
     mq.subscribe("ioc-feed", "*", got)
     with mq.worker(name="ana-worker"):
         assert got.wait_for(5), got.payloads  # 0-2, the retried 3 and "later"; 4 rejected
-        assert eventually(lambda: admin.hexists(f"{mq.keys.prefix}:consumers", "ana-worker"))
+        assert eventually(lambda: admin.hexists(mq.keys.heartbeats("ana"), "ana-worker"))
     assert mq.stats(["ioc-feed"])[0].dead == 1
     assert denials(admin, "ana") == []
 
 
-def test_reclaim_dead_letter_and_broadcast_trim_run_under_the_analyst(
+def test_reclaim_and_dead_letter_run_under_the_analyst_trimming_does_not(
         connect_as: Connect, admin: redis.Redis) -> None:
     mq = connect_as("ana")
-    mq.declare("threat-apt", kind="broadcast")
     keys = mq.queue_keys("threat-apt")
     for group in ("a", "b"):
-        mq.ensure_group("threat-apt", group)
+        mq.ensure_group("threat-apt", group)  # created by the admin: only looked up here
     mq.publish("threat-apt", "actor", "APT-X")
     fetch = dict(now_ms=0, max_deliveries=1, levels="0123", metrics_ttl_s=60, delete=False,
                  trace_cap=100)
@@ -226,8 +166,9 @@ def test_reclaim_dead_letter_and_broadcast_trim_run_under_the_analyst(
     assert eventually(reclaimed_into_dlq)
     mq.functions.fetch(keys, metrics_key(keys, 0), group="b", consumer="c3", count=10,
                      reclaim_idle_ms=0, **fetch)  # type: ignore[arg-type]
-    assert mq.functions.trim_broadcast(keys) >= 0
     assert denials(admin, "ana") == []
+    with pytest.raises(redis.ResponseError, match="can't run this command"):
+        mq.functions.trim_broadcast(keys)  # XTRIM is the operator's (a consumer could empty it)
 
 
 def seed_alerts(admin: redis.Redis, prefix: str) -> str:
@@ -256,18 +197,22 @@ def test_analyst_cannot_touch_another_queues_keys_with_raw_commands(
     assert denials(admin, "ana")  # the server logged the refusal
 
 
-def test_scripts_cannot_smuggle_a_foreign_key_past_the_acl(
+def test_functions_cannot_smuggle_a_foreign_key_past_the_acl(
         connect_as: Connect, admin: redis.Redis, prefix: str) -> None:
     stream = seed_alerts(admin, prefix)
     mq = connect_as("ana")
-    own = mq.queue_keys("ioc-feed").stream(2)
-    sha = mq.client.script_load("return redis.call('XRANGE', ARGV[1], '-', '+')")
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        mq.client.evalsha(sha, 1, stream, stream)  # a foreign key in KEYS
-    with pytest.raises(redis.ResponseError, match="can't access at least one of the keys"):
-        mq.client.evalsha(sha, 1, own, stream)  # a foreign key read from inside Lua
-    with pytest.raises(redis.exceptions.NoPermissionError):
+    alerts = mq.queue_keys("alerts")
+    with pytest.raises(redis.exceptions.NoPermissionError):  # a foreign key in KEYS
+        mq.client.fcall("pn1_trim_broadcast", 4, *alerts.streams, 0)
+    own = mq.queue_keys("ioc-feed")
+    keys = [*own.streams[:2], stream, own.streams[3], own.delayed, metrics_key(own, 0),
+            own.trace, own.dedup_bucket(0), own.dedup_bucket(-1)]
+    with pytest.raises(redis.exceptions.NoPermissionError):  # one foreign key among its own
+        mq.client.fcall("pn1_publish", len(keys), *keys, 0, 1, 0, 0, 0, "", 1, "2", "",
+                        "x|y|1|", b"forged", 0)
+    with pytest.raises(pn.PermissionDeniedError):
         mq.publish("alerts", "alert.critical", "forged")  # declare's HGET is refused
+    assert admin.xlen(stream) == 1
 
 
 @pytest.mark.parametrize("command", [
@@ -275,22 +220,26 @@ def test_scripts_cannot_smuggle_a_foreign_key_past_the_acl(
     ("ACL", "LIST"), ("ACL", "SETUSER", "ana", "+@all"), ("CLIENT", "LIST"), ("INFO",),
     ("CLIENT", "KILL", "ID", "1"), ("SCRIPT", "FLUSH"), ("FUNCTION", "FLUSH"), ("SHUTDOWN",),
     ("EVAL", "return 1", "0"), ("CLIENT", "TRACKING", "on", "BCAST"),
+    ("SCRIPT", "LOAD", "while true do end"), ("FUNCTION", "LOAD", "#!lua name=x\n"),
+    ("DEBUG", "SLEEP", "0"), ("MODULE", "LIST"), ("SADD", "{p}:queues", "junk"),
 ])
-def test_analyst_cannot_run_server_commands(connect_as: Connect,
+def test_analyst_cannot_run_server_commands(connect_as: Connect, prefix: str,
                                             command: tuple[str, ...]) -> None:
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        connect_as("ana").client.execute_command(*command)
+    # refused by the ACL (NoPermissionError), DEBUG even before it (enable-debug-command)
+    with pytest.raises(redis.exceptions.NoPermissionError if command[0] != "DEBUG"
+                       else redis.ResponseError):
+        connect_as("ana").client.execute_command(*(c.format(p=prefix) for c in command))
 
 
 def test_auditor_reads_stats_and_the_audit_trail_but_no_payloads(
         connect_as: Connect, admin: redis.Redis, prefix: str) -> None:
     analyst = connect_as("ana")
     analyst.publish_batch("ioc-feed", [("ioc.ip", i) for i in range(3)])
-    analyst.client.xadd(analyst.keys.audit, {"action": "publish", "actor": "ana"})
+    analyst.client.xadd(analyst.keys.audit("ana"), {"action": "publish", "actor": "ana"})
     auditor = connect_as("aud")
     stats = auditor.stats(["ioc-feed"])[0]
     assert (stats.kind, stats.ready) == ("priority", 3)
-    assert len(auditor.client.xrange(auditor.keys.audit)) == 1
+    assert len(auditor.client.xrange(auditor.keys.audit("ana"))) == 1
     stream = auditor.queue_keys("ioc-feed").stream(2)
     for command in (("XRANGE", stream, "-", "+"), ("XINFO", "STREAM", stream),
                     ("XREADGROUP", "GROUP", "workers", "x", "STREAMS", stream, ">"),
@@ -298,12 +247,11 @@ def test_auditor_reads_stats_and_the_audit_trail_but_no_payloads(
         with pytest.raises(redis.exceptions.NoPermissionError):
             auditor.client.execute_command(*command)
     with pytest.raises(redis.exceptions.NoPermissionError):
-        analyst.client.xrange(analyst.keys.audit)  # writers append, only auditors read
+        analyst.client.xrange(analyst.keys.audit("ana"))  # writers append, auditors read
 
 
 def test_live_channels_follow_the_role(connect_as: Connect, admin: redis.Redis) -> None:
     responder = connect_as("rex")
-    responder.declare("alerts-live", kind="pubsub")
     got = Collector()
     responder.subscribe("alerts-live", "*", got)
     with responder.worker() as worker:
@@ -333,34 +281,43 @@ def test_only_a_manager_reads_and_replays_dead_letters(connect_as: Connect,
     analyst.subscribe("ioc-feed", "*", reject)
     with analyst.worker():
         assert eventually(lambda: analyst.stats(["ioc-feed"])[0].dead == 1)
-    with pytest.raises(redis.exceptions.NoPermissionError):
+    with pytest.raises(pn.PermissionDeniedError):
         analyst.dlq("ioc-feed").list()  # consumers write dead letters, never read them
     manager = connect_as("adm")
     letters = manager.dlq("ioc-feed").list()
     assert [d.message_id for d in letters] == [message_id]
-    assert len(manager.dlq("ioc-feed").replay(message_id)) == 1  # replay.lua under the manager
+    assert len(manager.dlq("ioc-feed").replay(message_id)) == 1  # pn1_replay as the manager
     assert manager.stats(["ioc-feed"])[0].ready == 1
     assert denials(admin, "adm") == []
 
 
-def test_writers_append_to_the_audit_trail_auditors_checkpoint_and_admins_trim(
+def test_writers_append_to_their_own_trail_auditors_read_all_admins_checkpoint_and_trim(
         connect_as: Connect, admin: redis.Redis) -> None:
     from phantom_notebook.core.audit.log import AuditLog
-    from phantom_notebook.core.audit.verify import audit_key_from_env
+    from phantom_notebook.core.audit.maintain import checkpoint, trim
+    from phantom_notebook.core.audit.verify import audit_key_from_env, verify_audit
 
     key = audit_key_from_env({"PHANTOM_AUDIT_KEY": base64.b64encode(bytes(32)).decode()})
-    writer = AuditLog(connect_as("ana"), key, actor="ana", role="analyst")
+    analyst = connect_as("ana")
+    writer = AuditLog(analyst, key, actor="ana", role="analyst", user=analyst.user)
+    assert writer.stream.endswith(":audit:ana")
     writer.record("publish", "ioc-feed", message_ids=["01J0"])
-    with pytest.raises(redis.exceptions.NoPermissionError):
+    with pytest.raises(pn.PermissionDeniedError):
         writer.entries()  # XADD only: an analyst cannot read the trail back
-    auditor = AuditLog(connect_as("aud"), key, actor="aud", role="auditor")
+    with pytest.raises(redis.exceptions.NoPermissionError):  # nor write another's trail
+        analyst.client.xadd(analyst.keys.audit("adm"), {"action": "forged"})
+    auditor_mq = connect_as("aud")
+    auditor = AuditLog(auditor_mq, key, actor="aud", role="auditor", user="aud")
     assert [e.action for e in auditor.entries()] == ["publish"]
-    assert auditor.checkpoint() is not None  # audit_append.lua under the auditor
+    assert verify_audit(auditor_mq, key).status == "unanchored"
+    with pytest.raises(pn.PermissionDeniedError):  # checkpoints write every user's trail
+        checkpoint(auditor, writer.stream)
     with pytest.raises(redis.exceptions.NoPermissionError):
-        auditor.client.xtrim(auditor.stream, maxlen=0)  # retention is for admins
-    keeper = AuditLog(connect_as("adm"), key, actor="adm", role="admin")
-    assert keeper.trim(max_entries=1) >= 0
-    assert denials(admin, "aud") == ["command xtrim"] and denials(admin, "adm") == []
+        auditor_mq.client.xtrim(writer.stream, maxlen=0)  # retention is for admins
+    keeper = AuditLog(connect_as("adm"), key, actor="adm", role="admin", user="adm")
+    assert checkpoint(keeper, writer.stream) is not None
+    assert trim(keeper, writer.stream, max_entries=1) >= 0
+    assert denials(admin, "adm") == []
 
 
 def test_an_exact_grant_also_covers_the_partitions_of_that_queue() -> None:
@@ -368,4 +325,4 @@ def test_an_exact_grant_also_covers_the_partitions_of_that_queue() -> None:
     assert policy.allows("pager", "consume", "alerts#3")
     assert not policy.allows("pager", "consume", "alerts-archive")
     rules = render_acl(policy, "pager", "pager", "pw")
-    assert "(+evalsha ~pn:{alerts}:* ~pn:{alerts#*}:*)" in rules
+    assert "(+fcall ~pn:{alerts}:* ~pn:{alerts#*}:*)" in rules

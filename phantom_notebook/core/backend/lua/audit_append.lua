@@ -5,7 +5,8 @@ KEYS[1]  audit stream (<prefix>:audit)
 
 ARGV[1]  expected id of the newest entry: "" = append unconditionally, "0-0" = the stream
          must be empty
-ARGV[2..] field, value pairs of the entry, already carrying its client-side HMAC ("mac")
+ARGV[2..] field, value pairs of the entry, already carrying its client-side HMAC ("mac");
+         the last argument is the audit-section index every function takes (0 here)
 
 A checkpoint commits to the chain head of every writer as of the newest entry its writer
 read. Appending it only if that entry is still the newest makes "the entry right before
@@ -24,6 +25,6 @@ if expected ~= '' then
   if current ~= expected then return {0, current} end
 end
 local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 2, #ARGV - 1 do fields[#fields + 1] = ARGV[i] end
 local id = call('XADD', KEYS[1], '*', unpack(fields))
 return {1, id}

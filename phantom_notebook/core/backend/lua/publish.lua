@@ -30,6 +30,10 @@ key per message: ~100 bytes less per message than SET NX PX. A batch reads both 
 with one HMGET each and claims its new keys with one HSET (the script is atomic, so this
 is HSETNX per key); a key repeated inside the batch is a duplicate of its first use.
 
+A message without a dedup key is deduplicated by its own id ("i:<id>"): the same
+envelope published twice within the window (a client retrying a publish it could not
+confirm, or a caller passing an old envelope again) is written once.
+
 Returns the duplicates only, as a flat array: 1-based index, first message's id, ...
 (empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
 does not fit, and "AUDIT_FAILED ..." when the audit entry cannot be appended (nothing is
@@ -66,7 +70,8 @@ if n == 1 then
   local field, item, envelope = argv[9], argv[10], argv[11]
   local level = byte(levels, 1) - 48
   local first = false
-  if field ~= '' then
+  if field == '' then field = 'i:' .. id_of(item) end
+  do
     first = call('HGET', keys[9], field)
     if not first then
       if call('HSETNX', keys[8], field, id_of(item)) == 1 then
@@ -96,11 +101,10 @@ local firsts = {}
 local fields, at, nf = {}, {}, 0
 for i = 1, n do
   local field = argv[6 + 3 * i]
-  if field ~= '' then
-    nf = nf + 1
-    fields[nf] = field
-    at[nf] = i
-  end
+  if field == '' then field = 'i:' .. id_of(argv[7 + 3 * i]) end
+  nf = nf + 1
+  fields[nf] = field
+  at[nf] = i
 end
 if nf > 0 then
   -- known[j]: the first id of fields[j] in the previous window, else in the current one

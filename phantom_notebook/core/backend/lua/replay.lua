@@ -4,6 +4,7 @@ KEYS[1..4]  streams s:0 .. s:3
 KEYS[5]     delayed zset (only read: it counts towards the queue size)
 KEYS[6]     dlq stream
 KEYS[7]     metrics hash (current bucket)
+KEYS[8]     the queue's meta hash (dlq_removed counts what left the DLQ legitimately)
 
 ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
 ARGV[2]  metrics TTL s (0 = off)
@@ -16,7 +17,7 @@ gone already (replayed or purged by someone else meanwhile) is skipped, never du
 
 Returns an array of n integers: 1 = replayed, 0 = skipped (no longer in the DLQ).
 Errors "QUEUE_FULL <depth> <max>" when the batch does not fit (nothing is written).
-KEYS[8] is the caller's audit stream and the last argument the audit section's index
+KEYS[9] is the caller's audit stream and the last argument the audit section's index
 (0 = not audited), as for every audited function (includes/audit.lua).
 ]]
 --- @include "metrics"
@@ -49,4 +50,5 @@ for i = 0, n - 1 do
 end
 
 count(KEYS[7], metrics_ttl, 'replayed', replayed)
+if replayed > 0 then call('HINCRBY', KEYS[8], 'dlq_removed', replayed) end
 return out

@@ -5,7 +5,9 @@ KEYS[5]     delayed zset
 KEYS[6]     dlq stream
 KEYS[7]     metrics hash (current bucket)
 KEYS[8]     trace stream
-KEYS[9]     the caller's audit stream, when audited (includes/audit.lua)
+KEYS[9]     the group's seen hash of the current replay-window bucket (lua/claim.lua)
+KEYS[10]    the group's seen hash of the previous bucket
+KEYS[11]    the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  group
 ARGV[2]  "1" to XDEL settled entries (keeps XLEN = depth); "0" on broadcast streams
@@ -19,6 +21,8 @@ then     number of dead letters d, then d groups of 10: level, stream id, envelo
 then     metric increments: k, then k pairs field, amount (e.g. failed, expired, h:e2e:12)
 then     trace cap t (0 = no tracing), consumer, number of events e, then e pairs:
          event name, items ("<id>|<trace id>|<attempt>|<detail>;...")
+then     number of unclaims u, then u seen fields: messages handed back untouched (added
+         again under a new stream id, so their next delivery is no replay)
 then     the audit section, and last its index (0 = not audited)
 
 Each entry is XACKed (and XDELed) in the same call that re-schedules or dead-letters it,
@@ -104,5 +108,10 @@ local events = tonumber(ARGV[p + 2]); p = p + 3
 for _ = 1, events do
   trace(KEYS[8], trace_cap, ARGV[p], consumer, ARGV[p + 1])
   p = p + 2
+end
+local u = tonumber(ARGV[p]); p = p + 1
+if u > 0 then
+  call('HDEL', KEYS[9], unpack(ARGV, p, p + u - 1))
+  call('HDEL', KEYS[10], unpack(ARGV, p, p + u - 1))
 end
 return {acked, retried, dead}
