@@ -18,6 +18,7 @@
     ├── DecodeError              stored bytes are not a valid envelope
     ├── PermissionDeniedError    the role does not allow the action (client check or Redis ACL)
     ├── ServerError              any other error reply from Redis (WRONGTYPE, BUSY, MISCONF ...)
+    ├── HandlerTimeoutError      a handler ran past handler_timeout_s (a delivery's error)
     └── HandlerSignal            raised by handlers to steer delivery
         ├── Retry                retry this message (optionally after a delay)
         └── Reject               do not retry; dead-letter with a reason
@@ -127,6 +128,11 @@ class ServerError(PhantomError):
     which command and why: WRONGTYPE, BUSY, MISCONF, LOADING ...)."""
 
 
+class HandlerTimeoutError(PhantomError, TimeoutError):
+    """Raised (as a delivery's error) when its handler ran past ``handler_timeout_s``: the
+    delivery is retried, then dead-lettered as ``handler_timeout``."""
+
+
 class HandlerSignal(PhantomError):
     """Base of the exceptions a handler raises on purpose to steer delivery."""
 
@@ -154,6 +160,7 @@ __all__ = [
     "ConnectionLostError",
     "DecodeError",
     "HandlerSignal",
+    "HandlerTimeoutError",
     "NotDeployedError",
     "PayloadError",
     "PermissionDeniedError",

@@ -228,11 +228,13 @@ class MessageQueue:
         self.authorize("stats", queue)
         return read_breakers(self, queue)
 
-    def stats(self, queues: Iterable[str] | None = None) -> list[QueueStats]:
+    def stats(self, queues: str | Iterable[str] | None = None) -> list[QueueStats]:
         """Depth per queue and state (ready, in flight, delayed, dead), in one round trip.
 
         A partitioned queue's row sums its partitions (active and draining).
         """
+        if isinstance(queues, str):
+            queues = [queues]  # stats("ioc-feed"), not the characters of the name
         names = list(queues) if queues is not None else self.queues()
         for name in names:
             self.authorize("stats", name)

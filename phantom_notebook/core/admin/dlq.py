@@ -264,7 +264,7 @@ class DeadLetterQueue:
                 lo = f"{ms + 1}-0" if seq == _MAX_SEQ else f"{ms}-{seq + 1}"
 
     def _find(self, key: str) -> Entry:
-        if _STREAM_ID.match(key):
+        if _STREAM_ID.fullmatch(key):
             for sid, fields in self.mq.client.xrange(self.key, min=key, max=key, count=1):
                 return _text(sid), fields
         else:

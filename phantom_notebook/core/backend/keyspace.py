@@ -35,8 +35,8 @@ _PARTITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}#[0-9]{1,3}(\.[
 
 def check_queue_name(name: str) -> str:
     """Return ``name`` if it is a valid queue name, else raise ``ValidationError``."""
-    if not isinstance(name, str) or not (_QUEUE_NAME.match(name)
-                                         or _PARTITION_NAME.match(name)):
+    if not isinstance(name, str) or not (_QUEUE_NAME.fullmatch(name)
+                                         or _PARTITION_NAME.fullmatch(name)):
         raise ValidationError(
             f"invalid queue name {name!r}: use 1-128 characters from A-Z a-z 0-9 . _ - "
             "starting with a letter or digit"

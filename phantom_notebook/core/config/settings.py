@@ -82,6 +82,10 @@ class RedisSettings:
             if scheme not in allowed:
                 raise ConfigError("redis.url", f"unsupported scheme {scheme!r}",
                                   ", ".join(f"{s}://" for s in allowed))
+            path = urlsplit(self.url).path.strip("/")
+            if scheme in ("redis", "rediss") and path and not path.isdigit():
+                raise ConfigError("redis.url", f"database {path[:20]!r} is not a number",
+                                  "redis://host:port/<database index, e.g. 0>")
 
     def __repr__(self) -> str:
         return (f"RedisSettings(url={mask_url(self.url)!r}, key_prefix={self.key_prefix!r}, "
@@ -105,27 +109,40 @@ class RetrySettings:
         _non_negative("retry.max_retries", self.max_retries)
         _non_negative("retry.initial_delay_s", self.initial_delay_s)
         _non_negative("retry.max_delay_s", self.max_delay_s)
-        if self.multiplier < 1:
-            raise ConfigError("retry.multiplier", f"{self.multiplier} < 1", "a number >= 1")
+        if isinstance(self.multiplier, bool) or not 1 <= self.multiplier < float("inf"):
+            raise ConfigError("retry.multiplier", f"{self.multiplier!r} is not >= 1",
+                              "a finite number >= 1")
         if not 0 <= self.jitter <= 1:
             raise ConfigError("retry.jitter", f"{self.jitter} out of range", "0.0 .. 1.0")
 
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    """Circuit breaker of a subscription (the spec's parameters)."""
+    """Circuit breaker of a subscription: off unless enabled (see ``consume/breaker.py``).
 
-    enabled: bool = True
+    Opens when, within ``monitoring_period_s``, at least ``minimum_calls`` fresh messages
+    were handled, at least ``failure_threshold`` failed, and the failure rate reached
+    ``failure_rate_threshold``; probes again after ``recovery_timeout_s``.
+    """
+
+    enabled: bool = False
     failure_threshold: int = 5
+    failure_rate_threshold: float = 0.5
+    minimum_calls: int = 20
     recovery_timeout_s: float = 30.0
     monitoring_period_s: float = 60.0
     half_open_max_calls: int = 3
 
     def __post_init__(self) -> None:
         _positive("circuit_breaker.failure_threshold", self.failure_threshold)
+        _positive("circuit_breaker.minimum_calls", self.minimum_calls)
         _positive("circuit_breaker.recovery_timeout_s", self.recovery_timeout_s)
         _positive("circuit_breaker.monitoring_period_s", self.monitoring_period_s)
         _positive("circuit_breaker.half_open_max_calls", self.half_open_max_calls)
+        rate = self.failure_rate_threshold
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+            raise ConfigError("circuit_breaker.failure_rate_threshold", f"{rate!r} out of range",
+                              "a fraction > 0 and <= 1")
 
 
 @dataclass(frozen=True)
@@ -381,5 +398,6 @@ def _positive(name: str, value: float) -> None:
 
 
 def _non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(name, f"{value!r} must be >= 0", "a number >= 0")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 \
+            or value == float("inf"):
+        raise ConfigError(name, f"{value!r} must be >= 0", "a finite number >= 0")

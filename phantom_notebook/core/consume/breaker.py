@@ -1,28 +1,39 @@
-"""Circuit breaker per subscription lane: stop pulling while a downstream keeps failing.
+"""Circuit breaker per subscription lane: stop pulling while a downstream fails.
 
-CLOSED -> OPEN after ``failure_threshold`` consecutive failures within ``monitoring_period_s``
-(a success resets the count, as in pybreaker and Polly: a steady trickle of bad messages in
-heavy traffic is the retry policy's business, a downstream that fails every call is ours);
-OPEN -> HALF_OPEN after ``recovery_timeout_s``; HALF_OPEN lets at most
-``half_open_max_calls`` probe messages through: that many successes close it, any failure
-opens it again. While open the lane fetches nothing, so messages wait in the queue instead of
-being burned into the dead-letter queue. Transitions are written to the queue's ``breakers``
-hash (one HSET per transition) so notebooks see every worker's breakers.
+It protects a downstream (an enrichment API, a SIEM), not the queue from its own bad
+messages, so it counts only what says something about the downstream: the outcome of
+*fresh* messages (first attempt, first delivery). A ``Reject``, a schema or decode error,
+a retry of a message that failed before and a message that keeps killing its worker
+(poison, told by its delivery count) are the retry policy's and the dead-letter queue's
+business; counting them let 1 % of poison cycle every breaker open, so a few bad messages
+stalled whole queues.
+
+CLOSED -> OPEN when, in the last ``monitoring_period_s`` (a sliding window of one-second
+buckets), at least ``minimum_calls`` fresh messages were handled, at least
+``failure_threshold`` of them failed, and failures are at least ``failure_rate_threshold``
+of them (resilience4j's ``minimumNumberOfCalls`` / ``failureRateThreshold``);
+OPEN -> HALF_OPEN after ``recovery_timeout_s``; HALF_OPEN lets ``half_open_max_calls``
+fresh messages through as probes (retries fetched meanwhile run but are not probes): that
+many successes close it, a failing probe opens it again. While open the lane fetches
+nothing, so messages wait in the queue instead of being burned into the dead-letter queue.
+Off unless a subscription or queue configures it (``BreakerSettings(enabled=True)``).
+Transitions are written to the queue's ``breakers`` hash (one HSET per transition), so
+stats, health and the notebooks see every worker's breakers.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..config.settings import BreakerSettings
-from ..errors import Reject
+from ..errors import Reject, Retry
 from ..model.envelope import Envelope
 from .context import MessageContext, Outcome
 from .middleware import Middleware
@@ -46,28 +57,42 @@ class CircuitBreaker:
         self.clock = clock
         self.state = CLOSED
         self.opened_at: float | None = None
-        self.failures: deque[float] = deque()
         self.probes_started = 0
         self.probe_successes = 0
         self.transitions = 0
         self._on_change = on_change
         self._lock = threading.Lock()
+        self._width = max(int(math.ceil(settings.monitoring_period_s)), 1)
+        #: per one-second bucket: [bucket second, calls, failures]
+        self._buckets = [[-1, 0, 0] for _ in range(self._width)]
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker(state={self.state!r}, recent_failures={len(self.failures)})"
+        calls, failures = self.window()
+        return f"CircuitBreaker(state={self.state!r}, window={failures}/{calls} failed)"
+
+    def window(self) -> tuple[int, int]:
+        """(calls, failures) of fresh messages in the sliding window."""
+        now = int(self.clock())
+        calls = failures = 0
+        for second, c, f in self._buckets:
+            if now - second < self._width:
+                calls, failures = calls + c, failures + f
+        return calls, failures
 
     def permits(self) -> int | None:
         """How many more calls may start now (None = unlimited)."""
+        if not self.settings.enabled:
+            return None
         with self._lock:
             self._advance()
-            if self.state == CLOSED or not self.settings.enabled:
+            if self.state == CLOSED:
                 return None
             if self.state == OPEN:
                 return 0
             return max(self.settings.half_open_max_calls - self.probes_started, 0)
 
     def started(self, count: int = 1) -> None:
-        """Record that ``count`` calls started (counts probes when half-open)."""
+        """Record that ``count`` fresh calls started (counts probes when half-open)."""
         if self.state != HALF_OPEN:
             return  # read without the lock: only a half-open breaker counts starts
         with self._lock:
@@ -75,30 +100,41 @@ class CircuitBreaker:
                 self.probes_started += count
 
     def record(self, success: bool, count: int = 1) -> None:
-        """Record the result of one call (or of ``count`` successful calls at once)."""
-        if success and self.state == CLOSED and not self.failures:
-            return  # the common case, no lock: nothing to reset and nothing to count
+        """Record the result of ``count`` fresh calls."""
+        if not self.settings.enabled:
+            return
         with self._lock:
             now = self.clock()
             if self.state == HALF_OPEN:
                 if not success:
                     self._set(OPEN, now)
-                else:
-                    self.probe_successes += count
-                    if self.probe_successes >= self.settings.half_open_max_calls:
-                        self.failures.clear()
-                        self._set(CLOSED, now)
+                    return
+                self.probe_successes += count
+                if self.probe_successes >= self.settings.half_open_max_calls:
+                    self._reset_window()
+                    self._set(CLOSED, now)
                 return
-            if not self.settings.enabled or self.state == OPEN:
+            if self.state == OPEN:
                 return
-            if success:
-                self.failures.clear()  # the threshold counts consecutive failures
-                return
-            self.failures.append(now)
-            while self.failures and now - self.failures[0] > self.settings.monitoring_period_s:
-                self.failures.popleft()
-            if len(self.failures) >= self.settings.failure_threshold:
-                self._set(OPEN, now)
+            second = int(now)
+            bucket = self._buckets[second % self._width]
+            if bucket[0] != second:
+                bucket[0], bucket[1], bucket[2] = second, 0, 0
+            bucket[1] += count
+            if not success:
+                bucket[2] += count
+                self._maybe_open(now)
+
+    def _maybe_open(self, now: float) -> None:
+        s = self.settings
+        calls, failures = self.window()
+        if calls >= s.minimum_calls and failures >= s.failure_threshold \
+                and failures >= s.failure_rate_threshold * calls:
+            self._set(OPEN, now)
+
+    def _reset_window(self) -> None:
+        for bucket in self._buckets:
+            bucket[0], bucket[1], bucket[2] = -1, 0, 0
 
     def _advance(self) -> None:
         if self.state == OPEN and self.opened_at is not None and \
@@ -116,10 +152,18 @@ class CircuitBreaker:
             self._on_change(self)
 
     def snapshot(self) -> dict[str, object]:
-        """The state as plain data (stored in Redis for the notebook layer)."""
-        return {"state": self.state, "recent_failures": len(self.failures),
+        """The state as plain data (stored in Redis for stats, health and notebooks)."""
+        calls, failures = self.window()
+        return {"state": self.state, "window_calls": calls, "window_failures": failures,
                 "transitions": self.transitions, "probes_started": self.probes_started,
                 "updated": time.time()}
+
+
+def counts(error: BaseException | None, ctx: MessageContext) -> bool:
+    """Whether an outcome says something about the downstream (see the module doc)."""
+    if ctx.envelope.attempt != 1 or ctx.delivery.delivery_count != 1:
+        return False  # a retry, or a message that was delivered before (poison)
+    return error is None or not isinstance(error, Reject | Retry)
 
 
 class BreakerMiddleware(Middleware):
@@ -138,13 +182,14 @@ class BreakerMiddleware(Middleware):
 
     def before_process(self, lane: LaneView, env: Envelope,
                        ctx: MessageContext) -> Outcome | None:
-        self.breaker.started()
+        if env.attempt == 1 and ctx.delivery.delivery_count == 1:
+            self.breaker.started()
         return None
 
     def after_process(self, lane: LaneView, sub: Subscription, env: Envelope,
                       ctx: MessageContext, error: BaseException | None,
                       outcome: Outcome) -> Outcome:
-        if error is None or not isinstance(error, Reject):
+        if counts(error, ctx):
             self.breaker.record(success=error is None)
         return outcome
 

@@ -6,6 +6,7 @@ The settle half (queueing outcomes, writing them in one call, the in-flight tabl
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import heapq
 import logging
@@ -20,7 +21,14 @@ import redis
 from ..backend.connection import TRANSIENT_ERRORS
 from ..backend.functions import delivery
 from ..backend.records import Delivery, FetchResult
-from ..errors import DecodeError, PhantomError, Reject, Retry
+from ..errors import (
+    DecodeError,
+    HandlerTimeoutError,
+    PhantomError,
+    Reject,
+    Retry,
+    UnknownQueueError,
+)
 from ..model.envelope import Envelope, now_ms
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
@@ -43,7 +51,8 @@ if TYPE_CHECKING:
     from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.worker")
-_UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch script first
+_UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch function first
+_BACKOFF, _MAX_BACKOFF = 0.05, 5.0
 
 
 class Lane:
@@ -83,6 +92,9 @@ class Lane:
                                stats, self.breaker.breaker, broadcast=self.broadcast)
         # the settler owns the in-flight table; the lane reads it (budget, lease renewal)
         self.inflight = self.settler.inflight
+        #: stream id -> (subscription, envelope, context, monotonic start) of every sync
+        #: handler running now (handler timeouts)
+        self._running: dict[str, tuple[Subscription, Envelope, MessageContext, float]] = {}
         self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
         self._before = [m for m in self.middleware
                         if type(m).before_process is not Middleware.before_process]
@@ -110,57 +122,51 @@ class Lane:
         self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pn-ahead-{self.queue}") \
             if ahead else None
         self.priority_latency_ms = priority_latency_ms
+        #: set when the lane stopped for good (the worker exits non-zero)
+        self.failure: BaseException | None = None
 
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Fetch, dispatch and settle until ``stop`` is set; then drain what is in flight.
 
+        A lane never dies of a Redis error or a bad entry: a lost connection or a failover
+        is retried; any other error of a fetch or settle (OOM, BUSY, MISCONF, WRONGTYPE, a
+        bug) is logged with its context, counted (``lane_errors``), and retried with
+        backoff. Only what cannot recover ends the lane: its consumer group is gone and
+        this connection may not create it. Then ``failure`` is set and the worker exits
+        non-zero so a supervisor restarts it.
+
         A busy inline lane works one batch ahead: while its handlers run through batch k,
         a helper thread settles batch k-1 and fetches batch k+1 (each batch at most half
         the prefetch, so XPENDING stays within it). Redis works while Python decodes.
         """
-        backoff = 0.05
-        self.mq.ensure_group(self.queue, self.group)
         ahead: Future[tuple[list[Delivery], int | None]] | None = None
         try:
+            if not self._join_group(stop):
+                return
+            backoff = _BACKOFF
             while not stop.is_set():
                 try:
-                    deliveries: list[Delivery] = []
-                    next_due: int | None | object = _UNKNOWN
-                    if ahead is not None:
-                        (deliveries, next_due), ahead = ahead.result(), None
-                    if not deliveries:
-                        self._flush_soon()
-                        budget = self._budget()
-                        if budget <= 0:
-                            self._wait_for_completion(0.05)
-                            continue
-                        deliveries = self._fetch(min(budget, self._chunk), next_due)
-                    if deliveries:
-                        if self._ahead_pool is not None and len(deliveries) >= self._chunk:
-                            # busy: settle this batch and fetch the next one meanwhile
-                            ahead = self._fetch_ahead(len(deliveries))
-                        self._dispatch(deliveries, stop)
-                    backoff = 0.05
+                    ahead = self._turn(ahead, stop)
+                    backoff = _BACKOFF
+                    continue
                 except TRANSIENT_ERRORS as exc:
                     # connection lost, READONLY after a failover, CLUSTERDOWN, TRYAGAIN:
                     # retried; Sentinel and Cluster clients re-resolve the master
-                    ahead = None
                     log.warning("redis unavailable for %s/%s (%s); retrying in %.2fs",
                                 self.partition, self.group, exc, backoff)
                     self.stats.reconnects += 1
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 1.0)
                 except redis.ResponseError as exc:
-                    ahead = None
+                    if "NOGROUP" in str(exc) and not self._regroup():
+                        return
                     if "NOGROUP" not in str(exc):
-                        raise
-                    # the server lost its streams (restarted without persistence): recreate
-                    log.warning("consumer group %s/%s vanished; recreating",
-                                self.queue, self.group)
-                    self._safely(lambda: self.mq.ensure_group(self.queue, self.group))
-                    stop.wait(backoff)
+                        self._count_error(exc, backoff)
+                except Exception as exc:  # noqa: BLE001 - a lane must outlive any one error
+                    self._count_error(exc, backoff)
+                ahead = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
             if ahead is not None:
                 # fetched before the stop: handle them now (releasing them would reorder
                 # a FIFO queue); the worker's drain settles them
@@ -169,6 +175,71 @@ class Lane:
             if self._ahead_pool is not None:
                 # background settles finish before the worker's drain writes the rest
                 self._ahead_pool.shutdown(wait=True)
+
+    def _turn(self, ahead: Future[tuple[list[Delivery], int | None]] | None,
+              stop: threading.Event) -> Future[tuple[list[Delivery], int | None]] | None:
+        """One fetch-and-dispatch round; returns the next batch fetched ahead, if any."""
+        deliveries: list[Delivery] = []
+        next_due: int | None | object = _UNKNOWN
+        if ahead is not None:
+            deliveries, next_due = ahead.result()
+            ahead = None
+        if not deliveries:
+            self._flush_soon()
+            budget = self._budget()
+            if budget <= 0:
+                self._wait_for_completion(0.05)
+                return None
+            deliveries = self._fetch(min(budget, self._chunk), next_due)
+        if deliveries:
+            if self._ahead_pool is not None and len(deliveries) >= self._chunk:
+                # busy: settle this batch and fetch the next one meanwhile
+                ahead = self._fetch_ahead(len(deliveries))
+            self._dispatch(deliveries, stop)
+        return ahead
+
+    def _join_group(self, stop: threading.Event) -> bool:
+        """Make sure the consumer group exists, retrying while Redis is away; False (and
+        ``failure`` set) when it is missing and this connection may not create it."""
+        backoff = _BACKOFF
+        while not stop.is_set():
+            try:
+                self.mq.ensure_group(self.queue, self.group)
+                return True
+            except UnknownQueueError as exc:
+                self._fail(exc)
+                return False
+            except Exception as exc:  # noqa: BLE001 - Redis down, OOM...: keep trying
+                log.warning("%s/%s: cannot join the consumer group yet (%s); retrying in "
+                            "%.2fs", self.partition, self.group, exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+        return False
+
+    def _regroup(self) -> bool:
+        """The group vanished (a server restarted without persistence): recreate it."""
+        log.warning("consumer group %s/%s vanished; recreating", self.partition, self.group)
+        try:
+            self.mq.ensure_group(self.queue, self.group)
+        except UnknownQueueError as exc:
+            self._fail(exc)
+            return False
+        except (redis.RedisError, PhantomError) as exc:
+            log.warning("%s/%s: %s", self.partition, self.group, exc)
+        return True
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failure = exc
+        log.error("lane %s/%s cannot recover, stopping it: %s", self.partition, self.group, exc)
+
+    def _count_error(self, exc: BaseException, backoff: float) -> None:
+        """Log an unexpected fetch/settle error with its context and count it."""
+        self.stats.lane_errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.settler.count("lane_errors")
+        log.error("lane %s/%s (consumer %s): %s: %s; retrying in %.2fs", self.partition,
+                  self.group, self.consumer, type(exc).__name__, exc, backoff,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
 
     def _fetch_ahead(self, current: int) -> Future[tuple[list[Delivery], int | None]] | None:
         """Start settling the finished batch and fetching the next one in the background."""
@@ -203,14 +274,8 @@ class Lane:
             log.warning("settle of %s/%s failed (%s); retrying with the next batch",
                         self.partition, self.group, exc)
 
-    def _safely(self, action: Callable[[], object]) -> None:
-        try:
-            action()
-        except (redis.RedisError, PhantomError) as exc:
-            log.warning("%s/%s: %s", self.queue, self.group, exc)
-
     def _budget(self) -> int:
-        budget = self.prefetch - len(self.inflight)
+        budget = self.prefetch - len(self.inflight) - len(self.settler.stuck)
         for mw in self.middleware:
             limit = mw.admit(self)
             if limit is not None:
@@ -406,7 +471,7 @@ class Lane:
             if only is not None and env.queue == queue and (expires is None or expires > received):
                 # the stock checks inline (integrity, TTL, breaker) and the one catch-all
                 # subscription: what _route would decide, without its per-message calls
-                if state != "closed":
+                if state != "closed" and env.attempt == 1 and d.delivery_count == 1:
                     breaker.started()
                 runnable.append((only, env, ctx))
                 continue
@@ -441,14 +506,19 @@ class Lane:
         last_check = time.perf_counter()
         fast = self._fast_acks and not otel.enabled()
         acks: list[tuple[Envelope, MessageContext, int, int]] = []
+        running = self._running
         for sub, env, ctx in runnable:
             if fast:
                 started = now_ms()
+                sid = ctx.delivery.stream_id
+                running[sid] = (sub, env, ctx, time.monotonic())
                 try:
                     sub.call(env, ctx)
                 except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+                    del running[sid]
                     self._complete(sub, env, ctx, exc, started)
                 else:
+                    del running[sid]
                     if ctx._outcome is None and sub.auto_ack:
                         acks.append((env, ctx, started, now_ms()))
                     else:
@@ -495,6 +565,18 @@ class Lane:
     def _execute(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
         error: BaseException | None = None
+        sid = ctx.delivery.stream_id
+        self._running[sid] = (sub, env, ctx, time.monotonic())
+        try:
+            error = self._call(sub, env, ctx)
+        finally:
+            self._running.pop(sid, None)
+        self._complete(sub, env, ctx, error, started)
+
+    def _call(self, sub: Subscription, env: Envelope, ctx: MessageContext
+              ) -> BaseException | None:
+        """Run a sync handler; its exception (the outcome's error) or None."""
+        error: BaseException | None = None
         if otel.enabled():
             with otel.process_span(env, self.consumer, self.group) as span:
                 try:
@@ -507,19 +589,58 @@ class Lane:
                 sub.call(env, ctx)
             except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
                 error = exc
-        self._complete(sub, env, ctx, error, started)
+        return error
 
     async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
         error: BaseException | None = None
         with otel.process_span(env, self.consumer, self.group) as span:
             try:
-                await sub.call(env, ctx)
+                # an async handler is cancelled at its timeout (a sync one cannot be)
+                await asyncio.wait_for(sub.call(env, ctx), sub.handler_timeout_s)
+            except TimeoutError:
+                error = HandlerTimeoutError(
+                    f"handler of {env.type!r} ran past handler_timeout_s="
+                    f"{sub.handler_timeout_s:g} and was cancelled")
+                self.stats.timed_out += 1
             except Exception as exc:  # noqa: BLE001
                 error = exc
-                if span is not None:
-                    span.record_exception(exc)
+            if error is not None and span is not None:
+                span.record_exception(error)
         self._complete(sub, env, ctx, error, started)
+
+    def expire_stuck(self) -> int:
+        """Fail every sync delivery whose handler runs past its ``handler_timeout_s``.
+
+        Called by the worker's keeper. The delivery is settled now (retried, or
+        dead-lettered as ``handler_timeout`` once retries are spent), its lease is no
+        longer renewed, and whatever the handler does when it finally returns is ignored;
+        the thread stays busy (Python cannot stop it) and is reported by ``stuck()`` in
+        the worker's heartbeat (health shows it). Returns how many were failed now.
+        """
+        now = time.monotonic()
+        failed = 0
+        for sid, (sub, env, ctx, started) in list(self._running.items()):
+            limit = sub.handler_timeout_s
+            if limit is None or now - started < limit or sid in self.settler.stuck:
+                continue
+            error = HandlerTimeoutError(
+                f"handler of {env.type!r} still running after handler_timeout_s={limit:g}")
+            outcome = Outcome(Action.RETRY, reason="handler_timeout", error=error)
+            for mw in self._after:
+                outcome = mw.after_process(self, sub, env, ctx, error, outcome)
+            self.settler.time_out(ctx.delivery, outcome, env, {
+                "queue": self.queue, "group": self.group, "message_id": env.id,
+                "type": env.type, "since_s": round(time.time() - (now - started), 3)})
+            self.stats.timed_out += 1
+            failed += 1
+        if failed:
+            self.settler.flush()  # the lane thread itself may be the one that is stuck
+        return failed
+
+    def stuck(self) -> list[dict[str, object]]:
+        """Handlers still running after their delivery timed out (for the heartbeat)."""
+        return list(self.settler.stuck.values())
 
     def _complete(self, sub: Subscription, env: Envelope, ctx: MessageContext,
                   error: BaseException | None, started_ms: int) -> None:

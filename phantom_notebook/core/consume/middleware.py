@@ -65,6 +65,7 @@ class RetryMiddleware(Middleware):
         policy = RetryPolicy(sub.retry_settings)
         if error is not None and not policy.should_retry(ctx.attempt, error, sub.non_retryable):
             reason = "non_retryable" if isinstance(error, sub.non_retryable) else \
+                "handler_timeout" if outcome.reason == "handler_timeout" else \
                 "retries_exhausted"
             return Outcome(Action.DEAD, reason=reason, error=error)
         if error is None and ctx.attempt > sub.retry_settings.max_retries:

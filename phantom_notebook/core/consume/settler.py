@@ -69,6 +69,9 @@ class Settler:
         #: stream id -> (delivery, monotonic time its handler started)
         self.inflight: dict[str, tuple[Delivery, float]] = {}
         self.local_retries: list[LocalRetry] = []
+        #: stream id -> what a timed-out handler that is still running was handling; its
+        #: late outcome is ignored (the delivery was settled at the timeout)
+        self.stuck: dict[str, dict[str, object]] = {}
         self.cond = threading.Condition()
         self._settlement = Settlement.empty()
 
@@ -76,6 +79,11 @@ class Settler:
         """True when outcomes wait to be written."""
         with self.cond:
             return bool(self._settlement)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a metric counter of the next settle call (errors, timeouts)."""
+        with self.cond:
+            self._settlement.count(name, amount)
 
     def count_delivered(self, n: int) -> None:
         """Count ``n`` deliveries read outside the fetch function (written by the next settle)."""
@@ -108,8 +116,11 @@ class Settler:
             batch = self._settlement
             pop = self.inflight.pop
             ack_rows = batch.acks
+            stuck = self.stuck
             for env, ctx, started, done in acks:
                 d = ctx.delivery
+                if stuck and stuck.pop(d.stream_id, None) is not None:
+                    continue  # timed out and settled already: its late ack is ignored
                 pop(d.stream_id, None)
                 created, received = env.created_at_ms, ctx.received_ms
                 e2e = done - created
@@ -145,6 +156,8 @@ class Settler:
         now = now_ms()
         action = outcome.action
         with self.cond:
+            if self.stuck and self.stuck.pop(d.stream_id, None) is not None:
+                return  # timed out and settled already: the late outcome is ignored
             self.inflight.pop(d.stream_id, None)
             batch = self._settlement
             if timing is not None and env is not None:
@@ -174,6 +187,14 @@ class Settler:
                     batch.count("failed")
             # Action.LEAVE: stays pending until reclaimed after the visibility timeout
             self.cond.notify_all()
+
+    def time_out(self, d: Delivery, outcome: Outcome, env: Envelope,
+                 info: dict[str, object]) -> None:
+        """Settle a delivery whose handler runs past its timeout, and remember it as stuck."""
+        self.settle(d, outcome, env)
+        with self.cond:
+            self.stuck[d.stream_id] = info
+        self.count("handler_timeouts")
 
     def _retry(self, d: Delivery, outcome: Outcome, env: Envelope, now: int) -> RetryRecord:
         first = first_failure_ms(env, now)

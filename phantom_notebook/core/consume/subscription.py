@@ -49,6 +49,9 @@ class Subscription:
     breaker: BreakerSettings | None = None
     max_tlp: str | None = None
     non_retryable: tuple[type[BaseException], ...] = ()
+    #: a delivery whose handler runs longer is failed (retried, then dead-lettered as
+    #: "handler_timeout"); async handlers are cancelled. None: no limit
+    handler_timeout_s: float | None = 300.0
     _call: Callable[..., Any] | None = None
     _is_async: bool = False
     _matcher: re.Pattern[str] | None = None
@@ -58,7 +61,10 @@ class Subscription:
                **options: Any) -> Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
-                   "breaker", "max_tlp", "non_retryable"}
+                   "breaker", "max_tlp", "non_retryable", "handler_timeout_s"}
+        if not isinstance(type_pattern, str) or not type_pattern or len(type_pattern) > 200:
+            raise ValidationError(f"type_pattern must be a glob of 1-200 characters such as "
+                                  f"'ioc.*' or '*', got {type_pattern!r}")
         unknown = set(options) - allowed
         if unknown:
             raise ValidationError(f"unknown subscribe option {sorted(unknown)[0]!r}: "
@@ -70,6 +76,11 @@ class Subscription:
             value = getattr(sub, name)
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
+        timeout = sub.handler_timeout_s
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, int | float) or not 0 < timeout < float("inf")):
+            raise ValidationError(f"handler_timeout_s must be a positive number of seconds "
+                                  f"or None, got {timeout!r}")
         if sub.max_concurrency > sub.prefetch_count:
             sub.prefetch_count = sub.max_concurrency
         if sub.max_tlp is not None:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("phantom_notebook.worker")
 
+#: ``Worker.run``'s exit code when a lane cannot recover (a supervisor restarts the process)
+EXIT_LANE_FAILED = 3
+
 
 class _AsyncRunner:
     """One event loop thread for every async handler of a worker."""
@@ -84,6 +87,7 @@ class Worker:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._lane_threads: list[threading.Thread] = []
         self._async: _AsyncRunner | None = None
         self._pools: list[ThreadPoolExecutor] = []
         self.lanes = self._build_lanes(poll_ms)
@@ -141,6 +145,7 @@ class Worker:
                                      name=f"pn-lane-{part}-{group}")
                 t.start()
                 self._threads.append(t)
+                self._lane_threads.append(t)
 
     @property
     def running(self) -> bool:
@@ -161,6 +166,7 @@ class Worker:
                                  name=f"pn-lane-{lane.queue}-{lane.group}", daemon=True)
             t.start()
             self._threads.append(t)
+            self._lane_threads.append(t)
         self._heartbeat(alive=True)  # visible at once, not after the first keeper interval
         keeper = threading.Thread(target=self._keep, name="pn-keeper", daemon=True)
         keeper.start()
@@ -201,10 +207,27 @@ class Worker:
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
         self.start()
+        code = 0
         while not self._stop.wait(0.2):
-            pass
+            failed = self.failures()
+            if failed:
+                log.error("worker %s stops: %d lane(s) cannot recover: %s", self.consumer,
+                          len(failed), "; ".join(failed))
+                code = EXIT_LANE_FAILED
+                break
         self.stop()
-        return 0
+        return code
+
+    def failures(self) -> list[str]:
+        """Why lanes stopped for good (a lane whose thread ended while the worker runs)."""
+        out = []
+        for lane, thread in zip(self.lanes, self._lane_threads, strict=False):
+            failure = getattr(lane, "failure", None)
+            if failure is not None:
+                out.append(f"{lane.queue}/{lane.group}: {failure}")
+            elif not thread.is_alive() and not self._stop.is_set():
+                out.append(f"{lane.queue}/{lane.group}: its thread ended")
+        return out
 
     def __enter__(self) -> Worker:
         return self.start()
@@ -220,6 +243,8 @@ class Worker:
         while not self._stop.wait(interval):
             try:
                 for lane in self.lanes:
+                    if isinstance(lane, Lane):
+                        lane.expire_stuck()
                     lane.renew_old_leases(lane.settings.visibility_timeout_s / 3)
                 self._heartbeat(alive=True)
                 self._follow_layouts()
@@ -232,6 +257,14 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the keeper must survive Redis hiccups
                 log.warning("keeper: %s", exc)
 
+    def _stuck(self) -> list[dict[str, Any]]:
+        """Handlers still running past their timeout (a sync handler cannot be stopped)."""
+        out = []
+        for lane in self.lanes:
+            for stuck in getattr(lane, "stuck", lambda: [])():
+                out.append(stuck)
+        return out
+
     def _heartbeat(self, alive: bool) -> None:
         key = self.mq.keys.heartbeats(self.mq.user)
         try:
@@ -243,7 +276,10 @@ class Worker:
                     "groups": sorted({lane.group for lane in self.lanes}),
                     "started": self.started_at, "last_seen": time.time(),
                     "handled": self.stats.handled,
-                    "in_flight": sum(len(lane.inflight) for lane in self.lanes)}
+                    "in_flight": sum(len(lane.inflight) for lane in self.lanes),
+                    "lane_errors": self.stats.lane_errors, "last_error": self.stats.last_error,
+                    "timed_out": self.stats.timed_out, "stuck": self._stuck(),
+                    "failed_lanes": self.failures()}
             pipe = self.mq.client.pipeline(transaction=False)
             pipe.hset(key, self.consumer, orjson.dumps(beat))
             pipe.sadd(self.mq.keys.heartbeat_index, self.mq.user)

@@ -11,6 +11,7 @@ of AES-256-GCM; the body is the orjson-encoded payload, or its ciphertext when s
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import struct
 import threading
@@ -241,15 +242,41 @@ def new_header(mid: str, mtype: str, queue: str, priority: int, created_ms: int,
 
 
 def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> bytes:
-    """Serialize a payload with orjson; raise ``PayloadError`` if impossible or too large."""
+    """Serialize a payload exactly with orjson; ``PayloadError`` if impossible or too large.
+
+    Nothing is coerced: keys must be strings (``{1: "a"}`` would come back as ``{"1": "a"}``)
+    and numbers finite (orjson writes NaN and Infinity as ``null``).
+    """
     try:
-        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+        body = orjson.dumps(payload)
     except TypeError as exc:
-        raise PayloadError(f"payload is not serializable: {exc}") from None
+        raise PayloadError(f"payload is not serializable exactly: {exc}") from None
+    if b"null" in body:  # NaN/Infinity become null: look only when a null was written
+        where = _non_finite(payload, "payload")
+        if where:
+            raise PayloadError(f"{where} is not a finite number (JSON has no NaN or "
+                               "Infinity; it would arrive as null)")
     if len(body) > max_bytes:
         raise PayloadError(
             f"payload is {len(body):,} bytes, over the limit of {max_bytes:,} bytes")
     return body
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN/Infinity in ``value`` (None when all numbers are finite)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite(v, f"{path}[{k!r}]")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def frame(header: Mapping[str, Any], body: bytes) -> bytes:

@@ -17,6 +17,11 @@ class WorkerStats:
     dead_lettered: int = 0
     expired: int = 0
     reconnects: int = 0
+    #: unexpected fetch/settle errors a lane survived, and the last one's text
+    lane_errors: int = 0
+    last_error: str = ""
+    #: deliveries failed because their handler ran past handler_timeout_s
+    timed_out: int = 0
     end_to_end_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
     processing_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -44,7 +44,7 @@ from ..model.envelope import (
     now_ms,
     trace_id_of,
 )
-from ..model.message import Message
+from ..model.message import Message, check_extras, check_type
 from ..model.routing import PARTITION_KEY_HEADER, Layout, default_partition_key, key_hash
 from ..model.tlp import parse_tlp
 from ..observe import otel
@@ -59,6 +59,9 @@ def publish_batch(mq: Deployment, queue: str, messages: Iterable[Message | tuple
                   wait_s: float | None = None) -> list[str]:
     """``MessageQueue.publish_batch``: all or nothing per partition; returns the ids."""
     mq.authorize("publish", queue)
+    if wait_s is not None and (isinstance(wait_s, bool) or not isinstance(wait_s, int | float)
+                               or not 0 <= wait_s < math.inf):
+        raise ValidationError(f"wait_s must be a finite number of seconds >= 0, got {wait_s!r}")
     qs = mq.declare(queue)
     items = [m if isinstance(m, Message) else Message(*m) for m in messages]
     if not items:
@@ -178,10 +181,12 @@ def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Mes
     dedups: list[str | None] = []
     trace_ids: list[str] = []
     envelopes: list[bytes] = []
+    types: set[str] = set()  # a batch usually holds a few types: check each once
     for i, m in enumerate(items):
         mtype = m.type
-        if not isinstance(mtype, str) or not mtype:
-            raise ValidationError(f"message type must be a non-empty string, got {mtype!r}")
+        if mtype not in types:
+            types.add(check_type(mtype))
+        extra_bytes = check_extras(m) if m.headers or m.dedup_key or m.ttl_s else 0
         due = 0 if m.delay is None and m.deliver_at is None else \
             due_ms(m.delay, m.deliver_at, now)
         prio = m.priority
@@ -202,7 +207,7 @@ def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Mes
         h = new_header(mids[i], mtype, queue, prio, now, tp, parse_tlp(m.tlp),
                        None if ttl is None else max(due, now) + int(ttl * 1000),
                        m.correlation_id, m.causation_id, origin, extra)
-        body = encode_payload(m.payload, max_bytes)
+        body = encode_payload(m.payload, max_bytes - extra_bytes)
         envelopes.append(seal(h, body) if seal is not None else _seal_one(mq, qs, h, m))
         dedup = m.dedup_key
         dedups.append(content_key(m) if dedup is None and hash_content else dedup)
@@ -225,8 +230,10 @@ def _seal_one(mq: Deployment, qs: QueueSettings, h: dict[str, Any], m: Message) 
 def new_envelope(origin: str | None, queue: str, qs: QueueSettings, m: Message,
                  now: int) -> tuple[Envelope, int]:
     """The ``Envelope`` of a new message, and its due time (0 = now)."""
-    if not isinstance(m.type, str) or not m.type:
-        raise ValidationError(f"message type must be a non-empty string, got {m.type!r}")
+    check_type(m.type)
+    extra_bytes = check_extras(m)
+    if extra_bytes:
+        encode_payload(m.payload, qs.max_payload_bytes - extra_bytes)  # headers count too
     due = due_ms(m.delay, m.deliver_at, now)
     ttl = m.ttl_s if m.ttl_s is not None else qs.message_ttl_s
     expires = None if ttl is None else max(due, now) + int(ttl * 1000)
@@ -271,14 +278,20 @@ def due_ms(delay: timedelta | float | None, deliver_at: datetime | None, now: in
     if delay is not None and deliver_at is not None:
         raise ValidationError("give either delay or deliver_at, not both")
     if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, timedelta | int | float):
+            raise ValidationError(f"delay must be seconds or a timedelta, got {delay!r}")
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if seconds < 0:
-            raise ValidationError(f"delay must be >= 0, got {seconds} s")
+        if not 0 <= seconds < math.inf:
+            raise ValidationError(f"delay must be a finite number of seconds >= 0, got "
+                                  f"{seconds}")
         return math.ceil(time.time() * 1000 + seconds * 1000) if seconds > 0 else 0
     if deliver_at is not None:
+        if not isinstance(deliver_at, datetime):
+            raise ValidationError(f"deliver_at must be a datetime, got {deliver_at!r}")
         if deliver_at.tzinfo is None:
             raise ValidationError("deliver_at must be timezone-aware (e.g. datetime.now(UTC))")
-        return max(int(deliver_at.timestamp() * 1000), 0)
+        # rounded up too: a message to be delivered at 12:00:00.0005 is not due at .000
+        return max(math.ceil(deliver_at.timestamp() * 1000), 0)
     return 0
 
 

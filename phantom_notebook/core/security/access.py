@@ -47,7 +47,7 @@ _VERBS = {"publish": "publish to", "consume": "consume", "manage": "manage",
 
 def check_queue_pattern(pattern: str) -> str:
     """Return ``pattern`` if it is a usable queue glob, else raise ``ValidationError``."""
-    if not isinstance(pattern, str) or not _PATTERN.match(pattern):
+    if not isinstance(pattern, str) or not _PATTERN.fullmatch(pattern):
         raise ValidationError(
             f"invalid queue pattern {pattern!r}: use queue-name characters and '?', with '*' "
             "only at the end (e.g. 'ioc-*', 'alerts', '*'); a '*' elsewhere would let the "
@@ -88,7 +88,7 @@ class Role:
     grants: tuple[Grant, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _ROLE_NAME.match(self.name):
+        if not isinstance(self.name, str) or not _ROLE_NAME.fullmatch(self.name):
             raise ValidationError(f"invalid role name {self.name!r}: use letters, digits, _ -")
         object.__setattr__(self, "grants", tuple(self.grants))
 
@@ -329,7 +329,7 @@ def render_acl(policy: AccessPolicy, role: str, username: str, password: str | N
     patterns match ACL channels literally, so live subscribers of those queues get
     ``&<prefix>:ps:<queue>:*`` besides the granted patterns. Needs Redis >= 7.0.
     """
-    if not isinstance(username, str) or not _USERNAME.match(username):
+    if not isinstance(username, str) or not _USERNAME.fullmatch(username):
         raise ValidationError(f"invalid ACL username {username!r}: use letters, digits, . _ @ -")
     if password is None and not allow_nopass:
         raise ValidationError(f"user {username!r} needs a password (or allow_nopass=True)")
