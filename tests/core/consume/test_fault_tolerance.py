@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,8 +239,9 @@ def test_the_breaker_opens_keeps_messages_queued_probes_and_closes(mq: pn.Messag
         if not downstream_up.is_set():
             raise ConnectionError("threat-intel platform unreachable")
 
-    breaker = pn.BreakerSettings(failure_threshold=3, recovery_timeout_s=1.5,
-                                 monitoring_period_s=10, half_open_max_calls=2)
+    breaker = pn.BreakerSettings(enabled=True, failure_threshold=3, minimum_calls=3,
+                                 recovery_timeout_s=1.5, monitoring_period_s=10,
+                                 half_open_max_calls=2)
     got = Collector(handler)
     mq.subscribe("guarded", "*", got, breaker=breaker, prefetch_count=1,
                  retry=pn.RetrySettings(max_retries=20, initial_delay_s=0.01, jitter=0))
@@ -260,11 +262,14 @@ def test_the_breaker_opens_keeps_messages_queued_probes_and_closes(mq: pn.Messag
     assert all(calls[3:]), "nothing ran while open; the probes after recovery succeeded"
 
 
+def _breaker(now: list[float], **settings: Any) -> CircuitBreaker:
+    return CircuitBreaker(pn.BreakerSettings(enabled=True, **settings), clock=lambda: now[0])
+
+
 def test_a_half_open_breaker_lets_only_the_configured_probes_through() -> None:
     now = [0.0]
-    cb = CircuitBreaker(pn.BreakerSettings(failure_threshold=2, recovery_timeout_s=5,
-                                           monitoring_period_s=60, half_open_max_calls=3),
-                        clock=lambda: now[0])
+    cb = _breaker(now, failure_threshold=2, minimum_calls=2, recovery_timeout_s=5,
+                  monitoring_period_s=60, half_open_max_calls=3)
     cb.record(False)
     cb.record(False)
     assert cb.state == "open" and cb.permits() == 0
@@ -283,30 +288,66 @@ def test_a_half_open_breaker_lets_only_the_configured_probes_through() -> None:
     assert cb.state == "closed" and cb.permits() is None
 
 
-def test_a_success_resets_the_count_of_consecutive_failures() -> None:
-    cb = CircuitBreaker(pn.BreakerSettings(failure_threshold=3))
-    for success in (False, False, True, False, False, True, False, False):
-        cb.record(success)
-    assert cb.state == "closed"
+def test_the_breaker_opens_on_the_failure_rate_only_once_the_window_holds_enough_calls() -> None:
+    now = [0.0]
+    cb = _breaker(now, failure_threshold=3, failure_rate_threshold=0.5, minimum_calls=10)
+    for _ in range(5):
+        cb.record(False)
+    assert cb.state == "closed", "5 failures but fewer than minimum_calls calls"
+    for _ in range(4):
+        cb.record(True)
+    assert cb.state == "closed", "9 calls: still under minimum_calls"
+    cb.record(True)
+    assert cb.state == "closed", "5 of 10 failed, but the last call succeeded"
     cb.record(False)
-    assert cb.state == "open"
+    assert cb.state == "open", "6 of 11 failed: over the 50 % rate with enough calls"
+
+
+def test_a_failure_rate_under_the_threshold_never_opens_the_breaker() -> None:
+    now = [0.0]
+    cb = _breaker(now, failure_threshold=5, failure_rate_threshold=0.5, minimum_calls=20)
+    for i in range(2000):
+        now[0] = i / 100  # 100 calls a second over 20 s
+        cb.record(i % 100 != 0)  # 1 % poison
+    assert cb.state == "closed" and cb.transitions == 0
 
 
 def test_a_disabled_breaker_never_opens() -> None:
-    cb = CircuitBreaker(pn.BreakerSettings(enabled=False, failure_threshold=1))
+    cb = CircuitBreaker(pn.BreakerSettings(enabled=False, failure_threshold=1, minimum_calls=1))
     for _ in range(10):
         cb.record(False)
     assert cb.state == "closed" and cb.permits() is None
 
 
+def test_a_new_subscription_has_no_breaker_unless_configured() -> None:
+    assert pn.BreakerSettings().enabled is False
+
+
 def test_failures_outside_the_monitoring_period_do_not_open_the_breaker() -> None:
     now = [0.0]
-    cb = CircuitBreaker(pn.BreakerSettings(failure_threshold=3, monitoring_period_s=10),
-                        clock=lambda: now[0])
+    cb = _breaker(now, failure_threshold=3, minimum_calls=3, monitoring_period_s=10)
     for t in (0.0, 6.0, 12.0, 18.0):
         now[0] = t
         cb.record(False)
     assert cb.state == "closed"
+
+
+@pytest.mark.parametrize(("attempt", "deliveries", "error", "counted"), [
+    pytest.param(1, 1, ConnectionError("down"), True, id="a fresh failure counts"),
+    pytest.param(1, 1, None, True, id="a fresh success counts"),
+    pytest.param(1, 1, pn.Reject("bad indicator"), False, id="a rejection does not"),
+    pytest.param(2, 1, ConnectionError("down"), False, id="a retry does not"),
+    pytest.param(1, 3, ConnectionError("down"), False, id="a redelivered (poison) one does not"),
+])
+def test_only_fresh_outcomes_that_speak_of_the_downstream_count(
+        attempt: int, deliveries: int, error: BaseException | None, counted: bool) -> None:
+    from types import SimpleNamespace
+
+    from phantom_notebook.core.consume.breaker import counts
+
+    ctx = SimpleNamespace(envelope=SimpleNamespace(attempt=attempt),
+                          delivery=SimpleNamespace(delivery_count=deliveries))
+    assert counts(error, ctx) is counted  # type: ignore[arg-type]
 
 
 def _now_ms() -> int:

@@ -66,8 +66,8 @@ def test_an_open_circuit_breaker_is_critical(mq: pn.MessageQueue) -> None:
     def down(message: pn.Envelope, context: pn.MessageContext) -> None:
         raise ConnectionError("sandbox unreachable")
 
-    mq.subscribe("guarded", "*", down, breaker=pn.BreakerSettings(failure_threshold=2,
-                                                                  recovery_timeout_s=60))
+    mq.subscribe("guarded", "*", down, breaker=pn.BreakerSettings(
+        enabled=True, failure_threshold=2, minimum_calls=2, recovery_timeout_s=60))
     mq.publish_batch("guarded", [("t", i) for i in range(5)])
     with mq.worker():
         assert eventually(lambda: any(s["state"] == "open"
