@@ -63,6 +63,10 @@ def open_client(settings: RedisSettings) -> redis.Redis:
 
         client: redis.Redis = open_distributed(settings, kwargs)
         return client
+    if scheme == "unix":
+        # a unix socket has no TCP keepalive (redis-py's UnixDomainSocketConnection
+        # refuses the argument on every connect)
+        kwargs.pop("socket_keepalive")
     if settings.url.startswith("rediss://"):
         kwargs.update(ssl_ca_certs=settings.ssl_ca_certs, ssl_certfile=settings.ssl_certfile,
                       ssl_keyfile=settings.ssl_keyfile)

@@ -650,6 +650,8 @@ class Lane:
                 outcome = Outcome(Action.ACK) if sub.auto_ack else Outcome(Action.LEAVE)
             elif isinstance(error, Reject):
                 outcome = Outcome(Action.DEAD, reason=error.reason, error=error)
+            elif isinstance(error, HandlerTimeoutError):
+                outcome = Outcome(Action.RETRY, reason="handler_timeout", error=error)
             elif isinstance(error, Retry):
                 outcome = Outcome(Action.RETRY, delay_s=error.delay_s, reason="retry", error=error)
             else:

@@ -238,7 +238,10 @@ class Worker:
     def _keep(self) -> None:
         """Renew leases of long handlers, heartbeat, and trim broadcast streams."""
         vt = min(lane.settings.visibility_timeout_s for lane in self.lanes)
-        interval = max(min(vt / 3, 5.0), 0.05)
+        # a handler timeout is noticed within a quarter of itself (at most 5 s late)
+        timeouts = [s.handler_timeout_s for lane in self.lanes for s in lane.subs
+                    if s.handler_timeout_s is not None]
+        interval = max(min(vt / 3, 5.0, *(t / 4 for t in timeouts)), 0.05)
         last_trim = 0.0
         while not self._stop.wait(interval):
             try:

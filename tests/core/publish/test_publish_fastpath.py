@@ -193,15 +193,23 @@ def test_random_bytes_are_never_handed_out_twice_nor_shared_with_a_forked_child(
     assert child != random_bytes(46)
 
 
-def test_the_same_envelope_published_twice_is_written_once_without_a_dedup_key(
+def test_a_retried_call_without_dedup_keys_writes_none_of_its_messages_again(
         mq: pn.MessageQueue) -> None:
     qs = mq.declare("twice")
     keys = mq.queue_keys("twice")
     now = int(time.time() * 1000)
-    batch, _ = build_columns(mq, "twice", qs, [pn.Message("t", {"n": 1})], now, None)
     args = dict(max_size=None, dedup_window_ms=60_000, now_ms=now, metrics_ttl_s=0)
-    assert mq.functions.publish(keys, metrics_key(keys, now), batch, **args) == []
-    # a client retrying a publish it could not confirm sends the same envelope again
-    again = mq.functions.publish(keys, metrics_key(keys, now), batch, **args)
-    assert [x.decode() if isinstance(x, bytes) else x for x in again] == [1, batch.ids[0]]
-    assert mq.stats(["twice"])[0].ready == 1
+    for size in (1, 3):
+        batch, _ = build_columns(mq, "twice", qs, [pn.Message("t", {"n": i})
+                                                   for i in range(size)], now, None)
+        assert mq.functions.publish(keys, metrics_key(keys, now), batch, **args) == []
+        # a client retrying a call it could not confirm sends the same envelopes again
+        again = mq.functions.publish(keys, metrics_key(keys, now), batch, **args)
+        expected: list[object] = []
+        for i, mid in enumerate(batch.ids, start=1):
+            expected += [i, mid]
+        assert [x.decode() if isinstance(x, bytes) else x for x in again] == expected
+    assert mq.stats(["twice"])[0].ready == 4
+    fresh, _ = build_columns(mq, "twice", qs, [pn.Message("t", {"n": 9})], now, None)
+    assert mq.functions.publish(keys, metrics_key(keys, now), fresh, **args) == []
+    assert mq.stats(["twice"])[0].ready == 5

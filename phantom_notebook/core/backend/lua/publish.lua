@@ -30,9 +30,12 @@ key per message: ~100 bytes less per message than SET NX PX. A batch reads both 
 with one HMGET each and claims its new keys with one HSET (the script is atomic, so this
 is HSETNX per key); a key repeated inside the batch is a duplicate of its first use.
 
-A message without a dedup key is deduplicated by its own id ("i:<id>"): the same
-envelope published twice within the window (a client retrying a publish it could not
-confirm, or a caller passing an old envelope again) is written once.
+Messages without a dedup key are deduplicated per call, by the first message's id
+("c:<id>", one field per call, not per message): a client retrying a call it could not
+confirm sends the same envelopes again, and the retry writes none of them. One field per
+message cost a third of batch-publish throughput and ~140 bytes per message for nothing
+more: ids are minted per call, so only a re-sent call repeats them, and a raw XADD of an
+old envelope is refused at consume by the replay claim (see claim.lua).
 
 Returns the duplicates only, as a flat array: 1-based index, first message's id, ...
 (empty when every message was written). Errors "QUEUE_FULL <depth> <max>" when the batch
@@ -70,7 +73,7 @@ if n == 1 then
   local field, item, envelope = argv[9], argv[10], argv[11]
   local level = byte(levels, 1) - 48
   local first = false
-  if field == '' then field = 'i:' .. id_of(item) end
+  if field == '' then field = 'c:' .. id_of(item) end
   do
     first = call('HGET', keys[9], field)
     if not first then
@@ -99,12 +102,27 @@ end
 -- dedup: firsts[message index] = id of the first message with the same key
 local firsts = {}
 local fields, at, nf = {}, {}, 0
+local keyless = false
 for i = 1, n do
   local field = argv[6 + 3 * i]
-  if field == '' then field = 'i:' .. id_of(argv[7 + 3 * i]) end
-  nf = nf + 1
-  fields[nf] = field
-  at[nf] = i
+  if field == '' then
+    keyless = true
+  else
+    nf = nf + 1
+    fields[nf] = field
+    at[nf] = i
+  end
+end
+if keyless then
+  -- the call's token: seen before means this call is a retry and its keyless messages
+  -- were written by the first attempt
+  local token = 'c:' .. id_of(argv[10])
+  if call('HGET', keys[9], token) or call('HSETNX', keys[8], token, '1') == 0 then
+    for i = 1, n do
+      if argv[6 + 3 * i] == '' then firsts[i] = id_of(argv[7 + 3 * i]) end
+    end
+  end
+  call('PEXPIRE', keys[8], 2 * window)
 end
 if nf > 0 then
   -- known[j]: the first id of fields[j] in the previous window, else in the current one
