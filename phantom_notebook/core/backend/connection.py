@@ -94,6 +94,11 @@ def check_tls(client: redis.Redis, settings: RedisSettings) -> None:
 
     try:
         client.ping()
+    except redis.TimeoutError as exc:
+        raise ConnectionLostError(
+            f"cannot reach {mask_url(settings.url)}: no TLS handshake within "
+            f"{settings.connect_timeout_s:g}s; is that port a TLS port? (rediss:// to a "
+            "plaintext port waits like this) — use redis:// for a plaintext server") from exc
     except redis.ConnectionError as exc:
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ssl.SSLError):

@@ -24,6 +24,7 @@ from ..backend.records import Delivery, FetchResult
 from ..errors import (
     DecodeError,
     HandlerTimeoutError,
+    PermissionDeniedError,
     PhantomError,
     Reject,
     Retry,
@@ -206,8 +207,8 @@ class Lane:
             try:
                 self.mq.ensure_group(self.queue, self.group)
                 return True
-            except UnknownQueueError as exc:
-                self._fail(exc)
+            except (UnknownQueueError, PermissionDeniedError) as exc:
+                self._fail(self._ungroupable(exc))
                 return False
             except Exception as exc:  # noqa: BLE001 - Redis down, OOM...: keep trying
                 log.warning("%s/%s: cannot join the consumer group yet (%s); retrying in "
@@ -221,12 +222,21 @@ class Lane:
         log.warning("consumer group %s/%s vanished; recreating", self.partition, self.group)
         try:
             self.mq.ensure_group(self.queue, self.group)
-        except UnknownQueueError as exc:
-            self._fail(exc)
+        except (UnknownQueueError, PermissionDeniedError) as exc:
+            self._fail(self._ungroupable(exc))
             return False
         except (redis.RedisError, PhantomError) as exc:
             log.warning("%s/%s: %s", self.partition, self.group, exc)
         return True
+
+    def _ungroupable(self, exc: BaseException) -> BaseException:
+        """The error for a group that is missing and that this user may not create."""
+        if isinstance(exc, UnknownQueueError):
+            return exc
+        return UnknownQueueError(
+            f"consumer group {self.group!r} of queue {self.queue!r} does not exist and this "
+            f"user may not create it ({exc}): an admin creates it with `phantom-notebook "
+            f"declare {self.queue} --group {self.group}`")
 
     def _fail(self, exc: BaseException) -> None:
         self.failure = exc

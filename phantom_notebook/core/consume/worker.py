@@ -18,6 +18,7 @@ import orjson
 
 from ..backend.boundary import public
 from ..config.tuning import overlap_fits, tune_process_for_throughput
+from ..errors import CapacityError, ConnectionLostError
 from ..model.envelope import new_id
 from ..observe.worker_stats import WorkerStats
 from .lane import Lane
@@ -156,11 +157,17 @@ class Worker:
         """Start every lane and the keeper (lease renewal, heartbeat) in background threads.
 
         Consumer groups are created before this returns, so a broadcast group started now
-        receives every message published after ``start()``.
+        receives every message published after ``start()``. When Redis cannot create one
+        now (it is full or away), the lane keeps trying in its own thread: a worker started
+        against a full Redis must come up, since consuming is what frees memory.
         """
         for lane in self.lanes:
             if isinstance(lane, Lane):
-                self.mq.ensure_group(lane.queue, lane.group)
+                try:
+                    self.mq.ensure_group(lane.queue, lane.group)
+                except (CapacityError, ConnectionLostError) as exc:
+                    log.warning("%s/%s: consumer group not created yet (%s); the lane "
+                                "retries", lane.queue, lane.group, exc)
         for lane in self.lanes:
             t = threading.Thread(target=lane.run, args=(self._stop,),
                                  name=f"pn-lane-{lane.queue}-{lane.group}", daemon=True)
