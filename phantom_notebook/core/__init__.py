@@ -8,8 +8,9 @@ from .admin.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 from .backend.boundary import guarded
 from .config.settings import BreakerSettings, QueueSettings, RedisSettings, RetrySettings, Settings
 from .config.tuning import overlap_fits, tune_process_for_throughput
-from .consume.context import MessageContext
+from .consume.context import Action, MessageContext, Outcome
 from .consume.idempotency import idempotent
+from .consume.middleware import Middleware
 from .consume.subscription import Filter, Subscription
 from .consume.worker import Worker
 from .errors import (
@@ -35,6 +36,7 @@ from .errors import (
 from .model.codec import Codec, PlainCodec
 from .model.envelope import Envelope, MessagePriority
 from .observe.depth import QueueStats
+from .observe.health import HealthCheck, HealthReport, health_rule, remove_health_rule
 from .queues import Message, MessageQueue
 
 
@@ -107,6 +109,13 @@ __all__ = [
     "QueueStats",
     "RedisSettings",
     "Reject",
+    "Middleware",
+    "HealthCheck",
+    "HealthReport",
+    "health_rule",
+    "remove_health_rule",
+    "Outcome",
+    "Action",
     "Retry",
     "RetrySettings",
     "Settings",

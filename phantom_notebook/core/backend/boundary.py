@@ -78,7 +78,7 @@ def translate(exc: BaseException, client: Any = None,  # noqa: C901 - a table
     if isinstance(exc, _TRANSIENT):
         return ConnectionLostError(f"Redis is failing over or loading ({text}); retry shortly")
     if isinstance(exc, rx.ConnectionError | rx.TimeoutError | ssl.SSLError | OSError):
-        return ConnectionLostError(f"cannot reach Redis: {_reason(exc)}")
+        return ConnectionLostError(f"cannot reach {_where(client)}: {_reason(exc)}")
     if isinstance(exc, rx.DataError):
         return ValidationError(f"Redis cannot take this value: {text}")
     if isinstance(exc, rx.RedisClusterException):
@@ -165,3 +165,16 @@ def public(cls: C) -> C:
 
 
 __all__ = ["DEPLOY_COMMAND", "guarded", "public", "translate"]
+
+
+def _where(client: Any) -> str:
+    """``redis://host:port/db`` of ``client`` (never a password), else "Redis"."""
+    try:
+        kw = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return "Redis"
+    if kw.get("path"):
+        return f"unix://{kw['path']}"
+    if kw.get("host"):
+        return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    return "Redis"

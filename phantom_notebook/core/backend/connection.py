@@ -142,8 +142,9 @@ def prepare(client: Any, settings: RedisSettings, *, restricted: bool) -> str:
     except (redis.RedisError, OSError) as exc:
         error = translate(exc, client)
         if isinstance(error, ConnectionLostError):
-            raise ConnectionLostError(f"cannot reach {where}: {error}".replace(
-                "cannot reach Redis: ", "")) from exc
+            text = str(error)
+            reason = text.split(": ", 1)[1] if text.startswith("cannot reach ") else text
+            raise ConnectionLostError(f"cannot reach {where}: {reason}") from exc
         raise error from exc
 
 

@@ -96,7 +96,13 @@ class Lane:
         #: stream id -> (subscription, envelope, context, monotonic start) of every sync
         #: handler running now (handler timeouts)
         self._running: dict[str, tuple[Subscription, Envelope, MessageContext, float]] = {}
-        self.middleware: list[Middleware] = [*default_middleware(), self.breaker]
+        custom: list[Middleware] = []
+        for sub in subs:  # the application's own, once each, before the retry policy
+            custom += [m for m in sub.middleware if all(m is not c for c in custom)]
+        defaults = default_middleware()
+        at = next(i for i, m in enumerate(defaults) if isinstance(m, RetryMiddleware))
+        self.middleware: list[Middleware] = [*defaults[:at], *custom, *defaults[at:],
+                                             self.breaker]
         self._before = [m for m in self.middleware
                         if type(m).before_process is not Middleware.before_process]
         self._after = [m for m in self.middleware

@@ -52,6 +52,10 @@ class Subscription:
     #: a delivery whose handler runs longer is failed (retried, then dead-lettered as
     #: "handler_timeout"); async handlers are cancelled. None: no limit
     handler_timeout_s: float | None = 300.0
+    #: policies of the application's own (``Middleware`` subclasses), run on this
+    #: subscription's lane after the stock integrity and TTL checks and before the retry
+    #: policy and breaker, in the order given
+    middleware: tuple[Any, ...] = ()
     _call: Callable[..., Any] | None = None
     _is_async: bool = False
     _matcher: re.Pattern[str] | None = None
@@ -61,7 +65,7 @@ class Subscription:
                **options: Any) -> Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
-                   "breaker", "max_tlp", "non_retryable", "handler_timeout_s"}
+                   "breaker", "max_tlp", "non_retryable", "handler_timeout_s", "middleware"}
         if not isinstance(type_pattern, str) or not type_pattern or len(type_pattern) > 200:
             raise ValidationError(f"type_pattern must be a glob of 1-200 characters such as "
                                   f"'ioc.*' or '*', got {type_pattern!r}")
@@ -71,6 +75,16 @@ class Subscription:
                                   f"use {', '.join(sorted(allowed))}")
         if settings.kind == "broadcast" and "group" not in options:
             options["group"] = _handler_name(handler)
+        if "middleware" in options:
+            from .middleware import Middleware
+
+            given = options["middleware"]
+            given = (given,) if isinstance(given, Middleware) else tuple(given or ())
+            bad = [m for m in given if not isinstance(m, Middleware)]
+            if bad:
+                raise ValidationError(f"middleware must be Middleware instances (subclass "
+                                      f"phantom_notebook.Middleware), got {bad[0]!r}")
+            options["middleware"] = given
         sub = cls(queue, type_pattern, handler, settings, **options)
         for name in ("prefetch_count", "max_concurrency"):
             value = getattr(sub, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +115,44 @@ def _grade(value: float, warn: float, critical: float) -> str:
     return CRITICAL if value > critical else WARN if value > warn else OK
 
 
+HealthRule = Callable[["Deployment", list[str], HealthThresholds], Iterable[HealthCheck]]
+_RULES: dict[str, HealthRule] = {}
+
+
+def health_rule(name: str) -> Callable[[HealthRule], HealthRule]:
+    """Register ``rule(mq, queues, thresholds) -> checks`` with every later health check.
+
+    The extension point for a team's own verdicts (a feed that has not published for an
+    hour, a partner queue's backlog): ``@pn.health_rule("feed freshness")``. A rule that
+    raises becomes one WARN check naming it, never a failed health run. Registering a name
+    again replaces the rule.
+    """
+    def register(rule: HealthRule) -> HealthRule:
+        _RULES[name] = rule
+        return rule
+    return register
+
+
+def remove_health_rule(name: str) -> None:
+    """Unregister the rule called ``name`` (no error when there is none)."""
+    _RULES.pop(name, None)
+
+
+def _custom(mq: Deployment, names: list[str], t: HealthThresholds) -> list[HealthCheck]:
+    out: list[HealthCheck] = []
+    for name, rule in list(_RULES.items()):
+        try:
+            out += list(rule(mq, names, t))
+        except Exception as exc:  # noqa: BLE001 - a rule's bug is a finding, not a crash
+            out.append(HealthCheck(name, WARN, "rule", "error",
+                                   f"the health rule raised {type(exc).__name__}: {exc}"))
+    return out
+
+
 def check_health(mq: Deployment, queues: list[str] | None = None, window_s: float = 300.0,
                  thresholds: HealthThresholds | None = None) -> HealthReport:
-    """Run every check against ``mq`` (all known queues unless ``queues`` is given)."""
+    """Run every check against ``mq`` (all known queues unless ``queues`` is given), then
+    the rules registered with :func:`health_rule`."""
     t = thresholds or HealthThresholds()
     checks: list[HealthCheck] = []
     started = time.perf_counter()
@@ -136,6 +172,7 @@ def check_health(mq: Deployment, queues: list[str] | None = None, window_s: floa
         checks += _queue_checks(mq, store, name, stats[name].depth, window_s, t)
     checks += _consumers(mq, t)
     checks += _integrity(mq, names)
+    checks += _custom(mq, names, t)
     return HealthReport(checks, window_s=window_s)
 
 

@@ -123,3 +123,27 @@ def test_unreachable_redis_is_critical() -> None:
 @pytest.mark.parametrize("field", ["depth_warn", "error_rate_warn"])
 def test_thresholds_are_configurable(field: str) -> None:
     assert getattr(HealthThresholds(**{field: 7}), field) == 7
+
+
+def test_a_registered_health_rule_adds_its_verdicts_and_a_failing_rule_is_a_warning(
+        mq: pn.MessageQueue) -> None:
+    mq.publish("feed", "t", 1)
+
+    @pn.health_rule("feed freshness")
+    def stale_feeds(dep, queues, thresholds):  # type: ignore[no-untyped-def]
+        return [pn.HealthCheck("feed freshness", "critical", q, "61 min",
+                               "nothing published for an hour") for q in queues if q == "feed"]
+
+    @pn.health_rule("broken rule")
+    def broken(dep, queues, thresholds):  # type: ignore[no-untyped-def]
+        raise RuntimeError("partner API down")
+
+    try:
+        report = mq.health(["feed"])
+    finally:
+        pn.remove_health_rule("feed freshness")
+        pn.remove_health_rule("broken rule")
+    assert _status(report, "feed freshness", "feed") == "critical"
+    assert report.status == "critical"
+    assert _status(report, "broken rule", "rule") == "warn"
+    assert not [c for c in mq.health(["feed"]).checks if c.name == "feed freshness"]
