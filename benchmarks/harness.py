@@ -193,9 +193,16 @@ def configure(mq: Any, profile: str, **queue_overrides: Any) -> Features:
 
 
 def connect(url: str, prefix: str, profile: str, **queue_overrides: Any) -> tuple[Any, Features]:
-    """A ``MessageQueue`` on ``url`` under ``prefix``, configured for ``profile``."""
+    """A ``MessageQueue`` on ``url`` under ``prefix``, configured for ``profile``.
+
+    ``PN_BENCH_REPLAY_WINDOW_S`` overrides the queues' replay window (0 = no replay claim),
+    for measuring what the claim costs.
+    """
     import phantom_notebook as pn
 
+    window = os.environ.get("PN_BENCH_REPLAY_WINDOW_S")
+    if window is not None:
+        queue_overrides = {**queue_overrides, "replay_window_s": float(window)}
     mq = pn.connect(url, key_prefix=prefix, settings=pn.Settings())
     return mq, configure(mq, profile, **queue_overrides)
 
