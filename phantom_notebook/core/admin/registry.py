@@ -21,6 +21,7 @@ from ..config.settings import QUEUE_KINDS, QueueSettings
 from ..errors import ConfigError, UnknownQueueError, UnknownQueueKindError, ValidationError
 from ..model.envelope import now_ms
 from ..model.routing import Layout
+from ..observe.integrity import split_registry
 
 if TYPE_CHECKING:
     from ..ports import Deployment
@@ -166,19 +167,7 @@ class QueueRegistry:
         return self._members()[1]
 
     def _members(self) -> tuple[list[str], list[str]]:
-        good, bad = [], []
-        for raw in self.mq.client.smembers(self.mq.keys.queues):
-            name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            try:
-                check_queue_name(name)
-            except ValidationError:
-                bad.append(name)
-                continue
-            if "#" in name:  # a partition is not a queue of its own
-                bad.append(name)
-                continue
-            good.append(name)
-        return sorted(good), sorted(bad)
+        return split_registry(self.mq.client, self.mq.keys.queues)
 
 
 def ensure_group(mq: Deployment, queue: str, group: str, *, may_create: bool = True) -> None:

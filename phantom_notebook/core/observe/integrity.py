@@ -98,9 +98,11 @@ def find_damage(mq: Deployment, queues: Iterable[str] | None = None,
     return damaged
 
 
-def registry_junk(client: Any, registry_key: str) -> list[str]:
-    """Members of the queue registry that are not queue names (partitions included)."""
-    bad = []
+def split_registry(client: Any, registry_key: str) -> tuple[list[str], list[str]]:
+    """(queue names, junk) of the queue registry: junk is anything that is not a queue
+    name, partitions (``name#3``) included; both sorted."""
+    good: list[str] = []
+    bad: list[str] = []
     for raw in client.smembers(registry_key):
         name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         try:
@@ -108,9 +110,13 @@ def registry_junk(client: Any, registry_key: str) -> list[str]:
         except ValidationError:
             bad.append(name)
             continue
-        if "#" in name:
-            bad.append(name)
-    return sorted(bad)
+        (bad if "#" in name else good).append(name)  # a partition is not a queue of its own
+    return sorted(good), sorted(bad)
+
+
+def registry_junk(client: Any, registry_key: str) -> list[str]:
+    """Members of the queue registry that are not queue names (partitions included)."""
+    return split_registry(client, registry_key)[1]
 
 
 def dlq_losses(mq: Deployment, queues: Iterable[str] | None = None) -> dict[str, int]:
