@@ -46,7 +46,7 @@ def test_publishing_sends_one_request_per_valid_ioc_with_the_chosen_priority_and
     publisher.publish_button.click()
     published = publisher.model.published_df()
     assert len(published) == 3 and set(published["tlp"]) == {"RED"}
-    waiting = messages_df(mq, "ioc-processing")
+    waiting = messages_df(mq, "ioc-processing", columns="all")
     assert set(waiting["id"]) == set(published["message_id"])
     assert set(waiting["priority"].astype(str)) == {"CRITICAL"}
     assert set(waiting["tlp"].astype(str)) == {"RED"}
