@@ -142,7 +142,7 @@ def test_the_dlq_browser_filters_and_redacts_payloads_for_an_ordinary_role(
     assert len(browser.selection.options) == workload.dead
     browser.reason.value = "schema_invalid"
     assert len(browser.selection.options) == workload.rejected
-    browser.reason.value = None
+    browser.reason.value = ""
     browser.since.value = "15min"
     assert len(browser.selection.options) == workload.dead
     browser.selection.value = (browser.selection.options[0][1],)
@@ -196,6 +196,68 @@ def test_replaying_selected_dead_letters_publishes_them_again(
     assert "replayed 1" in browser.status.value
     stats = mq.stats([workload.queue])[0]
     assert (stats.dead, stats.ready) == (workload.dead - 1, 1)
+
+
+def test_dlq_filters_show_labels_and_never_offer_a_none_value(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    for dropdown, label in ((browser.queue, "all queues"), (browser.reason, "any reason"),
+                            (browser.since, "any time")):
+        assert all(isinstance(value, str) for _, value in dropdown.options), dropdown.options
+        assert dropdown.label == label and dropdown.value == ""
+    browser.queue.value = workload.queue
+    browser.reason.value = "schema_invalid"
+    assert browser.reason.label == "schema_invalid"
+    assert len(browser.selection.options) == workload.rejected
+
+
+def test_dlq_error_texts_wrap_and_carry_the_whole_text_as_a_tooltip(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    assert "white-space:normal" in browser.table.value
+    error_cell = browser.table.value.split("feed unreadable")[0].rsplit("<div", 1)[1]
+    assert "title='" in error_cell, "the whole error is the cell's tooltip"
+
+
+def test_replaying_a_letter_that_will_fail_again_asks_first_then_shows_the_new_id(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    opened: list[str] = []
+    browser.on_trace = opened.append
+    browser.reason.value = "schema_invalid"
+    key = browser.selection.options[0][1]
+    browser.selection.value = (key,)
+    browser.inspect_button.click()
+    assert key[1] in browser.detail.value
+    browser.replay_button.click()
+    assert browser.replay_box.layout.display == "flex"
+    assert "schema_invalid" in browser.replay_text.value
+    assert "dead-lettered again" in browser.replay_text.value
+    assert mq.stats([workload.queue])[0].dead == workload.dead, "nothing replayed yet"
+    browser.replay_cancel_button.click()
+    assert mq.stats([workload.queue])[0].dead == workload.dead
+    browser.selection.value = (key,)
+    browser.replay_button.click()
+    browser.replay_confirm_button.click()
+    stats = mq.stats([workload.queue])[0]
+    assert (stats.dead, stats.ready) == (workload.dead - 1, 1)
+    (old, new), = browser.replayed
+    assert old == key and new in browser.detail.value, "the pane shows the new id, not stale"
+    assert browser.trace_row.layout.display == "flex" and browser.trace_choice.value == new
+    browser.trace_button.click()
+    assert opened == [new]
+    assert messages_df(mq, workload.queue, columns="all")["id"].tolist() == [new]
+
+
+def test_replaying_a_transient_failure_needs_no_extra_confirmation(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    doomed = next(k for _, k in browser.selection.options if k[1] != "" and
+                  browser.model.inspect(*k)["message_id"] == workload.doomed_id)
+    assert browser.model.will_fail_again([doomed]) == {}
+    browser.selection.value = (doomed,)
+    browser.replay_button.click()
+    assert browser.replay_box.layout.display == "none" and len(browser.replayed) == 1
 
 
 @pytest.mark.embedded
