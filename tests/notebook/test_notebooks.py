@@ -142,3 +142,15 @@ def test_each_notebook_is_small_runnable_on_a_python_kernel_and_has_checked_cell
     checked = [c for c in book.cells if "# NBVAL_CHECK_OUTPUT" in c.get("source", "")]
     if name != "health_report":  # the report's outputs are never stored
         assert checked and all(c.outputs for c in checked)
+
+
+def test_a_report_pasted_into_the_pipeline_notebook_may_contain_windows_paths() -> None:
+    book = nbformat.read(NOTEBOOKS / "ioc_enrichment_pipeline.ipynb", as_version=4)
+    [cell] = [c for c in book.cells if c.cell_type == "code" and "REPORT = " in c.source]
+    pasted = cell.source.replace(
+        "Incident 2024-117", r"Dropped C:\Users\Public\x.exe and \\fs01\drop\n.dll. Incident"
+        " 2024-117", 1)
+    assignment = pasted[:pasted.index('"""', pasted.index('"""') + 3) + 3]
+    namespace: dict[str, object] = {}
+    exec(compile(assignment, "pasted report", "exec"), namespace)  # our own notebook's cell
+    assert r"C:\Users\Public\x.exe and \\fs01\drop\n.dll" in str(namespace["REPORT"])
