@@ -35,7 +35,8 @@ _LAZY = {**{n: "frames" for n in ("messages_df", "trace_df", "metrics_df", "stat
          **{n: "widgets" for n in ("IOCPublisher", "IOCPublisherModel", "QueueMonitor",
                                    "QueueMonitorModel", "TraceExplorer", "TraceExplorerModel",
                                    "DLQBrowser", "DLQBrowserModel")},
-         **{n: "helpers" for n in ("wait_for", "known_queue", "publish", "WaitTimeoutError")},
+         **{n: "helpers" for n in ("wait_for", "wait_until", "known_queue", "publish",
+                                   "live_consumers", "WaitTimeoutError")},
          "serve_metrics": "prometheus", "PhantomCollector": "prometheus",
          "run_health_report": "reports"}
 #: names from the layers below, so an analyst imports one module (``... as pnb``)

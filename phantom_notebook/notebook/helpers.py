@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import PhantomError, UnknownQueueError, ValidationError
+from ..core.observe.consumers import read_heartbeats
 from ..core.observe.tracing import parse_entry
 
 if TYPE_CHECKING:
@@ -95,6 +96,23 @@ def wait_for(mq: MessageQueue, ids: str | Iterable[str], state: str = "settled",
         time.sleep(interval_s)
 
 
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, *,
+               what: str = "the condition", interval_s: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; returns that value.
+
+    For conditions ``wait_for`` does not cover (results collected by a handler, a file
+    written by a sink). Raises ``WaitTimeoutError`` naming ``what`` after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeoutError(f"{what} did not happen within {timeout_s:g} s", [])
+        time.sleep(interval_s)
+
+
 def _scan(mq: MessageQueue, queue: str, cursors: dict[str, str], todo: set[str],
           wanted: frozenset[str], seen: dict[str, str]) -> None:
     """Read the trace entries of ``queue`` written since the last scan."""
@@ -132,6 +150,26 @@ def known_queue(mq: MessageQueue, queue: str) -> str:
         f"To create a new queue on purpose: mq.declare({queue!r})")
 
 
+def live_consumers(mq: MessageQueue, queues: Iterable[str], *, stale_after_s: float = 30.0,
+                   ) -> dict[str, int]:
+    """How many workers with a fresh heartbeat (under ``stale_after_s``) consume each queue."""
+    names = list(queues)
+    out = dict.fromkeys(names, 0)
+    now = time.time()
+    for beat in read_heartbeats(mq):
+        if not beat.last_seen or now - beat.last_seen > stale_after_s:
+            continue
+        for queue in beat.queues:
+            if queue in out:
+                out[queue] += 1
+    return out
+
+
+NO_CONSUMER_HINT = ("start a worker: <code>worker = mq.worker().start()</code> in this "
+                    "notebook, or <code>phantom-notebook worker MODULE:HANDLERS</code> "
+                    "in a terminal")
+
+
 def publish(mq: MessageQueue, queue: str, type: str, payload: Any,  # noqa: A002
             **options: Any) -> str:
     """``mq.publish`` for notebooks: refuses a queue the deployment does not know.
@@ -142,4 +180,5 @@ def publish(mq: MessageQueue, queue: str, type: str, payload: Any,  # noqa: A002
     return mq.publish(known_queue(mq, queue), type, payload, **options)
 
 
-__all__ = ["STATES", "Settled", "WaitTimeoutError", "known_queue", "publish", "wait_for"]
+__all__ = ["NO_CONSUMER_HINT", "STATES", "Settled", "WaitTimeoutError", "known_queue",
+           "live_consumers", "publish", "wait_for", "wait_until"]

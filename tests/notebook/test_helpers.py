@@ -62,3 +62,22 @@ def test_publishing_through_the_namespace_to_a_typo_is_refused_and_creates_nothi
         pnb.publish(mq, "ioc-procesing", "t", {})
     assert mq.queues() == ["ioc-processing"]
     assert pnb.publish(mq, "ioc-processing", "t", {})
+
+
+def test_wait_until_returns_the_truthy_value_or_raises_naming_what_was_awaited() -> None:
+    assert pnb.wait_until(lambda: [1], timeout_s=1) == [1]
+    with pytest.raises(pnb.WaitTimeoutError, match="the results did not happen within 0.1 s"):
+        pnb.wait_until(lambda: False, timeout_s=0.1, what="the results")
+
+
+@pytest.mark.parametrize("name", ["quickstart", "queue_monitoring", "trace_investigation",
+                                  "ioc_enrichment_pipeline"])
+def test_the_notebooks_use_the_public_namespace_not_core_or_private_helpers(name: str) -> None:
+    import json
+    from pathlib import Path
+
+    book = json.loads((Path(__file__).parents[2] / "notebooks" / f"{name}.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    assert "import phantom_notebook.notebook as pnb" in code
+    for private in ("core.queues import wait_until", "_dtypes", "core.testing"):
+        assert private not in code, private

@@ -40,6 +40,7 @@ def test_the_publisher_lists_extracted_iocs_defanged_and_flags_invalid_ones(
 
 def test_publishing_sends_one_request_per_valid_ioc_with_the_chosen_priority_and_tlp(
         mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
     publisher = IOCPublisher(mq, text=REPORT)
     publisher.priority.value = "CRITICAL"
     publisher.tlp.value = "RED"
@@ -65,6 +66,7 @@ def test_publishing_nothing_valid_says_so_instead_of_raising(mq: pn.MessageQueue
 def test_open_trace_loads_the_chosen_message_into_the_trace_explorer(
         mq: pn.MessageQueue) -> None:
     explorer = TraceExplorer(mq)
+    mq.declare("ioc-processing")
     publisher = IOCPublisher(mq, text=REPORT).connect(explorer)
     publisher.publish_button.click()
     publisher.trace_choice.value = publisher.model.published[0].message_id
@@ -258,6 +260,84 @@ def test_replaying_a_transient_failure_needs_no_extra_confirmation(
     browser.selection.value = (doomed,)
     browser.replay_button.click()
     assert browser.replay_box.layout.display == "none" and len(browser.replayed) == 1
+
+
+def test_publishing_twice_in_a_row_publishes_once_until_the_text_changes(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
+    publisher = IOCPublisher(mq, text=REPORT)
+    publisher.publish_button.click()
+    assert publisher.publish_button.disabled, "disabled once published"
+    publisher.publish()  # a double click reaching the kernel twice
+    assert len(publisher.model.published) == 3
+    assert mq.stats(["ioc-processing"])[0].ready == 3
+    publisher.text.value = REPORT + " and 192.0.2.77"
+    assert publisher.publish_button.disabled, "the new text must be extracted first"
+    publisher.extract_button.click()
+    assert not publisher.publish_button.disabled
+    publisher.publish_button.click()
+    assert len(publisher.model.published) == 7
+
+
+def test_the_publisher_warns_when_the_queue_has_no_consumer_and_refuses_a_typo(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
+    publisher = IOCPublisher(mq, text=REPORT)
+    assert "no live consumer on ioc-processing" in publisher.hint.value
+    publisher.publish_button.click()
+    assert "no consumer yet" in publisher.status.value
+    mq.subscribe("ioc-processing", "*", lambda m, c: None)
+    with mq.worker():
+        assert wait_until(lambda: publisher.check_queue(), 10)
+        assert publisher.hint.value == ""
+    with pytest.raises(pn.UnknownQueueError, match="did you mean 'ioc-processing'"):
+        publisher.model.publish(queue="ioc-procesing")
+    assert "ioc-procesing" not in mq.queues()
+
+
+def test_the_queue_monitor_says_when_messages_wait_without_a_live_consumer(
+        mq: pn.MessageQueue) -> None:
+    mq.publish("orphaned", "t", {})
+    monitor = QueueMonitor(mq, ["orphaned"])
+    monitor.refresh_button.click()
+    assert monitor.model.unconsumed() == {"orphaned": 1}
+    assert "no live consumer" in monitor.hint.value and "orphaned (1 waiting)" in monitor.hint.value
+    assert "mq.worker().start()" in monitor.hint.value
+    assert monitor.model.summary_df()["consumers"].tolist() == [0]
+    mq.subscribe("orphaned", "*", lambda m, c: None)
+    with mq.worker():
+        assert wait_until(lambda: monitor.model.refresh() is not None and
+                          not monitor.model.unconsumed(), 10)
+        assert monitor.hint.value == ""
+        assert monitor.model.summary_df()["consumers"].tolist() == [1]
+    monitor.close()
+
+
+def test_breaker_warnings_go_to_the_monitor_of_their_queue_not_to_the_running_cell(
+        mq: pn.MessageQueue, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from phantom_notebook.notebook.logs import BREAKER_LOGGER
+
+    mq.declare("breaker-watched")
+    older = QueueMonitor(mq, ["breaker-watched"])  # the cell run before: the newer one wins
+    monitor = QueueMonitor(mq, ["breaker-watched"])
+    logger = logging.getLogger(BREAKER_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=BREAKER_LOGGER):
+        logger.warning("circuit breaker of %s/%s is now %s", "breaker-watched", "workers", "open")
+        logger.warning("circuit breaker of %s/%s is now %s", "elsewhere", "workers", "open")
+    assert "circuit breaker of breaker-watched/workers is now open" in monitor.alert.value
+    assert [r.getMessage() for r in caplog.records] == [
+        "circuit breaker of elsewhere/workers is now open"]
+    assert older.alert.value == ""
+    monitor.close()
+    older.close()
+    with caplog.at_level(logging.WARNING, logger=BREAKER_LOGGER):
+        logger.warning("circuit breaker of %s/%s is now %s", "breaker-watched", "workers",
+                       "closed")
+    assert "closed" not in monitor.alert.value
+    last = caplog.records[-1].getMessage()
+    assert last.endswith("breaker-watched/workers is now closed")
 
 
 @pytest.mark.embedded
