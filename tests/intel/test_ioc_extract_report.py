@@ -130,3 +130,18 @@ def test_related_and_warninglists_round_trip_but_do_not_change_identity() -> Non
     again = IOC.from_dict(url.to_dict())
     assert again == url and again.related == url.related
     assert IOC.parse("8.8.8.8") == IOC("8.8.8.8", T.IPV4, warninglists=("resolvers",))
+
+
+def test_wallets_paths_and_ja3_export_to_stix_csv_and_misp() -> None:
+    from phantom_notebook.intel import iocs_from_csv, to_csv, to_misp_event, to_stix_bundle
+
+    kinds = {T.BTC_ADDRESS, T.ETH_ADDRESS, T.FILE_PATH, T.JA3}
+    iocs = [i for i in extract_iocs(REPORT, warninglists="off") if i.type in kinds]
+    patterns = {o["pattern"] for o in to_stix_bundle(iocs)["objects"] if "pattern" in o}
+    assert r"[file:name = 'svchost32.exe' AND file:parent_directory_ref.path = " \
+           r"'C:\\Users\\Public\\Libraries']" in patterns
+    assert "[x-ja3-fingerprint:value = 'e7d705a3286e19ea42f587b344ee6865']" in patterns
+    assert len(patterns) == len(iocs) == 8  # 4 paths, 1 ja3, 2 btc, 1 eth
+    assert [r.ioc for r in iocs_from_csv(to_csv(iocs)).records] == iocs
+    types = {a["type"] for a in to_misp_event(iocs)["Event"]["Attribute"]}
+    assert {"btc", "ja3-fingerprint-md5", "filename"} <= types
