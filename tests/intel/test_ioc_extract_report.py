@@ -142,6 +142,6 @@ def test_wallets_paths_and_ja3_export_to_stix_csv_and_misp() -> None:
            r"'C:\\Users\\Public\\Libraries']" in patterns
     assert "[x-ja3-fingerprint:value = 'e7d705a3286e19ea42f587b344ee6865']" in patterns
     assert len(patterns) == len(iocs) == 8  # 4 paths, 1 ja3, 2 btc, 1 eth
-    assert [r.ioc for r in iocs_from_csv(to_csv(iocs)).records] == iocs
+    assert list(iocs_from_csv(to_csv(iocs))) == iocs
     types = {a["type"] for a in to_misp_event(iocs)["Event"]["Attribute"]}
     assert {"btc", "ja3-fingerprint-md5", "filename"} <= types
