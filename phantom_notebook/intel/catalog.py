@@ -160,6 +160,14 @@ class Catalog:
 
     def validate_outgoing(self, message_type: str, payload: Any) -> dict[str, Any]:
         """Validate a payload (dict or model) strictly and return its JSON-ready dict."""
+        data: dict[str, Any] = self.outgoing_model(message_type, payload).model_dump(mode="json")
+        return data
+
+    def outgoing_model(self, message_type: str, payload: Any) -> s.Payload:
+        """Validate a payload (dict or model) strictly and return it as its model.
+
+        Raises ``SchemaValidationError`` naming each bad field's path.
+        """
         spec = self.get(message_type)
         if isinstance(payload, s.Payload):
             if not isinstance(payload, spec.model):
@@ -167,11 +175,9 @@ class Catalog:
                     f"<payload>: expected {spec.model.__name__}, got {type(payload).__name__}"])
             payload = payload.model_dump(mode="json")
         try:
-            model = spec.model.model_validate(payload, extra="forbid")
+            return spec.model.model_validate(payload, extra="forbid")
         except pydantic.ValidationError as exc:
             raise SchemaValidationError(message_type, _problems(exc)) from None
-        data: dict[str, Any] = model.model_dump(mode="json")
-        return data
 
     def validate_incoming(self, envelope: Envelope) -> s.Payload:
         """Read an envelope's payload as its model, applying the compatibility rule."""

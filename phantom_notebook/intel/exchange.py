@@ -65,13 +65,18 @@ MISP_TYPES: dict[IOCType, tuple[str, str, bool]] = {
     IOCType.ASN: ("AS", "Network activity", False),
     IOCType.MITRE_TECHNIQUE: ("text", "External analysis", False),
     IOCType.MAC: ("mac-address", "Network activity", False),
+    IOCType.JA3: ("ja3-fingerprint-md5", "Network activity", True),
+    IOCType.BTC_ADDRESS: ("btc", "Financial fraud", True),
+    IOCType.ETH_ADDRESS: ("text", "Financial fraud", False),  # MISP has no ETH type
+    IOCType.FILE_PATH: ("filename", "Artifacts dropped", False),
 }
 _FROM_MISP: dict[str, IOCType | None] = {
     "ip-dst": None, "ip-src": None, "domain": IOCType.DOMAIN, "hostname": IOCType.DOMAIN,
     "url": IOCType.URL, "email-src": IOCType.EMAIL, "email-dst": IOCType.EMAIL,
     "email": IOCType.EMAIL, "md5": IOCType.MD5, "sha1": IOCType.SHA1,
     "sha256": IOCType.SHA256, "sha512": IOCType.SHA512, "vulnerability": IOCType.CVE,
-    "AS": IOCType.ASN, "mac-address": IOCType.MAC,
+    "AS": IOCType.ASN, "mac-address": IOCType.MAC, "ja3-fingerprint-md5": IOCType.JA3,
+    "btc": IOCType.BTC_ADDRESS,
 }
 _MISP_NAMESPACE = uuid.UUID("0c9b8ad4-3f5e-4c43-9a61-4d4953504e42")
 

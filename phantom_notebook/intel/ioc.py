@@ -5,6 +5,11 @@ per type) and shows it defanged wherever it is displayed (``repr``, ``str``).  D
 are conservative: ``tlp=TLP.AMBER`` (sharing must be widened on purpose, never by
 accident) and ``confidence=50`` (unknown).  Datetimes must be timezone-aware and are
 stored in UTC.
+
+Two annotations ride along without changing an indicator's identity (they are left out of
+``==`` and ``hash``): ``related``, the observables found inside it (the host of a URL, the
+domain of an email) as IOCs of their own, and ``warninglists``, the names of the MISP
+warninglists the value is on (``8.8.8.8``: "List of known IPv4 public DNS resolvers").
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ __all__ = [
 DEFAULT_TLP = TLP.AMBER
 DEFAULT_CONFIDENCE = 50
 _FIELDS = frozenset(
-    {"value", "type", "tlp", "confidence", "source", "first_seen", "last_seen", "tags"}
+    {"value", "type", "tlp", "confidence", "source", "first_seen", "last_seen", "tags",
+     "related", "warninglists"}
 )
 
 
@@ -111,6 +117,8 @@ class IOC:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     tags: tuple[str, ...] = field(default=())
+    related: tuple[IOC, ...] = field(default=(), compare=False)
+    warninglists: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         """Validate every field and store the normalized forms."""
@@ -131,6 +139,10 @@ class IOC:
                 f"last_seen {self.last_seen.isoformat()}"
             )
         setter(self, "tags", _clean_tags(self.tags))
+        setter(self, "related", tuple(self.related))
+        if not all(isinstance(r, IOC) for r in self.related):
+            raise ValidationError("related must be a sequence of IOC objects")
+        setter(self, "warninglists", _clean_tags(self.warninglists))
 
     @classmethod
     def parse(
@@ -164,6 +176,11 @@ class IOC:
         return defang_as(self.value, self.type)
 
     @property
+    def on_warninglist(self) -> bool:
+        """True when the value is on a MISP warninglist (likely benign or a false positive)."""
+        return bool(self.warninglists)
+
+    @property
     def key(self) -> tuple[IOCType, str]:
         """Identity of the indicator regardless of metadata: ``(type, value)``."""
         return (self.type, self.value)
@@ -190,6 +207,8 @@ class IOC:
             "first_seen": _iso(self.first_seen),
             "last_seen": _iso(self.last_seen),
             "tags": list(self.tags),
+            **({"related": [r.to_dict() for r in self.related]} if self.related else {}),
+            **({"warninglists": list(self.warninglists)} if self.warninglists else {}),
         }
 
     @classmethod
@@ -214,6 +233,8 @@ class IOC:
             first_seen=data.get("first_seen"),
             last_seen=data.get("last_seen"),
             tags=data.get("tags") or (),
+            related=tuple(cls.from_dict(r) for r in data.get("related") or ()),
+            warninglists=data.get("warninglists") or (),
         )
 
 

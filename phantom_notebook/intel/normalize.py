@@ -16,8 +16,12 @@ Every validator returns the *normalized* value:
 * hashes lowercase hex of the exact length; ``cve`` upper case; ``asn`` ``AS<number>``;
   ``mitre_technique`` ``T1059`` / ``T1059.001``; ``mac`` lowercase, colon separated.
 
-Bitcoin addresses are deliberately not a type: telling them from random base58 text needs
-checksum validation, and a false positive there is worse than a miss.
+* ``ja3`` a TLS client fingerprint: 32 lowercase hex digits, like an md5 (the extractor
+  tells them apart by the words around them).
+* ``btc_address`` only with a valid checksum (Base58Check, bech32/bech32m), so random
+  base58 text is not taken for a wallet; ``eth_address`` ``0x`` + 40 hex, lowercased;
+  ``file_path`` Windows (``C:\\...``, ``%APPDATA%\\...``, UNC) or Unix, kept as written
+  (see ``observables``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from functools import cache
 import idna
 
 from phantom_notebook.core.errors import ValidationError
+from phantom_notebook.intel import observables
 
 __all__ = ["IOCType", "InvalidIOCError", "classify", "coerce_type", "known_tlds", "normalize_as"]
 
@@ -52,6 +57,10 @@ class IOCType(StrEnum):
     ASN = "asn"
     MITRE_TECHNIQUE = "mitre_technique"
     MAC = "mac"
+    JA3 = "ja3"
+    BTC_ADDRESS = "btc_address"
+    ETH_ADDRESS = "eth_address"
+    FILE_PATH = "file_path"
 
     @property
     def description(self) -> str:
@@ -74,6 +83,10 @@ _DESCRIPTIONS: dict[IOCType, str] = {
     IOCType.ASN: "autonomous system number",
     IOCType.MITRE_TECHNIQUE: "mitre att&ck technique id",
     IOCType.MAC: "mac address",
+    IOCType.JA3: "ja3 tls fingerprint",
+    IOCType.BTC_ADDRESS: "bitcoin address",
+    IOCType.ETH_ADDRESS: "ethereum address",
+    IOCType.FILE_PATH: "file path",
 }
 
 
@@ -312,6 +325,16 @@ def _mac(value: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+def _wrapped(check: Callable[[str], str]) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise _Problem(str(exc)) from None
+
+    return validate
+
+
 _VALIDATORS: dict[IOCType, Callable[[str], str]] = {
     IOCType.IPV4: _ipv4,
     IOCType.IPV6: _ipv6,
@@ -323,6 +346,10 @@ _VALIDATORS: dict[IOCType, Callable[[str], str]] = {
     IOCType.ASN: _asn,
     IOCType.MITRE_TECHNIQUE: _mitre,
     IOCType.MAC: _mac,
+    IOCType.JA3: lambda text: _hash(text, 32),
+    IOCType.BTC_ADDRESS: _wrapped(observables.btc_address),
+    IOCType.ETH_ADDRESS: _wrapped(observables.eth_address),
+    IOCType.FILE_PATH: _wrapped(observables.file_path),
 }
 
 

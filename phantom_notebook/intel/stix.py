@@ -60,7 +60,24 @@ _OUT_PATHS = {IOCType.IPV4: "ipv4-addr:value", IOCType.IPV6: "ipv6-addr:value",
               IOCType.DOMAIN: "domain-name:value", IOCType.URL: "url:value",
               IOCType.EMAIL: "email-addr:value", IOCType.MAC: "mac-addr:value",
               IOCType.MD5: "file:hashes.'MD5'", IOCType.SHA1: "file:hashes.'SHA-1'",
-              IOCType.SHA256: "file:hashes.'SHA-256'", IOCType.SHA512: "file:hashes.'SHA-512'"}
+              IOCType.SHA256: "file:hashes.'SHA-256'", IOCType.SHA512: "file:hashes.'SHA-512'",
+              # no STIX 2.1 object for these: custom (x-) objects, as the spec allows
+              IOCType.JA3: "x-ja3-fingerprint:value", IOCType.BTC_ADDRESS: "x-crypto-wallet:value",
+              IOCType.ETH_ADDRESS: "x-crypto-wallet:value"}
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _file_path_pattern(path: str) -> str:
+    """``C:\\dir\\x.exe`` as a file name in a parent directory (STIX ``file`` + ``directory``)."""
+    sep = "\\" if "\\" in path else "/"
+    parent, _, name = path.rstrip(sep).rpartition(sep)
+    if not name or not parent:
+        return f"[directory:path = {_quoted(path)}]"
+    return (f"[file:name = {_quoted(name)} AND "
+            f"file:parent_directory_ref.path = {_quoted(parent)}]")
 
 
 def tlp_marking(tlp: TLP) -> dict[str, Any]:
@@ -158,6 +175,8 @@ def stix_pattern(ioc: IOC) -> str | None:
         path = "ipv6-addr:value" if ":" in ioc.value else "ipv4-addr:value"
     elif ioc.type is IOCType.ASN:
         return f"[autonomous-system:number = {ioc.value[2:]}]"
+    elif ioc.type is IOCType.FILE_PATH:
+        return _file_path_pattern(ioc.value)
     else:
         found = _OUT_PATHS.get(ioc.type)
         if found is None:

@@ -13,11 +13,15 @@ from enum import Enum
 
 from phantom_notebook.core.errors import ValidationError
 
-__all__ = ["TLP", "InvalidTLPError"]
+__all__ = ["TLP", "InvalidTLPError", "TLPDowngradeError"]
 
 
 class InvalidTLPError(ValidationError):
     """Raised when a string is not a TLP 2.0 (or TLP 1.0 WHITE) label."""
+
+
+class TLPDowngradeError(ValidationError):
+    """Raised when a message would be marked looser than the indicators it carries."""
 
 
 class TLP(Enum):

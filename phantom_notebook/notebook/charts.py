@@ -43,24 +43,34 @@ LATENCY_LABELS = {"wait": "Queue wait (publish → delivery)",
                   "e2e": "End-to-end latency (publish → settled)"}
 _DASHES = ("solid", "dash", "dot", "dashdot")
 _TIME = "time (UTC)"
+ERRORS_HEIGHT = 520
 
 
 def plot_throughput(metrics: pd.DataFrame,
                     events: Sequence[str] = ("published", "acked")) -> go.Figure:
-    """Messages per second over time: published vs acked (``events``), per queue."""
+    """Messages per second over time: published vs acked (``events``), per queue.
+
+    Each bucket is a marker too (a burst inside one 10 s bucket is one visible point, not
+    an invisible zero-length line); the x axis fits the buckets with traffic.
+    """
     fig = go.Figure()
     queues = _queues(metrics)
     for qi, (queue, rows) in enumerate(_by_queue(metrics)):
         for ei, event in enumerate(events):
             colour = PALETTE[ei % len(PALETTE)] if len(queues) == 1 else PALETTE[qi % 10]
+            y = _floats(rows[f"{event}_per_s"])
             fig.add_trace(go.Scatter(
-                x=_utc(rows["time"]), y=_floats(rows[f"{event}_per_s"]), mode="lines",
+                x=_utc(rows["time"]), y=y, mode="lines+markers" if len(y) <= 120 else "lines",
                 name=_name(queue, event, queues), legendgroup=queue, line_shape="hv",
+                marker={"size": 7 if len(y) <= 3 else 5,
+                        "symbol": "circle" if ei % 2 == 0 else "diamond"},
                 line={"color": colour, "width": 2, "dash": _DASHES[ei % 4]},
                 hovertemplate=f"{html.escape(queue)} {event}: %{{y:,.1f}} msg/s<extra></extra>"))
     title = "Throughput: " + " vs ".join(events) + _per_bucket(metrics)
-    return _finish(fig, title, _TIME, "messages per second", metrics.empty,
-                   hovermode="x unified")
+    fig = _finish(fig, title, _TIME, "messages per second", metrics.empty,
+                  hovermode="x unified")
+    fig.update_yaxes(rangemode="tozero")
+    return _fit_x(fig, metrics, [f"{e}_per_s" for e in events])
 
 
 def plot_latency(metrics: pd.DataFrame, kind: str = "e2e",
@@ -89,7 +99,7 @@ def plot_latency(metrics: pd.DataFrame, kind: str = "e2e",
                   hovermode="x unified")
     if log:
         fig.update_yaxes(type="log")
-    return fig
+    return _fit_x(fig, metrics, [f"{kind}_p{q}_ms" for q in percentiles])
 
 
 def plot_depth(data: pd.DataFrame | Sequence[QueueStats]) -> go.Figure:
@@ -122,16 +132,20 @@ def plot_errors(metrics: pd.DataFrame, warn_rate: float = 0.05) -> go.Figure:
     """Error rate (%) and dead letters per bucket over time, per queue (two stacked panels).
 
     The dashed line marks ``warn_rate``, the health check's default warning threshold.
+    A bucket with nothing delivered has no error rate: the line breaks there (missing
+    buckets are put back as gaps, never interpolated across). The x axis fits the buckets
+    with traffic.
     """
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        row_heights=[0.6, 0.4])
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        row_heights=[0.55, 0.45])
     queues = _queues(metrics)
     for qi, (queue, rows) in enumerate(_by_queue(metrics)):
+        rows = _every_bucket(rows)
         colour = PALETTE[qi % 10] if len(queues) > 1 else PALETTE[4]
         x = _utc(rows["time"])
         fig.add_trace(go.Scatter(
             x=x, y=_floats(rows["error_rate"]) * 100, mode="lines+markers", connectgaps=False,
-            name=_name(queue, "error rate", queues), legendgroup=queue, marker={"size": 4},
+            name=_name(queue, "error rate", queues), legendgroup=queue, marker={"size": 5},
             line={"color": colour, "width": 2},
             hovertemplate=f"{html.escape(queue)} error rate: %{{y:.1f}} %<extra></extra>"),
             row=1, col=1)
@@ -145,11 +159,12 @@ def plot_errors(metrics: pd.DataFrame, warn_rate: float = 0.05) -> go.Figure:
                   row=1, col=1)
     fig = _finish(fig, "Errors: error rate and dead letters" + _per_bucket(metrics), None,
                   None, metrics.empty, hovermode="x unified")
-    fig.update_yaxes(title_text="error rate (% of delivered)", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title_text="dead letters per bucket", rangemode="tozero", row=2, col=1)
+    # short titles: each must fit the height of its own panel (long ones ran into each other)
+    fig.update_yaxes(title_text="error rate (%)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="dead letters", rangemode="tozero", row=2, col=1)
     fig.update_xaxes(title_text=_TIME, row=2, col=1)
-    fig.update_layout(barmode="stack", bargap=0.1)
-    return fig
+    fig.update_layout(barmode="stack", bargap=0.1, height=ERRORS_HEIGHT)
+    return _fit_x(fig, metrics, ["delivered", "dead_lettered"])
 
 
 def plot_dlq_reasons(dlq: pd.DataFrame) -> go.Figure:
@@ -251,6 +266,44 @@ def _finish(fig: go.Figure, title: str, x_title: str | None, y_title: str | None
         fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
         fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return fig
+
+
+def _fit_x(fig: go.Figure, metrics: pd.DataFrame, columns: Sequence[str]) -> go.Figure:
+    """Fit the x axis to the buckets with traffic (plus one bucket either side).
+
+    A 1 h window with a burst in its last minute otherwise draws a flat line with a spike
+    at the edge. Leaves the axis alone when the traffic spans most of the window.
+    """
+    if metrics.empty or "time" not in metrics.columns:
+        return fig
+    cols = [c for c in columns if c in metrics.columns]
+    busy = metrics[cols].astype("Float64").fillna(0).gt(0).any(axis=1) if cols else None
+    if busy is None or not bool(busy.any()):
+        return fig
+    times = metrics["time"]
+    step = pd.Timedelta(seconds=int(metrics["bucket_s"].iloc[0])) \
+        if "bucket_s" in metrics.columns else pd.Timedelta(seconds=10)
+    lo, hi = times[busy].min() - step, times[busy].max() + step
+    if (hi - lo) >= 0.6 * (times.max() - times.min() + step):
+        return fig
+    lo, hi = max(lo, times.min() - step / 2), min(hi, times.max() + step / 2)
+    fig.update_xaxes(range=[_naive(lo), _naive(hi)], autorange=False)
+    return fig
+
+
+def _every_bucket(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (one queue) with a row for every bucket between the first and the last."""
+    if len(rows) < 2 or "bucket_s" not in rows.columns:
+        return rows
+    step = pd.Timedelta(seconds=int(rows["bucket_s"].iloc[0]))
+    full = pd.date_range(rows["time"].min(), rows["time"].max(), freq=step)
+    if len(full) == len(rows):
+        return rows
+    return rows.set_index("time").reindex(full).rename_axis("time").reset_index()
+
+
+def _naive(stamp: pd.Timestamp) -> str:
+    return str(stamp.tz_convert("UTC").tz_localize(None).isoformat())
 
 
 def _by_queue(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -33,7 +33,9 @@ from ..core.observe.tracing import EVENTS, TraceEvent, TraceLog
 from ..core.queues import DEFAULT_GROUP
 from . import require
 from ._dtypes import STRING, UTC, Window, epoch_s, frame, number, seconds, text
+from .accessor import IOC_COLUMNS, defang_value
 from .accessor import PhantomAccessor as _PhantomAccessor  # noqa: F401 - registers df.phantom
+from .helpers import known_queue
 
 try:
     import pandas as pd
@@ -56,7 +58,13 @@ _MESSAGE_COLUMNS: dict[str, Any] = {
     "priority": ("cat", PRIORITIES, True), "created_at": UTC, "expires_at": UTC,
     "attempt": "Int64", "delivery_count": "Int64", "idle_ms": "Int64", "due_at": UTC,
     "consumer": STRING, "reason": STRING, "origin": STRING, "tlp": ("cat", TLP_LEVELS, True),
-    "trace_id": STRING, "stream_id": STRING, "payload": STRING, "error": STRING}
+    "trace_id": STRING, "stream_id": STRING, "payload": STRING, "error": STRING,
+    "indicator": STRING, "ioc_type": STRING, "age_s": "float64"}
+#: what ``messages_df`` shows by default: short, readable, the indicator defanged
+COMPACT_MESSAGE_COLUMNS = ("id", "indicator", "ioc_type", "type", "state", "priority", "tlp",
+                           "age_s", "attempt", "delivery_count", "consumer", "idle_ms",
+                           "due_at", "reason", "error", "payload")
+COMPACT_PREVIEW_CHARS = 60
 _TRACE_COLUMNS: dict[str, Any] = {
     "time": UTC, "elapsed_ms": "Int64", "event": ("cat", EVENTS, False), "queue": STRING,
     "actor": STRING, "message_id": STRING, "trace_id": STRING, "attempt": "Int64",
@@ -90,28 +98,63 @@ _STATS_COLUMNS: dict[str, Any] = {
 
 
 def messages_df(mq: MessageQueue, queue: str, state: str = "ready", limit: int = 1000, *,
-                group: str = DEFAULT_GROUP, preview_chars: int = 120) -> pd.DataFrame:
+                group: str = DEFAULT_GROUP, preview_chars: int | None = None,
+                columns: str | Sequence[str] = "compact") -> pd.DataFrame:
     """The messages of ``queue`` in one state, one row each (never raises on bad bytes).
 
     ``state``: ``ready`` (waiting for delivery to ``group``), ``pending`` (delivered to a
     consumer of ``group``, not yet settled: ``delivery_count``, ``consumer``, ``idle_ms``),
     ``delayed`` (``due_at``) or ``dead`` (``reason``). Highest priority first, then oldest.
-    ``payload`` is a JSON preview cut to ``preview_chars``; a message the codec cannot
-    open keeps what its clear header tells and says why in ``error``.
+
+    ``columns="compact"`` (the default) shows ``COMPACT_MESSAGE_COLUMNS`` that have a value
+    in some row: the id shortened to its random tail (``…151615b484e4``), the
+    ``indicator`` of the payload defanged, the age in seconds, a 60-character payload
+    preview. ``columns="all"`` gives every column (full ids, trace ids, stream ids, a
+    ``preview_chars`` preview, 120 by default); a list picks columns of the full frame.
+    A message the codec cannot open keeps what its clear header tells and says why in
+    ``error``. Raises ``UnknownQueueError`` (naming the known queues) for a queue the
+    deployment does not know.
     """
     if state not in STATES:
         raise ValidationError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
     if limit < 0:
         raise ValidationError(f"limit must be >= 0, got {limit}")
+    compact = isinstance(columns, str) and columns == "compact"
+    if isinstance(columns, str) and columns not in ("compact", "all"):
+        raise ValidationError(f"columns must be 'compact', 'all' or a list, got {columns!r}")
+    known_queue(mq, queue)
+    chars = preview_chars if preview_chars is not None else (
+        COMPACT_PREVIEW_CHARS if compact else 120)
     read = {"ready": _ready, "pending": _pending, "delayed": _delayed, "dead": _dead}[state]
     rows = read(mq, queue, limit, group) if limit else []
+    now_ms = time.time() * 1000
     for row in rows:
         raw = row.pop("raw", None)
         if raw is not None:
-            row.update(_open(mq, raw, preview_chars))
+            row.update(_open(mq, raw, chars))
         row.setdefault("queue", queue)
         row["state"] = state
-    return frame(rows, _MESSAGE_COLUMNS)
+        created = row.get("created_at")
+        row["age_s"] = round(max(now_ms - created, 0) / 1000, 1) if created else None
+    df = frame(rows, _MESSAGE_COLUMNS)
+    if isinstance(columns, str) and columns == "all":
+        return df
+    if not compact:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValidationError(f"unknown column(s) {missing}: choose from {list(df.columns)}")
+        return df.loc[:, list(columns)]
+    out = df.loc[:, list(COMPACT_MESSAGE_COLUMNS)].copy()
+    out["id"] = out["id"].map(_short_id, na_action="ignore").astype(STRING)
+    if not out.empty:
+        out = out.loc[:, [c for c in out.columns if c in ("id", "state") or
+                          out[c].notna().any()]]
+    return out
+
+
+def _short_id(value: str) -> str:
+    """The random tail of a UUIDv7 (its head is the time, shared by a batch)."""
+    return "…" + value[-12:] if len(value) > 13 else value
 
 
 def trace_df(mq: MessageQueue, message_id: str | None = None, trace_id: str | None = None, *,
@@ -343,10 +386,27 @@ def _envelope_row(env: Envelope, preview_chars: int) -> dict[str, Any]:
     body = orjson.dumps(env.payload, option=orjson.OPT_NON_STR_KEYS).decode()
     if len(body) > preview_chars:
         body = body[:max(preview_chars - 1, 0)] + "…"
+    value, kind = _indicator(env.payload)
     return {"id": env.id, "type": env.type, "queue": env.queue, "priority": env.priority.name,
             "created_at": env.created_at_ms, "expires_at": env.expires_at_ms,
             "attempt": env.attempt, "origin": env.origin, "tlp": _tlp(env.tlp),
-            "trace_id": env.trace_id or None, "payload": body}
+            "trace_id": env.trace_id or None, "payload": body,
+            "indicator": defang_value(value, kind) if value else None, "ioc_type": kind}
+
+
+def _indicator(payload: Any) -> tuple[str | None, str | None]:
+    """The indicator a payload carries (``{"ioc": {"type", "value"}}``, ``{"value": ...}``)."""
+    if not isinstance(payload, dict):
+        return None, None
+    for key in IOC_COLUMNS:
+        found = payload.get(key)
+        if isinstance(found, dict) and isinstance(found.get("value"), str):
+            kind = found.get("type")
+            return found["value"], kind if isinstance(kind, str) else None
+        if isinstance(found, str) and found:
+            kind = payload.get("type") if key != "ioc" else payload.get("ioc_type")
+            return found, kind if isinstance(kind, str) else None
+    return None, None
 
 
 # -- rows -------------------------------------------------------------------------------------

@@ -99,8 +99,8 @@ def test_errors_draws_the_error_rate_and_dead_letters_per_bucket(embedded: tuple
     mq, work = embedded
     fig = charts.plot_errors(metrics_df(mq, ["counted"], window="10min"))
     assert _names(fig) == ["error rate", "dead letters"]
-    assert fig.layout.yaxis.title.text == "error rate (% of delivered)"
-    assert fig.layout.yaxis2.title.text == "dead letters per bucket"
+    assert fig.layout.yaxis.title.text == "error rate (%)"
+    assert fig.layout.yaxis2.title.text == "dead letters"
     assert fig.layout.xaxis2.title.text == "time (UTC)"
     bars = next(t for t in fig.data if t.name == "dead letters")
     assert sum(bars.y) == work.dead
@@ -151,3 +151,65 @@ def test_a_chart_written_as_html_carries_plotly_js_for_offline_reading(
     charts.plot_depth(stats_df(mq)).write_html(path, include_plotlyjs=True)
     text = path.read_text()
     assert "Queue depth by state" in text and '<script src="https://cdn' not in text
+
+
+def _buckets(counts: dict[int, tuple[int, int]], n: int = 360) -> pd.DataFrame:
+    """A one-queue metrics frame of ``n`` 10 s buckets; ``counts``: index -> (delivered, dead)."""
+    from phantom_notebook.notebook._dtypes import frame
+    from phantom_notebook.notebook.frames import _METRIC_COLUMNS
+
+    start = 1_700_000_000
+    rows = []
+    for i in range(n):
+        delivered, dead = counts.get(i, (0, 0))
+        rows.append({"queue": "q", "time": (start + 10 * i) * 1000, "bucket_s": 10,
+                     "published": delivered, "delivered": delivered, "acked": delivered - dead,
+                     "dead_lettered": dead, "published_per_s": delivered / 10,
+                     "acked_per_s": (delivered - dead) / 10, "delivered_per_s": delivered / 10,
+                     "error_rate": dead / delivered if delivered else None,
+                     "e2e_p50_ms": 5.0 if delivered else None})
+    return frame(rows, _METRIC_COLUMNS)
+
+
+def test_throughput_of_one_busy_bucket_is_a_visible_marker_not_a_blank_chart() -> None:
+    fig = charts.plot_throughput(_buckets({0: (20, 0)}, n=1))
+    for trace in fig.data:
+        assert "markers" in trace.mode and len(trace.x) == 1 and trace.y[0] > 0
+        assert trace.marker.size >= 5
+
+
+def test_charts_of_a_burst_at_the_end_of_the_window_zoom_to_the_burst() -> None:
+    metrics = _buckets({354: (30, 1), 355: (10, 0), 357: (12, 2)})
+    lo_busy, hi_busy = metrics["time"].iloc[354], metrics["time"].iloc[357]
+    for fig in (charts.plot_throughput(metrics), charts.plot_errors(metrics),
+                charts.plot_latency(metrics)):
+        lo, hi = (pd.Timestamp(v, tz="UTC") for v in fig.layout.xaxis.range)
+        assert lo <= lo_busy and hi >= hi_busy, fig.layout.title.text
+        assert hi - lo <= pd.Timedelta(minutes=2), "the x axis fits the burst, not 1 h"
+    whole = charts.plot_throughput(_buckets({i: (5, 0) for i in range(360)}))
+    assert whole.layout.xaxis.range is None, "traffic all along: the axis is left alone"
+
+
+def test_error_line_breaks_at_buckets_without_deliveries_and_missing_buckets() -> None:
+    metrics = _buckets({0: (10, 1), 1: (10, 0), 3: (10, 5), 4: (10, 0)}, n=5)
+    holed = metrics.drop(index=[2]).dropna(subset=["error_rate"])  # what a caller may do
+    for source in (metrics, holed):
+        fig = charts.plot_errors(source)
+        line = next(t for t in fig.data if t.name == "error rate")
+        assert line.connectgaps is False
+        assert len(line.x) == 5 and pd.isna(line.y[2]), "bucket 2 is a gap, not a slope"
+        assert list(line.y[[0, 3]]) == [10.0, 50.0]
+
+
+def test_the_two_error_axis_titles_fit_their_panels_without_overlapping() -> None:
+    fig = charts.plot_errors(_buckets({0: (10, 1)}, n=3))
+    height = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    size = fig.layout.font.size
+    spans = []
+    for axis in (fig.layout.yaxis, fig.layout.yaxis2):
+        lo, hi = axis.domain
+        title_px = len(axis.title.text) * size * 0.62  # a generous average glyph width
+        assert title_px < (hi - lo) * height, axis.title.text
+        spans.append(((lo + hi) / 2 * height - title_px / 2, (lo + hi) / 2 * height + title_px / 2))
+    (a_lo, a_hi), (b_lo, b_hi) = sorted(spans)
+    assert a_hi < b_lo, "the titles would run into each other"

@@ -56,7 +56,7 @@ def test_dead_letters_and_stats_agree_with_the_queue(mq: pn.MessageQueue,
     assert "payload" not in dlq.columns and dlq["decodable"].all()
     assert str(dlq["dead_at"].dtype) == UTC and str(dlq["attempts"].dtype) == "Int64"
     assert dlq.loc[dlq["message_id"] == workload.doomed_id, "attempts"].tolist() == [3]
-    dead = messages_df(mq, workload.queue, state="dead")
+    dead = messages_df(mq, workload.queue, state="dead", columns="all")
     assert len(dead) == workload.dead and set(dead["state"]) == {"dead"}
     stats = stats_df(mq, [workload.queue])
     assert stats[["ready", "in_flight", "delayed", "dead"]].iloc[0].tolist() == [
@@ -84,11 +84,11 @@ def test_messages_in_each_state_are_listed_with_their_own_columns(mq: pn.Message
     for prio in ("LOW", "CRITICAL", "NORMAL"):
         mq.publish("states", "t", {"p": prio, "blob": "x" * 500}, priority=prio)
     mq.publish("states", "t", {"later": True}, delay=60)
-    ready = messages_df(mq, "states")
+    ready = messages_df(mq, "states", columns="all")
     assert ready["priority"].tolist() == ["CRITICAL", "NORMAL", "LOW"]
     assert ready["priority"].cat.ordered and ready["payload"].str.len().max() <= 120
     assert str(ready["created_at"].dtype) == UTC and ready["error"].isna().all()
-    delayed = messages_df(mq, "states", state="delayed")
+    delayed = messages_df(mq, "states", state="delayed", columns="all")
     assert len(delayed) == 1
     wait = delayed["due_at"].iloc[0] - delayed["created_at"].iloc[0]
     assert pd.Timedelta(seconds=59) < wait <= pd.Timedelta(seconds=61)
@@ -98,7 +98,7 @@ def test_messages_in_each_state_are_listed_with_their_own_columns(mq: pn.Message
                  max_concurrency=1)
     with mq.worker():
         assert eventually(lambda: len(messages_df(mq, "states", state="pending")) == 3)
-        pending = messages_df(mq, "states", state="pending")
+        pending = messages_df(mq, "states", state="pending", columns="all")
         assert pending["delivery_count"].tolist() == [1, 1, 1]
         assert pending["consumer"].notna().all() and str(pending["idle_ms"].dtype) == "Int64"
         assert messages_df(mq, "states").empty
@@ -109,7 +109,7 @@ def test_undecodable_messages_are_rows_with_an_error_never_an_exception(
         mq: pn.MessageQueue) -> None:
     mq.publish("broken", "t", {"fine": True})
     mq.client.xadd(mq.queue_keys("broken").streams[2], {"m": b"\x01\x00\x00\x00\x05garbage"})
-    frame = messages_df(mq, "broken")
+    frame = messages_df(mq, "broken", columns="all")
     assert len(frame) == 2
     assert frame["error"].isna().tolist() == [True, False]
     assert "decode_failed" in frame["error"].iloc[1]
@@ -117,8 +117,9 @@ def test_undecodable_messages_are_rows_with_an_error_never_an_exception(
 
 def test_empty_inputs_give_empty_frames_with_the_right_columns_and_dtypes(
         mq: pn.MessageQueue) -> None:
-    frames = {"messages": messages_df(mq, "nothing", state="pending"),
-              "delayed": messages_df(mq, "nothing", state="delayed"),
+    mq.declare("nothing")
+    frames = {"messages": messages_df(mq, "nothing", state="pending", columns="all"),
+              "delayed": messages_df(mq, "nothing", state="delayed", columns="all"),
               "trace": trace_df(mq, queue="nothing"), "metrics": metrics_df(mq),
               "dlq": dlq_df(mq, "nothing"), "audit": audit_df(mq), "consumers": consumers_df(mq),
               "stats": stats_df(mq, [])}
@@ -202,5 +203,43 @@ def test_a_retry_that_waits_shows_up_as_delayed(mq: pn.MessageQueue) -> None:
     mid = mq.publish("backoff", "t", {})
     with mq.worker():
         assert eventually(lambda: mq.stats(["backoff"])[0].delayed == 1)
-    delayed = messages_df(mq, "backoff", state="delayed")
+    delayed = messages_df(mq, "backoff", state="delayed", columns="all")
     assert delayed["id"].tolist() == [mid] and delayed["attempt"].tolist() == [2]
+
+
+def test_messages_frame_is_compact_by_default_with_the_indicator_defanged(
+        mq: pn.MessageQueue) -> None:
+    mid = mq.publish("compact", "ioc.enrichment.request",
+                     {"ioc": {"type": "domain", "value": "evil.example.com"}, "note": "x" * 300},
+                     priority="HIGH")
+    df = messages_df(mq, "compact")
+    assert len(df.columns) <= 12, list(df.columns)
+    assert {"id", "indicator", "type", "state", "priority", "age_s", "attempt"} <= set(df.columns)
+    assert df["indicator"].iloc[0] == "evil[.]example[.]com"
+    assert df["id"].iloc[0] == "…" + mid[-12:]
+    assert not [c for c in df.columns if df[c].isna().all()], "all-NA columns are dropped"
+    assert "trace_id" not in df.columns and "stream_id" not in df.columns
+    assert df["payload"].str.len().max() <= 60
+    assert str(df["attempt"].dtype) == "Int64" and str(df["age_s"].dtype) == "float64"
+    assert df["priority"].cat.ordered
+
+
+def test_messages_frame_with_all_columns_keeps_full_ids_and_every_column(
+        mq: pn.MessageQueue) -> None:
+    mid = mq.publish("compact", "t", {"value": "198.51.100.23"})
+    full = messages_df(mq, "compact", columns="all")
+    assert full["id"].tolist() == [mid]
+    assert {"trace_id", "stream_id", "expires_at", "error"} <= set(full.columns)
+    assert full["indicator"].tolist() == ["198[.]51[.]100[.]23"]
+    assert messages_df(mq, "compact", columns=["id", "type"]).columns.tolist() == ["id", "type"]
+    with pytest.raises(pn.ValidationError, match="columns must be"):
+        messages_df(mq, "compact", columns="everything")
+
+
+def test_messages_frame_of_an_unknown_queue_names_the_known_ones(mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
+    with pytest.raises(pn.UnknownQueueError) as raised:
+        messages_df(mq, "ioc-procesing")
+    assert "'ioc-procesing'" in str(raised.value)
+    assert "did you mean 'ioc-processing'" in str(raised.value)
+    assert "Known queues: ioc-processing" in str(raised.value)

@@ -40,13 +40,14 @@ def test_the_publisher_lists_extracted_iocs_defanged_and_flags_invalid_ones(
 
 def test_publishing_sends_one_request_per_valid_ioc_with_the_chosen_priority_and_tlp(
         mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
     publisher = IOCPublisher(mq, text=REPORT)
     publisher.priority.value = "CRITICAL"
     publisher.tlp.value = "RED"
     publisher.publish_button.click()
     published = publisher.model.published_df()
     assert len(published) == 3 and set(published["tlp"]) == {"RED"}
-    waiting = messages_df(mq, "ioc-processing")
+    waiting = messages_df(mq, "ioc-processing", columns="all")
     assert set(waiting["id"]) == set(published["message_id"])
     assert set(waiting["priority"].astype(str)) == {"CRITICAL"}
     assert set(waiting["tlp"].astype(str)) == {"RED"}
@@ -65,6 +66,7 @@ def test_publishing_nothing_valid_says_so_instead_of_raising(mq: pn.MessageQueue
 def test_open_trace_loads_the_chosen_message_into_the_trace_explorer(
         mq: pn.MessageQueue) -> None:
     explorer = TraceExplorer(mq)
+    mq.declare("ioc-processing")
     publisher = IOCPublisher(mq, text=REPORT).connect(explorer)
     publisher.publish_button.click()
     publisher.trace_choice.value = publisher.model.published[0].message_id
@@ -142,7 +144,7 @@ def test_the_dlq_browser_filters_and_redacts_payloads_for_an_ordinary_role(
     assert len(browser.selection.options) == workload.dead
     browser.reason.value = "schema_invalid"
     assert len(browser.selection.options) == workload.rejected
-    browser.reason.value = None
+    browser.reason.value = ""
     browser.since.value = "15min"
     assert len(browser.selection.options) == workload.dead
     browser.selection.value = (browser.selection.options[0][1],)
@@ -196,6 +198,146 @@ def test_replaying_selected_dead_letters_publishes_them_again(
     assert "replayed 1" in browser.status.value
     stats = mq.stats([workload.queue])[0]
     assert (stats.dead, stats.ready) == (workload.dead - 1, 1)
+
+
+def test_dlq_filters_show_labels_and_never_offer_a_none_value(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    for dropdown, label in ((browser.queue, "all queues"), (browser.reason, "any reason"),
+                            (browser.since, "any time")):
+        assert all(isinstance(value, str) for _, value in dropdown.options), dropdown.options
+        assert dropdown.label == label and dropdown.value == ""
+    browser.queue.value = workload.queue
+    browser.reason.value = "schema_invalid"
+    assert browser.reason.label == "schema_invalid"
+    assert len(browser.selection.options) == workload.rejected
+
+
+def test_dlq_error_texts_wrap_and_carry_the_whole_text_as_a_tooltip(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    assert "white-space:normal" in browser.table.value
+    error_cell = browser.table.value.split("feed unreadable")[0].rsplit("<div", 1)[1]
+    assert "title='" in error_cell, "the whole error is the cell's tooltip"
+
+
+def test_replaying_a_letter_that_will_fail_again_asks_first_then_shows_the_new_id(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    opened: list[str] = []
+    browser.on_trace = opened.append
+    browser.reason.value = "schema_invalid"
+    key = browser.selection.options[0][1]
+    browser.selection.value = (key,)
+    browser.inspect_button.click()
+    assert key[1] in browser.detail.value
+    browser.replay_button.click()
+    assert browser.replay_box.layout.display == "flex"
+    assert "schema_invalid" in browser.replay_text.value
+    assert "dead-lettered again" in browser.replay_text.value
+    assert mq.stats([workload.queue])[0].dead == workload.dead, "nothing replayed yet"
+    browser.replay_cancel_button.click()
+    assert mq.stats([workload.queue])[0].dead == workload.dead
+    browser.selection.value = (key,)
+    browser.replay_button.click()
+    browser.replay_confirm_button.click()
+    stats = mq.stats([workload.queue])[0]
+    assert (stats.dead, stats.ready) == (workload.dead - 1, 1)
+    (old, new), = browser.replayed
+    assert old == key and new in browser.detail.value, "the pane shows the new id, not stale"
+    assert browser.trace_row.layout.display == "flex" and browser.trace_choice.value == new
+    browser.trace_button.click()
+    assert opened == [new]
+    assert messages_df(mq, workload.queue, columns="all")["id"].tolist() == [new]
+
+
+def test_replaying_a_transient_failure_needs_no_extra_confirmation(
+        mq: pn.MessageQueue, workload: Workload) -> None:
+    browser = DLQBrowser(mq)
+    doomed = next(k for _, k in browser.selection.options if k[1] != "" and
+                  browser.model.inspect(*k)["message_id"] == workload.doomed_id)
+    assert browser.model.will_fail_again([doomed]) == {}
+    browser.selection.value = (doomed,)
+    browser.replay_button.click()
+    assert browser.replay_box.layout.display == "none" and len(browser.replayed) == 1
+
+
+def test_publishing_twice_in_a_row_publishes_once_until_the_text_changes(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
+    publisher = IOCPublisher(mq, text=REPORT)
+    publisher.publish_button.click()
+    assert publisher.publish_button.disabled, "disabled once published"
+    publisher.publish()  # a double click reaching the kernel twice
+    assert len(publisher.model.published) == 3
+    assert mq.stats(["ioc-processing"])[0].ready == 3
+    publisher.text.value = REPORT + " and 192.0.2.77"
+    assert publisher.publish_button.disabled, "the new text must be extracted first"
+    publisher.extract_button.click()
+    assert not publisher.publish_button.disabled
+    publisher.publish_button.click()
+    assert len(publisher.model.published) == 7
+
+
+def test_the_publisher_warns_when_the_queue_has_no_consumer_and_refuses_a_typo(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-processing")
+    publisher = IOCPublisher(mq, text=REPORT)
+    assert "no live consumer on ioc-processing" in publisher.hint.value
+    publisher.publish_button.click()
+    assert "no consumer yet" in publisher.status.value
+    mq.subscribe("ioc-processing", "*", lambda m, c: None)
+    with mq.worker():
+        assert wait_until(lambda: publisher.check_queue(), 10)
+        assert publisher.hint.value == ""
+    with pytest.raises(pn.UnknownQueueError, match="did you mean 'ioc-processing'"):
+        publisher.model.publish(queue="ioc-procesing")
+    assert "ioc-procesing" not in mq.queues()
+
+
+def test_the_queue_monitor_says_when_messages_wait_without_a_live_consumer(
+        mq: pn.MessageQueue) -> None:
+    mq.publish("orphaned", "t", {})
+    monitor = QueueMonitor(mq, ["orphaned"])
+    monitor.refresh_button.click()
+    assert monitor.model.unconsumed() == {"orphaned": 1}
+    assert "no live consumer" in monitor.hint.value and "orphaned (1 waiting)" in monitor.hint.value
+    assert "mq.worker().start()" in monitor.hint.value
+    assert monitor.model.summary_df()["consumers"].tolist() == [0]
+    mq.subscribe("orphaned", "*", lambda m, c: None)
+    with mq.worker():
+        assert wait_until(lambda: monitor.model.refresh() is not None and
+                          not monitor.model.unconsumed(), 10)
+        assert monitor.hint.value == ""
+        assert monitor.model.summary_df()["consumers"].tolist() == [1]
+    monitor.close()
+
+
+def test_breaker_warnings_go_to_the_monitor_of_their_queue_not_to_the_running_cell(
+        mq: pn.MessageQueue, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from phantom_notebook.notebook.logs import BREAKER_LOGGER
+
+    mq.declare("breaker-watched")
+    older = QueueMonitor(mq, ["breaker-watched"])  # the cell run before: the newer one wins
+    monitor = QueueMonitor(mq, ["breaker-watched"])
+    logger = logging.getLogger(BREAKER_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=BREAKER_LOGGER):
+        logger.warning("circuit breaker of %s/%s is now %s", "breaker-watched", "workers", "open")
+        logger.warning("circuit breaker of %s/%s is now %s", "elsewhere", "workers", "open")
+    assert "circuit breaker of breaker-watched/workers is now open" in monitor.alert.value
+    assert [r.getMessage() for r in caplog.records] == [
+        "circuit breaker of elsewhere/workers is now open"]
+    assert older.alert.value == ""
+    monitor.close()
+    older.close()
+    with caplog.at_level(logging.WARNING, logger=BREAKER_LOGGER):
+        logger.warning("circuit breaker of %s/%s is now %s", "breaker-watched", "workers",
+                       "closed")
+    assert "closed" not in monitor.alert.value
+    last = caplog.records[-1].getMessage()
+    assert last.endswith("breaker-watched/workers is now closed")
 
 
 @pytest.mark.embedded

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,8 +42,16 @@ if TYPE_CHECKING:
     from ...core.queues import MessageQueue
 
 REVEAL_ROLES = ("admin",)
-TIME_CHOICES = (("any time", None), ("last 15 min", "15min"), ("last hour", "1h"),
+#: dropdown values are strings ("" = no filter): a ``None`` value renders as a blank label
+#: and makes the browser's select view throw "Cannot set properties of undefined"
+ALL = ""
+TIME_CHOICES = (("any time", ALL), ("last 15 min", "15min"), ("last hour", "1h"),
                 ("last 24 h", "24h"))
+#: reasons that come from the message itself: replayed unchanged, it fails the same way
+REPEATING_REASONS = frozenset({"schema_invalid", "decode_failed", "malformed", "payload_invalid",
+                               "queue_mismatch", "tlp_denied", "non_retryable", "unroutable",
+                               "invalid", "rejected"})
+_REPEATING_WORDS = ("invalid", "malformed", "decode", "schema", "denied", "mismatch")
 LIST_COLUMNS = ("dead_at", "queue", "reason", "type", "priority", "attempts", "error",
                 "message_id", "dlq_id")
 Key = tuple[str, str]  # (queue, dlq entry id)
@@ -138,6 +146,20 @@ class DLQBrowserModel:
             out += self.mq.dlq(queue).replay(ids, confirm=True)
         return out
 
+    def will_fail_again(self, keys: Iterable[Key]) -> dict[Key, str]:
+        """The chosen letters whose failure came from the message itself, with the reason.
+
+        ``schema_invalid``, ``decode_failed``, a rejected or malformed payload... replayed
+        unchanged these are dead-lettered again; transient failures (handler errors,
+        timeouts, retries exhausted, expiry) are not listed.
+        """
+        out: dict[Key, str] = {}
+        for queue, key in keys:
+            letter = self.mq.dlq(queue).get(key)
+            if repeats(letter.reason) or not letter.decodable:
+                out[(queue, key)] = letter.reason if letter.decodable else "decode_failed"
+        return out
+
     def plan_purge(self, keys: Iterable[Key]) -> PurgePlan:
         """The first step of a purge: what would be deleted (nothing is, yet)."""
         plan = PurgePlan(tuple(dict.fromkeys(keys)))
@@ -151,6 +173,12 @@ class DLQBrowserModel:
             raise ValidationError("purge takes the PurgePlan of plan_purge() (confirmation)")
         return sum(self.mq.dlq(queue).purge(ids, confirm=True)
                    for queue, ids in _by_queue(plan.keys).items())
+
+
+def repeats(reason: str | None) -> bool:
+    """Whether a dead-letter ``reason`` would recur on a replay of the same message."""
+    text = (reason or "").lower()
+    return text in REPEATING_REASONS or any(w in text for w in _REPEATING_WORDS)
 
 
 def _by_queue(keys: Iterable[Key]) -> dict[str, list[str]]:
@@ -172,19 +200,28 @@ def _defang_payload(value: Any, key: str = "") -> Any:
 
 
 class DLQBrowser(View):
-    """Filter by queue / reason / time, select rows, inspect, replay, purge (confirmed)."""
+    """Filter by queue / reason / time, select rows, inspect, replay, purge (confirmed).
+
+    Replaying letters that failed because of their content (``schema_invalid``...) asks
+    first; after a replay the pane shows each new message id with *Open trace* (wired to a
+    ``TraceExplorer`` by ``connect(explorer)`` or ``on_trace``).
+    """
 
     def __init__(self, mq: MessageQueue | None = None, *, model: DLQBrowserModel | None = None,
-                 role: str | None = None) -> None:
+                 role: str | None = None, on_trace: Callable[[str], Any] | None = None,
+                 ) -> None:
         if model is None:
             if mq is None:
                 raise ValidationError("give a MessageQueue or a model")
             model = DLQBrowserModel(mq, role=role)
         self.model = model
+        self.on_trace = on_trace
         w = ipywidgets()
-        self.queue = w.Dropdown(description="Queue", layout=w.Layout(width="280px"))
-        self.reason = w.Dropdown(description="Reason", layout=w.Layout(width="320px"))
-        self.since = w.Dropdown(options=TIME_CHOICES, value=None, description="When",
+        self.queue = w.Dropdown(options=[("all queues", ALL)], value=ALL, description="Queue",
+                                layout=w.Layout(width="280px"))
+        self.reason = w.Dropdown(options=[("any reason", ALL)], value=ALL,
+                                 description="Reason", layout=w.Layout(width="320px"))
+        self.since = w.Dropdown(options=TIME_CHOICES, value=ALL, description="When",
                                 layout=w.Layout(width="220px"))
         self.refresh_button = w.Button(description="Refresh", icon="sync")
         self.table = w.HTML(layout=w.Layout(width="100%"))
@@ -200,15 +237,31 @@ class DLQBrowser(View):
         self.confirm_text = w.HTML()
         self.confirm_box = w.HBox([self.confirm_text, self.confirm_button, self.cancel_button],
                                   layout=w.Layout(display="none"))
+        self.replay_confirm_button = w.Button(description="Replay anyway",
+                                              button_style="warning")
+        self.replay_cancel_button = w.Button(description="Cancel")
+        self.replay_text = w.HTML()
+        self.replay_box = w.HBox([self.replay_text, self.replay_confirm_button,
+                                  self.replay_cancel_button], layout=w.Layout(display="none"))
         self.status = w.HTML()
         self.detail = w.HTML(layout=w.Layout(width="100%"))
+        self.trace_choice = w.Dropdown(options=[], description="New id",
+                                       layout=w.Layout(width="460px"))
+        self.trace_button = w.Button(description="Open trace", icon="stream")
+        self.trace_row = w.HBox([self.trace_choice, self.trace_button],
+                                layout=w.Layout(display="none"))  # shown after a replay
         self.plan: PurgePlan | None = None
+        self.pending_replay: list[Key] = []
+        self.replayed: list[tuple[Key, str]] = []
         self.refresh_button.on_click(lambda _: self.refresh())
         self.inspect_button.on_click(lambda _: self.inspect())
         self.replay_button.on_click(lambda _: self.replay())
+        self.replay_confirm_button.on_click(lambda _: self.confirm_replay())
+        self.replay_cancel_button.on_click(lambda _: self.cancel_replay())
         self.purge_button.on_click(lambda _: self.ask_purge())
         self.confirm_button.on_click(lambda _: self.confirm_purge())
         self.cancel_button.on_click(lambda _: self.cancel_purge())
+        self.trace_button.on_click(lambda _: self.open_trace())
         for control in (self.queue, self.reason, self.since):
             control.observe(lambda _: self.refresh(), "value")
         who = "payloads shown" if model.reveal else "payloads redacted"
@@ -217,13 +270,18 @@ class DLQBrowser(View):
             w.HBox([self.queue, self.reason, self.since, self.refresh_button]), self.table,
             self.selection,
             w.HBox([self.inspect_button, self.replay_button, self.purge_button]),
-            self.confirm_box, self.status, self.detail],
+            self.confirm_box, self.replay_box, self.status, self.trace_row, self.detail],
             layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"))
         self._refreshing = False
         self.refresh()
 
     def summary(self) -> str:
         return f"DLQBrowser: {len(self.selection.options)} dead letter(s) listed"
+
+    def connect(self, explorer: Any) -> DLQBrowser:
+        """Send *Open trace* clicks to ``explorer`` (a ``TraceExplorer``); returns self."""
+        self.on_trace = explorer.show
+        return self
 
     def refresh(self) -> None:
         """Reload the filter choices and the list."""
@@ -232,15 +290,19 @@ class DLQBrowser(View):
         self._refreshing = True
         try:
             queues = self.model.queues()
-            self.queue.options = [("all queues", None), *[(q, q) for q in queues]]
-            reasons = self.model.reasons(self.queue.value)
-            self.reason.options = [("any reason", None), *[(r, r) for r in reasons]]
-            df = self.model.list_df(self.queue.value, self.reason.value, self.since.value)
+            _set_options(self.queue, [("all queues", ALL), *[(q, q) for q in queues]])
+            reasons = self.model.reasons(self.queue.value or None)
+            _set_options(self.reason, [("any reason", ALL), *[(r, r) for r in reasons]])
+            df = self.model.list_df(self.queue.value or None, self.reason.value or None,
+                                    self.since.value or None)
         finally:
             self._refreshing = False
         self.frame = df
         self.table.value = html_table(df.loc[:, list(LIST_COLUMNS)], max_rows=15,
-                                      mono=("message_id", "dlq_id"), empty="no dead letters")
+                                      mono=("message_id", "dlq_id"), empty="no dead letters",
+                                      formats={"error": _wrapped, "message_id": _short,
+                                               "dlq_id": _short},
+                                      headers={"message_id": "message", "dlq_id": "dlq id"})
         self.selection.options = [(_label(r), (r["queue"], r["dlq_id"]))
                                   for r in df.to_dict("records")]
 
@@ -258,14 +320,60 @@ class DLQBrowser(View):
         self.detail.value = _detail_html(letter)
 
     def replay(self) -> None:
-        """Replay the selected dead letters."""
+        """Replay the selected dead letters (asking first when they would fail again)."""
         keys = self.selected()
         if not keys:
             self.status.value = "<span class='pn-muted'>select dead letters to replay</span>"
             return
+        doomed = self.model.will_fail_again(keys)
+        if doomed:
+            self.pending_replay = keys
+            reasons = ", ".join(sorted(set(doomed.values())))
+            self.replay_text.value = (
+                f"<span class='pn-bad'>⚠ {len(doomed)} of {len(keys)} selected failed with "
+                f"{html.escape(reasons)}</span>: replayed unchanged they will most likely be "
+                "dead-lettered again (fix the producer or the data first).&nbsp;")
+            self.replay_box.layout.display = "flex"
+            return
+        self._replay(keys)
+
+    def confirm_replay(self) -> None:
+        """Replay what ``replay`` warned about."""
+        keys, self.pending_replay = self.pending_replay, []
+        self.replay_box.layout.display = "none"
+        if keys:
+            self._replay(keys)
+
+    def cancel_replay(self) -> None:
+        """Forget the pending replay."""
+        self.pending_replay = []
+        self.replay_box.layout.display = "none"
+        self.status.value = "<span class='pn-muted'>replay cancelled</span>"
+
+    def _replay(self, keys: list[Key]) -> None:
+        ordered = [k for keys_of in _by_queue(keys).items() for k in
+                   [(keys_of[0], i) for i in keys_of[1]]]
         ids = self.model.replay(keys)
-        self.status.value = f"<span class='pn-ok'>replayed {len(ids)} as new message(s)</span>"
+        self.replayed = list(zip(ordered, ids, strict=False))
+        self.status.value = (f"<span class='pn-ok'>replayed {len(ids)} as new message(s)"
+                             "</span> <span class='pn-muted'>— the originals left the "
+                             "dead-letter queue; follow the new ids below</span>")
+        self.detail.value = _replayed_html(self.replayed)
+        self.trace_choice.options = [(f"{new} (was {q} · {old})", new)
+                                     for (q, old), new in self.replayed]
+        if self.replayed:
+            self.trace_choice.value = self.replayed[0][1]
+            self.trace_row.layout.display = "flex"
         self.refresh()
+
+    def open_trace(self, message_id: str | None = None) -> None:
+        """Hand a replayed message id to ``on_trace`` (e.g. a ``TraceExplorer``)."""
+        chosen = message_id or self.trace_choice.value
+        if chosen and self.on_trace is not None:
+            self.on_trace(chosen)
+        elif chosen:
+            self.status.value = ("<span class='pn-muted'>no trace explorer connected: "
+                                 f"TraceExplorer(mq).show({html.escape(repr(chosen))})</span>")
 
     def ask_purge(self) -> None:
         """First step: show what would be purged and ask for confirmation."""
@@ -296,9 +404,44 @@ class DLQBrowser(View):
         self.status.value = "<span class='pn-muted'>purge cancelled</span>"
 
 
+def _set_options(dropdown: Any, options: list[tuple[str, str]]) -> None:
+    """New options, keeping the chosen value when it is still offered (else "all")."""
+    keep = dropdown.value if any(v == dropdown.value for _, v in options) else ALL
+    if list(dropdown.options) != options:
+        dropdown.options = options
+    dropdown.value = keep
+
+
+def _wrapped(value: Any) -> str:
+    """A long error text: wrapped in a bounded cell, the whole text in the tooltip."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return "<span class='pn-muted'>—</span>"
+    full = html.escape(str(value), quote=True)
+    return (f"<div title='{full}' style='white-space:normal;min-width:220px;max-width:420px;"
+            f"overflow-wrap:anywhere'>{full}</div>")
+
+
+def _short(value: Any) -> str:
+    """An id cut to its random tail; the whole id in the tooltip (selectable, copyable)."""
+    if not isinstance(value, str):
+        return "<span class='pn-muted'>—</span>"
+    tail = "…" + value[-12:] if len(value) > 13 else value
+    return f"<span title='{html.escape(value, quote=True)}'>{html.escape(tail)}</span>"
+
+
 def _label(row: dict[str, Any]) -> str:
     when = row["dead_at"].strftime("%H:%M:%S") if not pd.isna(row["dead_at"]) else "?"
     return f"{when}  {row['queue']}  ·  {row['reason']}  ·  {row['type']}  ·  {row['message_id']}"
+
+
+def _replayed_html(replayed: list[tuple[Key, str]]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(q)}</td><td class='pn-mono'>{html.escape(old)}</td>"
+                   f"<td class='pn-mono'><b>{html.escape(new)}</b></td></tr>"
+                   for (q, old), new in replayed)
+    return (f"{TABLE_CSS}<div class='pn-note'>replayed (the inspected letters are no longer "
+            "in the dead-letter queue):</div><table class='pn-table'><thead><tr><th>queue</th>"
+            f"<th>dead letter</th><th>new message id</th></tr></thead><tbody>{rows}</tbody>"
+            "</table>")
 
 
 def _detail_html(letter: dict[str, Any]) -> str:

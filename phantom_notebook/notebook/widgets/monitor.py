@@ -21,6 +21,8 @@ from ...core.observe.metrics import MetricsStore
 from .._dtypes import STRING, Window, seconds
 from ..charts import plot_depth, plot_latency, plot_throughput
 from ..frames import metrics_df, stats_df
+from ..helpers import NO_CONSUMER_HINT, live_consumers
+from ..logs import route_breaker_logs
 from ._base import View, figure_output, heading, html_table, ipywidgets
 
 try:
@@ -41,7 +43,7 @@ CHARTS = ("throughput", "latency", "depth")
 _SUMMARY_COLUMNS: dict[str, Any] = {
     "queue": STRING, "depth": "Int64", "ready": "Int64", "in_flight": "Int64",
     "delayed": "Int64", "dead": "Int64", "published_per_s": "float64", "acked_per_s": "float64",
-    "e2e_p95_ms": "Float64", "error_rate": "Float64"}
+    "e2e_p95_ms": "Float64", "error_rate": "Float64", "consumers": "Int64"}
 
 
 class QueueMonitorModel:
@@ -59,6 +61,8 @@ class QueueMonitorModel:
         self.metrics: pd.DataFrame = metrics_df(mq, [], window=window)
         self.refreshes = 0
         self.error: str | None = None
+        self.consumers: dict[str, int] = {}
+        self.alerts: deque[str] = deque(maxlen=5)  # breaker warnings of these queues
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -76,9 +80,11 @@ class QueueMonitorModel:
         seconds(self.window)  # fail early on a bad window
         snapshot = stats_df(self.mq, self.queues)
         metrics = metrics_df(self.mq, self.queues, window=self.window)
+        consumers = live_consumers(self.mq, self.queues)
         with self._changed:
             self.snapshots.append(snapshot)
             self.metrics = metrics
+            self.consumers = consumers
             self.refreshes += 1
             self._changed.notify_all()
         for listener in list(self._listeners):
@@ -122,10 +128,25 @@ class QueueMonitorModel:
                 "published_per_s": last.count("published") / RATE_WINDOW_S,
                 "acked_per_s": last.count("acked") / RATE_WINDOW_S,
                 "e2e_p95_ms": last.latency("e2e", 95),
-                "error_rate": failed / delivered if delivered else None})
+                "error_rate": failed / delivered if delivered else None,
+                "consumers": self.consumers.get(queue) if self.refreshes else None})
             rows.append(row)
         return pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=t)
                              for c, t in _SUMMARY_COLUMNS.items()})
+
+    def unconsumed(self) -> dict[str, int]:
+        """Queues with messages waiting or in flight but no live consumer: queue -> depth."""
+        if not self.snapshots:
+            return {}
+        depth = self.depth_df()
+        out = {}
+        for queue, ready, in_flight, delayed in zip(
+                depth["queue"], depth["ready"], depth["in_flight"], depth["delayed"],
+                strict=True):
+            waiting = int(ready or 0) + int(in_flight or 0) + int(delayed or 0)
+            if waiting and not self.consumers.get(str(queue)):
+                out[str(queue)] = waiting
+        return out
 
     def plot_throughput(self) -> go.Figure:
         """Published vs acked per second over the window."""
@@ -201,6 +222,8 @@ class QueueMonitor(View):
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
                                     disabled=True)
         self.status = w.HTML()
+        self.hint = w.HTML()  # no consumer on a queue with messages
+        self.alert = w.HTML()  # breaker warnings of these queues (not under a random cell)
         self.table = w.HTML(layout=w.Layout(width="100%"))
         self.charts = {name: w.Output(layout=w.Layout(width="100%")) for name in CHARTS}
         tabs = w.Tab(children=[self.charts[c] for c in CHARTS])
@@ -212,11 +235,12 @@ class QueueMonitor(View):
         self.queues.observe(self._queues_changed, "value")
         self.interval.observe(self._interval_changed, "value")
         model.on_refresh(lambda _: self._draw())
+        self._unroute = route_breaker_logs(model.queues, self._breaker_logged)
         self.widget = w.VBox([
             w.HTML(heading("Queue monitor", "depth now; rates and p95 over the last minute")),
             w.HBox([self.queues, w.VBox([self.interval, w.HBox(
                 [self.refresh_button, self.start_button, self.stop_button])])]),
-            self.status, self.table, tabs],
+            self.status, self.alert, self.hint, self.table, tabs],
             layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"))
         self._draw()
 
@@ -241,7 +265,25 @@ class QueueMonitor(View):
         self.start_button.disabled, self.stop_button.disabled = False, True
         self._draw()
 
+    def close(self) -> None:
+        """Stop routing breaker warnings here, then close the widgets."""
+        self._unroute()
+        super().close()
+
+    def _breaker_logged(self, queue: str, message: str) -> None:
+        self.model.alerts.append(message)
+        self._draw_alerts()
+
+    def _draw_alerts(self) -> None:
+        import html
+
+        self.alert.value = "".join(
+            f"<div class='pn-bad' style='font-size:12.5px'>⚠ {html.escape(a)}</div>"
+            for a in self.model.alerts)
+
     def _queues_changed(self, change: dict[str, Any]) -> None:
+        self._unroute()
+        self._unroute = route_breaker_logs(change["new"], self._breaker_logged)
         self.model.queues = list(change["new"])
         self.model.snapshots.clear()
         self.refresh()
@@ -260,6 +302,12 @@ class QueueMonitor(View):
             self.table.value = "<div class='pn-note'>press Refresh or Start</div>"
             return
         self.table.value = html_table(m.summary_df(), formats=_FORMATS, headers=_HEADERS)
+        idle = m.unconsumed()
+        self.hint.value = "" if not idle else (
+            "<div style='background:#fff8c5;border:1px solid #d4a72c;padding:4px 8px;"
+            "margin:4px 0;font-size:12.5px'>⚠ <b>no live consumer</b> on "
+            + ", ".join(f"{_esc(q)} ({n:,} waiting)" for q, n in idle.items())
+            + f": nothing will be processed. {NO_CONSUMER_HINT}.</div>")
         figure_output(self.charts["throughput"], m.plot_throughput())
         figure_output(self.charts["latency"], m.plot_latency())
         figure_output(self.charts["depth"], m.plot_depth())
@@ -269,7 +317,15 @@ def _num(fmt: str) -> Any:
     return lambda v: "—" if v is None or pd.isna(v) else format(v, fmt)
 
 
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
 _HEADERS = {"in_flight": "in flight", "published_per_s": "published/s", "acked_per_s": "acked/s",
             "e2e_p95_ms": "p95 end-to-end (ms)", "error_rate": "error rate"}
 _FORMATS = {"published_per_s": _num(",.1f"), "acked_per_s": _num(",.1f"),
-            "e2e_p95_ms": _num(",.1f"), "error_rate": _num(".1%")}
+            "e2e_p95_ms": _num(",.1f"), "error_rate": _num(".1%"),
+            "consumers": lambda v: "—" if v is None or pd.isna(v) else
+            ("<span class='pn-bad'>0</span>" if int(v) == 0 else f"{int(v)}")}

@@ -23,6 +23,7 @@ from ...core.model.envelope import MessagePriority, new_id
 from ...intel import IOC, TLP, InvalidIOCError, IOCMessageProducer, detect_type, extract_iocs
 from ...intel.defang import refang
 from .._dtypes import STRING
+from ..helpers import NO_CONSUMER_HINT, known_queue, live_consumers
 from ._base import View, heading, html_table, ipywidgets
 
 try:
@@ -99,6 +100,11 @@ class IOCPublisherModel:
         """Queues to offer: the default queue first, then every known queue."""
         return list(dict.fromkeys([self.queue, DEFAULT_QUEUE, *self.mq.queues()]))
 
+    def consumers(self, queue: str | None = None) -> int:
+        """How many live workers consume ``queue`` (default: the model's queue) right now."""
+        name = queue or self.queue
+        return live_consumers(self.mq, [name])[name]
+
     def extract(self, text: str | None = None) -> pd.DataFrame:
         """Find the indicators of ``text`` (defanged or not); returns ``iocs_df()``.
 
@@ -129,13 +135,13 @@ class IOCPublisherModel:
         one publish share a ``report_id``, so the enrichment relates them to each other.
         The TLP marks both the indicator and the message envelope.
         """
-        queue = queue or self.queue
         priority = MessagePriority.parse(priority or self.priority).name
         marking = TLP.parse(tlp or self.tlp)
         rows = [self.candidates[i] for i in select] if select is not None else self.candidates
         chosen = [c.ioc for c in rows if c.ioc is not None]
         if not chosen:
             raise ValidationError("no valid indicator to publish: extract some text first")
+        queue = known_queue(self.mq, queue or self.queue)
         iocs = [dataclasses.replace(i, tlp=marking) for i in chosen]
         report = f"notebook-{new_id()}"
         messages = [dataclasses.replace(
@@ -218,6 +224,7 @@ class IOCPublisher(View):
         self.publish_button = w.Button(description="Publish", icon="paper-plane",
                                        button_style="success", disabled=True)
         self.status = w.HTML()
+        self.hint = w.HTML()  # unknown queue / no consumer, shown before publishing
         self.published = w.HTML(layout=wide)
         self.trace_choice = w.Dropdown(options=[], description="Message",
                                        layout=w.Layout(width="420px"))
@@ -227,14 +234,20 @@ class IOCPublisher(View):
         self.extract_button.on_click(lambda _: self.extract())
         self.publish_button.on_click(lambda _: self.publish())
         self.trace_button.on_click(lambda _: self.open_trace())
+        self.queue.observe(lambda _: self.check_queue(), "value")
+        self.text.observe(lambda _: self._text_changed(), "value")
+        self._publishing = False
+        self._published_text: str | None = None
         self.widget = w.VBox([
             w.HTML(heading("IOC publisher", "indicators are shown defanged")),
             self.text, self.extract_button, self.table,
             w.HBox([self.queue, self.priority, self.tlp, self.publish_button]),
-            self.status, self.published, self.trace_row],
+            self.hint, self.status, self.published, self.trace_row],
             layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"))
         if text:
             self.extract()
+        else:
+            self.check_queue()
 
     def summary(self) -> str:
         return (f"IOCPublisher: {len(self.model.iocs)} valid IOC(s) of "
@@ -250,21 +263,54 @@ class IOCPublisher(View):
         df = self.model.extract(self.text.value)
         valid = int(df["valid"].sum())
         self.table.value = html_table(df, mono=("value",), empty="no indicator found")
+        self._published_text = None
         self.publish_button.disabled = valid == 0
         self.publish_button.description = f"Publish {valid}" if valid else "Publish"
         self.status.value = f"<span class='pn-muted'>{valid} valid, {len(df) - valid} " \
                             "invalid</span>" if len(df) else ""
+        self.check_queue()
+
+    def check_queue(self) -> bool:
+        """Say whether the chosen queue exists and has a live consumer; True when it does."""
+        queue = str(self.queue.value or "")
+        if queue not in self.model.mq.queues():
+            self.hint.value = (f"<div class='pn-bad'>⚠ queue {_esc(queue)!s} does not exist "
+                               "(a typo?): publishing to it is refused. Declare it first with "
+                               f"<code>mq.declare({_esc(repr(queue))})</code>.</div>")
+            return False
+        if not self.model.consumers(queue):
+            self.hint.value = (f"<div style='color:#9a6700'>⚠ no live consumer on "
+                               f"{_esc(queue)}: published requests will wait until one "
+                               f"starts ({NO_CONSUMER_HINT}).</div>")
+            return False
+        self.hint.value = ""
+        return True
 
     def publish(self) -> None:
-        """Publish the valid IOCs with the chosen queue, priority and TLP."""
+        """Publish the valid IOCs with the chosen queue, priority and TLP (once per extract).
+
+        The button is disabled while publishing and stays disabled afterwards until the
+        text changes or *Extract* runs again, so a double click publishes once.
+        """
+        if self._publishing or self._published_text == self.text.value:
+            return
+        self._publishing = True
+        self.publish_button.disabled = True
         try:
             ids = self.model.publish(queue=self.queue.value, priority=self.priority.value,
                                      tlp=self.tlp.value)
         except ValidationError as exc:
             self.status.value = f"<span class='pn-bad'>{_esc(str(exc))}</span>"
+            self.publish_button.disabled = not self.model.iocs
             return
+        finally:
+            self._publishing = False
+        self._published_text = self.text.value
+        self.publish_button.description = "Published ✓"
+        consumed = self.check_queue()
+        note = "" if consumed else " <span style='color:#9a6700'>(no consumer yet)</span>"
         self.status.value = (f"<span class='pn-ok'>published {len(ids)} request(s) to "
-                             f"{_esc(self.queue.value)}</span>")
+                             f"{_esc(self.queue.value)}</span>{note}")
         df = self.model.published_df()
         self.published.value = html_table(df.iloc[::-1], mono=("message_id", "value"),
                                           max_rows=20)
@@ -274,6 +320,11 @@ class IOCPublisher(View):
         self.trace_choice.value = choices[0][1]
         self.trace_button.disabled = False
         self.trace_row.layout.display = "flex"
+
+    def _text_changed(self) -> None:
+        if self._published_text is not None and self.text.value != self._published_text:
+            self.publish_button.disabled = True  # extract the new text first
+            self.publish_button.description = "Publish"
 
     def open_trace(self, message_id: str | None = None) -> None:
         """Hand the chosen message id to ``on_trace`` (e.g. a ``TraceExplorer``)."""
