@@ -158,9 +158,12 @@ class QueueSettings:
     enable_deduplication: bool = False
     deduplication_window_s: float = 300.0
     #: a consumer refuses (dead-letters as "replayed") a copy of a message it was handed
-    #: within this window from another stream entry; 0 turns the check off. Costs one
-    #: function call per fetched batch and ~100 bytes per message for two windows.
-    replay_window_s: float = 300.0
+    #: within this window from another stream entry; 0 turns the check off. None (the
+    #: default): 300 s where envelopes are authenticated (encryption or origin signing),
+    #: off where they are not — there a role that can add an entry can forge any message,
+    #: so refusing copies protects nothing. Costs one function call per fetched batch and
+    #: ~60 bytes per message for two windows.
+    replay_window_s: float | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
     circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
     max_deliveries: int = 5
@@ -189,7 +192,8 @@ class QueueSettings:
             _positive("queue.message_ttl_s", self.message_ttl_s)
         _positive("queue.dead_letter_ttl_s", self.dead_letter_ttl_s)
         _positive("queue.deduplication_window_s", self.deduplication_window_s)
-        _non_negative("queue.replay_window_s", self.replay_window_s)
+        if self.replay_window_s is not None:
+            _non_negative("queue.replay_window_s", self.replay_window_s)
         _positive("queue.max_deliveries", self.max_deliveries)
         _positive("queue.visibility_timeout_s", self.visibility_timeout_s)
         _positive("queue.max_payload_bytes", self.max_payload_bytes)

@@ -84,13 +84,13 @@ class Lane:
         self._pool = pool
         self._last_reclaim = -1e9
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
-        self._replay_window_ms = int(self.settings.replay_window_s * 1000)
         breaker_settings = next((s.breaker for s in subs if s.breaker is not None),
                                 self.settings.circuit_breaker)
         self.breaker = BreakerMiddleware(
             breaker_settings, on_change=functools.partial(store_breaker_state, self))
         self.settler = Settler(mq, self.keys, self.queue, self.group, consumer, self.settings,
                                stats, self.breaker.breaker, broadcast=self.broadcast)
+        self._replay_window_ms = self.settler.replay_window_ms
         # the settler owns the in-flight table; the lane reads it (budget, lease renewal)
         self.inflight = self.settler.inflight
         #: stream id -> (subscription, envelope, context, monotonic start) of every sync

@@ -21,7 +21,7 @@ from ..backend.functions import AuditSection, seen_keys
 from ..backend.keyspace import QueueKeys
 from ..backend.records import AckRecord, DeadRecord, Delivery, RetryRecord, Settlement
 from ..config.settings import QueueSettings
-from ..model.codec import peek_header
+from ..model.codec import PlainCodec, peek_header
 from ..model.envelope import Envelope, now_ms
 from ..observe.metrics import (
     FIELD_TABLE_MS,
@@ -66,6 +66,7 @@ class Settler:
         self.breaker = breaker
         self.broadcast = broadcast
         self.tracing = settings.enable_tracing
+        self.replay_window_ms = replay_window_ms(settings, mq.codec)
         #: stream id -> (delivery, monotonic time its handler started)
         self.inflight: dict[str, tuple[Delivery, float]] = {}
         self.local_retries: list[LocalRetry] = []
@@ -276,8 +277,7 @@ class Settler:
                 metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
                 consumer=self.consumer, audit=self._audit(stream, batch),
-                seen=seen_keys(self.keys, self.group, now,
-                               int(qs.replay_window_s * 1000)))
+                seen=seen_keys(self.keys, self.group, now, self.replay_window_ms))
         except Exception:
             if audit is not None:
                 audit.failed(stream)
@@ -312,6 +312,19 @@ class Settler:
                 items.append(AuditItem(SECURITY_REASONS[reason], target, outcome,
                                        message_ids=sids, detail={"reason": reason}))
         return audit.section(stream, items) if items else None
+
+
+#: the replay window where a queue leaves it to the deployment (``replay_window_s=None``)
+AUTHENTICATED_REPLAY_WINDOW_S = 300.0
+
+
+def replay_window_ms(settings: QueueSettings, codec: object) -> int:
+    """The replay window of a queue in ms: its setting, else 300 s when ``codec``
+    authenticates envelopes (anything but the plain codec) and 0 when it does not."""
+    window = settings.replay_window_s
+    if window is None:
+        window = 0.0 if isinstance(codec, PlainCodec) else AUTHENTICATED_REPLAY_WINDOW_S
+    return int(window * 1000)
 
 
 #: the retry bookkeeping headers a worker adds (reserved: user code may not set pn-*)

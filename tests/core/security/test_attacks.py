@@ -70,6 +70,9 @@ def test_non_admin_roles_cannot_trim_declare_or_write_what_is_not_theirs(
     attacker.close()
 
 
+SEAL_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 def test_a_future_last_id_on_a_stream_the_analyst_writes_is_named_by_health_and_repaired(
         server: RedisServer, connect_as: Connect, prefix: str) -> None:
     analyst = connect_as("ana")
@@ -135,7 +138,8 @@ def test_degrade_mode_lets_the_action_through_and_health_turns_critical(
 
 def test_an_exact_copy_of_a_handled_entry_added_again_is_dead_lettered_as_replayed(
         server: RedisServer, connect_as: Connect, admin: redis.Redis, prefix: str) -> None:
-    analyst = connect_as("ana")
+    # sealed envelopes authenticate, so a copy is the only forgery left: refused by default
+    analyst = connect_as("ana", keys=f"k1:{SEAL_KEY}")
     stream = analyst.queue_keys("ioc-feed").stream(2)
     first = analyst.publish("ioc-feed", "alert.isolate", {"host": "dc-01"})
     copy = admin.xrange(stream)[0][1]  # the sealed entry as stored (e.g. captured earlier)
@@ -144,11 +148,22 @@ def test_an_exact_copy_of_a_handled_entry_added_again_is_dead_lettered_as_replay
     with analyst.worker():
         assert got.wait_for(1)
         raw_as(server, "ana").xadd(stream, copy)  # replayed by a role that may XADD
-        operator = connect_as("adm")
+        operator = connect_as("adm", keys=f"k1:{SEAL_KEY}")
         assert eventually(lambda: operator.stats(["ioc-feed"])[0].dead == 1)
     assert [e.id for e in got.envelopes] == [first]  # handled once
     [letter] = operator.dlq("ioc-feed").list()
     assert letter.reason == "replayed" and letter.message_id == first
+
+
+def test_a_plain_deployment_leaves_the_replay_claim_off_and_an_explicit_window_turns_it_on(
+        connect_as: Connect) -> None:
+    from phantom_notebook.core.consume.settler import replay_window_ms
+
+    plain, sealed = connect_as("ana"), connect_as("ana", keys=f"k1:{SEAL_KEY}")
+    qs = plain.declare("ioc-feed")
+    assert replay_window_ms(qs, plain.codec) == 0, "unauthenticated envelopes can be forged"
+    assert replay_window_ms(qs, sealed.codec) == 300_000
+    assert replay_window_ms(qs.replace(replay_window_s=60), plain.codec) == 60_000
 
 
 def test_junk_in_the_registry_is_skipped_by_every_reader_and_health_warns(
