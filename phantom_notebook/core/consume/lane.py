@@ -30,6 +30,7 @@ from ..errors import (
     Retry,
     UnknownQueueError,
 )
+from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
@@ -91,6 +92,8 @@ class Lane:
         self.settler = Settler(mq, self.keys, self.queue, self.group, consumer, self.settings,
                                stats, self.breaker.breaker, broadcast=self.broadcast)
         self._replay_window_ms = self.settler.replay_window_ms
+        #: stream id -> (claimed field, is a replay) of batches claimed in the helper thread
+        self._claimed_ahead: dict[str, tuple[str, bool]] = {}
         # the settler owns the in-flight table; the lane reads it (budget, lease renewal)
         self.inflight = self.settler.inflight
         #: stream id -> (subscription, envelope, context, monotonic start) of every sync
@@ -268,7 +271,37 @@ class Lane:
     def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], int | None]:
         self.settler.flush()
         deliveries, result = self._fetch_ready(budget, reclaim_ms)
+        self._claim_ahead(deliveries)
         return deliveries, result.next_due_ms
+
+    def _claim_ahead(self, deliveries: list[Delivery]) -> None:
+        """Claim a batch fetched ahead, in the helper thread, while handlers run.
+
+        The replay claim is one round trip per batch; on the critical path it cost a busy
+        lane a quarter of its throughput. Ids and attempts come from the clear header
+        (the same bytes the codec authenticates when it opens the envelope); entries whose
+        header does not parse are left to ``_prepare`` (dead-lettered as undecodable).
+        """
+        if not deliveries or self._replay_window_ms <= 0:
+            return
+        claimed, fields = [], []
+        for d in deliveries:
+            header = peek_header(d.raw) if d.raw else {}
+            mid, attempt = header.get("id"), header.get("a")
+            if isinstance(mid, str) and isinstance(attempt, int):
+                claimed.append(d.stream_id)
+                fields.append(f"{mid}:{attempt}")
+        if not claimed:
+            return
+        found = set(self.mq.functions.claim(self.keys, self.group, now_ms(),
+                                            self._replay_window_ms, fields, claimed))
+        ahead = self._claimed_ahead
+        if len(ahead) > 4 * self.prefetch:
+            # batches dropped on an error path (their entries are reclaimed under the same
+            # stream id, which claims as a redelivery): forget them
+            ahead.clear()
+        for i, sid in enumerate(claimed):
+            ahead[sid] = (fields[i], i in found)
 
     def _flush_soon(self) -> None:
         """Settle what is queued: in the background when this lane has a helper thread.
@@ -503,10 +536,23 @@ class Lane:
         from another stream entry (one ``claim`` call per batch; see lua/claim.lua)."""
         if not opened or self._replay_window_ms <= 0:
             return set()
-        found = self.mq.functions.claim(
-            self.keys, self.group, now, self._replay_window_ms,
-            [f"{env.id}:{env.attempt}" for _, env in opened], [d.stream_id for d, _ in opened])
-        return set(found)
+        replays: set[int] = set()
+        rest: list[int] = []
+        ahead = self._claimed_ahead
+        for i, (d, env) in enumerate(opened):
+            pre = ahead.pop(d.stream_id, None) if ahead else None
+            if pre is not None and pre[0] == f"{env.id}:{env.attempt}":
+                if pre[1]:
+                    replays.add(i)
+            else:
+                rest.append(i)
+        if rest:
+            found = self.mq.functions.claim(
+                self.keys, self.group, now, self._replay_window_ms,
+                [f"{opened[i][1].id}:{opened[i][1].attempt}" for i in rest],
+                [opened[i][0].stream_id for i in rest])
+            replays.update(rest[j] for j in found)
+        return replays
 
     def _run_inline(self, runnable: list[tuple[Subscription, Envelope, MessageContext]],
                     stop: threading.Event) -> None:
