@@ -417,8 +417,9 @@ def _wrapped(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return "<span class='pn-muted'>—</span>"
     full = html.escape(str(value), quote=True)
+    text = str(value) if len(str(value)) <= 140 else str(value)[:139] + "…"
     return (f"<div title='{full}' style='white-space:normal;min-width:220px;max-width:420px;"
-            f"overflow-wrap:anywhere'>{full}</div>")
+            f"overflow-wrap:anywhere'>{html.escape(text)}</div>")
 
 
 def _short(value: Any) -> str:
