@@ -51,7 +51,10 @@ class Lab:
     log: Path
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+        """The notebook alone in a fresh workspace of its own (``?reset``): pages never
+        restore each other's tabs, so the current widget is this notebook."""
+        stem = name.rsplit(".", 1)[0].replace("_", "-")
+        return f"{self.url}/lab/workspaces/{stem}/tree/{name}?reset&token={self.token}"
 
 
 @dataclass
