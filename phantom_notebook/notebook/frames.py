@@ -64,7 +64,7 @@ _MESSAGE_COLUMNS: dict[str, Any] = {
 COMPACT_MESSAGE_COLUMNS = ("id", "indicator", "ioc_type", "type", "state", "priority", "tlp",
                            "age_s", "attempt", "delivery_count", "consumer", "idle_ms",
                            "due_at", "reason", "error", "payload")
-COMPACT_PREVIEW_CHARS = 60
+COMPACT_PREVIEW_CHARS = 40
 _TRACE_COLUMNS: dict[str, Any] = {
     "time": UTC, "elapsed_ms": "Int64", "event": ("cat", EVENTS, False), "queue": STRING,
     "actor": STRING, "message_id": STRING, "trace_id": STRING, "attempt": "Int64",
@@ -107,10 +107,11 @@ def messages_df(mq: MessageQueue, queue: str, state: str = "ready", limit: int =
     ``delayed`` (``due_at``) or ``dead`` (``reason``). Highest priority first, then oldest.
 
     ``columns="compact"`` (the default) shows ``COMPACT_MESSAGE_COLUMNS`` that have a value
-    in some row: the id shortened to its random tail (``…151615b484e4``), the
-    ``indicator`` of the payload defanged, the age in seconds, a 60-character payload
-    preview. ``columns="all"`` gives every column (full ids, trace ids, stream ids, a
-    ``preview_chars`` preview, 120 by default); a list picks columns of the full frame.
+    in some row: ``id`` as the last group of the UUID (``151615b484e4``: the random part
+    that tells the messages of one batch apart), the ``indicator`` of the payload
+    defanged, the age in seconds, a 40-character payload preview. ``columns="all"`` gives
+    every column (full ids, trace ids, stream ids, a ``preview_chars`` preview, 120 by
+    default); a list picks columns of the full frame.
     A message the codec cannot open keeps what its clear header tells and says why in
     ``error``. Raises ``UnknownQueueError`` (naming the known queues) for a queue the
     deployment does not know.
@@ -153,8 +154,8 @@ def messages_df(mq: MessageQueue, queue: str, state: str = "ready", limit: int =
 
 
 def _short_id(value: str) -> str:
-    """The random tail of a UUIDv7 (its head is the time, shared by a batch)."""
-    return "…" + value[-12:] if len(value) > 13 else value
+    """The last group of a UUIDv7 (its head is the time, shared by a batch)."""
+    return value.rsplit("-", 1)[-1] if len(value) > 13 else value
 
 
 def trace_df(mq: MessageQueue, message_id: str | None = None, trace_id: str | None = None, *,

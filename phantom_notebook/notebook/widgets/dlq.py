@@ -417,8 +417,9 @@ def _wrapped(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return "<span class='pn-muted'>—</span>"
     full = html.escape(str(value), quote=True)
+    text = str(value) if len(str(value)) <= 140 else str(value)[:139] + "…"
     return (f"<div title='{full}' style='white-space:normal;min-width:220px;max-width:420px;"
-            f"overflow-wrap:anywhere'>{full}</div>")
+            f"overflow-wrap:anywhere'>{html.escape(text)}</div>")
 
 
 def _short(value: Any) -> str:
@@ -447,7 +448,8 @@ def _replayed_html(replayed: list[tuple[Key, str]]) -> str:
 def _detail_html(letter: dict[str, Any]) -> str:
     keys = ("queue", "message_id", "dlq_id", "type", "priority", "reason", "error_type",
             "error", "attempts", "consumer", "decode_error")
-    rows = "".join(f"<tr><th>{k}</th><td class='pn-mono'>{html.escape(str(letter.get(k)))}"
+    rows = "".join(f"<tr><th>{k}</th><td class='pn-mono' style='white-space:pre-wrap;"
+                   f"overflow-wrap:anywhere'>{html.escape(str(letter.get(k)))}"
                    "</td></tr>" for k in keys if letter.get(k) not in (None, ""))
     note = "payload redacted for this role" if letter["payload_redacted"] else "payload"
     body = html.escape(json.dumps(letter["payload"], indent=2, default=str))
