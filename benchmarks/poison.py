@@ -132,7 +132,7 @@ def run(url: str, seconds: float, poison_every: int, producers: int = 4, workers
     admin.declare(QUEUE)
     admin.ensure_group(QUEUE)
     spec = {"url": url, "prefix": prefix, "poison_every": poison_every}
-    fill(url, prefix, backlog or int(25_000 * (seconds + warmup_s + 5)), poison_every)
+    fill(url, prefix, backlog or int(45_000 * (seconds + warmup_s + 5)), poison_every)
     procs = [_spawn("worker", {**spec, "index": i}) for i in range(workers)]
     procs += [_spawn("producer", {**spec, "index": i}) for i in range(producers)]
     handled_key = f"{prefix}:bench:handled"
