@@ -150,3 +150,21 @@ def _close(widget: Any) -> None:
     for child in getattr(widget, "children", ()):
         _close(child)
     widget.close()
+
+
+class TraceLink:
+    """``open_trace`` for views that offer message ids (``trace_choice``) to follow: hands
+    the chosen id to ``on_trace`` (e.g. a ``TraceExplorer``), else says how to open it."""
+
+    trace_choice: Any
+    status: Any
+    on_trace: Any
+
+    def open_trace(self, message_id: str | None = None) -> None:
+        """Hand ``message_id`` (default: the chosen one) to ``on_trace``."""
+        chosen = message_id or self.trace_choice.value
+        if chosen and self.on_trace is not None:
+            self.on_trace(chosen)
+        elif chosen:
+            self.status.value = ("<span class='pn-muted'>no trace explorer connected: "
+                                 f"TraceExplorer(mq).show({html.escape(repr(chosen))})</span>")

@@ -28,7 +28,7 @@ from ...core.security.redaction import redact
 from .._dtypes import Window, seconds
 from ..accessor import IOC_COLUMNS, defang_value
 from ..frames import dlq_df
-from ._base import TABLE_CSS, View, heading, html_table, ipywidgets
+from ._base import TABLE_CSS, TraceLink, View, heading, html_table, ipywidgets
 
 try:
     import pandas as pd
@@ -199,7 +199,7 @@ def _defang_payload(value: Any, key: str = "") -> Any:
     return value
 
 
-class DLQBrowser(View):
+class DLQBrowser(TraceLink, View):
     """Filter by queue / reason / time, select rows, inspect, replay, purge (confirmed).
 
     Replaying letters that failed because of their content (``schema_invalid``...) asks
@@ -366,14 +366,6 @@ class DLQBrowser(View):
             self.trace_row.layout.display = "flex"
         self.refresh()
 
-    def open_trace(self, message_id: str | None = None) -> None:
-        """Hand a replayed message id to ``on_trace`` (e.g. a ``TraceExplorer``)."""
-        chosen = message_id or self.trace_choice.value
-        if chosen and self.on_trace is not None:
-            self.on_trace(chosen)
-        elif chosen:
-            self.status.value = ("<span class='pn-muted'>no trace explorer connected: "
-                                 f"TraceExplorer(mq).show({html.escape(repr(chosen))})</span>")
 
     def ask_purge(self) -> None:
         """First step: show what would be purged and ask for confirmation."""

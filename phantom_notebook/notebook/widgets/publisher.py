@@ -24,7 +24,7 @@ from ...intel import IOC, TLP, InvalidIOCError, IOCMessageProducer, detect_type,
 from ...intel.defang import refang
 from .._dtypes import STRING
 from ..helpers import NO_CONSUMER_HINT, known_queue, live_consumers
-from ._base import View, heading, html_table, ipywidgets
+from ._base import TraceLink, View, heading, html_table, ipywidgets
 
 try:
     import pandas as pd
@@ -190,7 +190,7 @@ def _defang_text(value: str) -> str:
     return re.sub(r"^http", "hxxp", value, flags=re.I).replace(".", "[.]").replace("@", "[@]")
 
 
-class IOCPublisher(View):
+class IOCPublisher(TraceLink, View):
     """Paste text -> review the IOCs -> choose queue, priority, TLP -> publish.
 
     ``on_trace`` (or ``connect(trace_explorer)``) is called with a message id when the
@@ -326,14 +326,6 @@ class IOCPublisher(View):
             self.publish_button.disabled = True  # extract the new text first
             self.publish_button.description = "Publish"
 
-    def open_trace(self, message_id: str | None = None) -> None:
-        """Hand the chosen message id to ``on_trace`` (e.g. a ``TraceExplorer``)."""
-        chosen = message_id or self.trace_choice.value
-        if chosen and self.on_trace is not None:
-            self.on_trace(chosen)
-        elif chosen:
-            self.status.value = ("<span class='pn-muted'>no trace explorer connected: "
-                                 f"TraceExplorer(mq).show({chosen!r})</span>")
 
 
 def _esc(text: str) -> str:
