@@ -15,7 +15,6 @@ An IP is matched exactly or by falling inside a listed network.
 from __future__ import annotations
 
 import ipaddress
-import json
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
@@ -121,10 +120,19 @@ def _intervals(values: list[str]) -> tuple[_Intervals, _Intervals]:
 @cache
 def default_index() -> WarningListIndex:
     """Every warninglist shipped with ``pymispwarninglists`` (loaded once per process)."""
-    import pymispwarninglists
+    import importlib.util
 
-    root = Path(pymispwarninglists.__file__).parent / "data" / "misp-warninglists" / "lists"
+    import orjson
+
+    # the package's data only: importing pymispwarninglists itself pulls in a grammar
+    # parser and cost seconds of every analyst's first extraction
+    spec = importlib.util.find_spec("pymispwarninglists")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValidationError("MISP warninglists need the pymispwarninglists package: "
+                              "pip install pymispwarninglists")
+    root = Path(list(spec.submodule_search_locations)[0]) / "data" / "misp-warninglists" / \
+        "lists"
     files = sorted(root.glob("*/list.json"))
     if not files:
         raise ValidationError(f"no MISP warninglists under {root}: reinstall pymispwarninglists")
-    return WarningListIndex(json.loads(f.read_text(encoding="utf-8")) for f in files)
+    return WarningListIndex(orjson.loads(f.read_bytes()) for f in files)
