@@ -15,7 +15,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from phantom_notebook.core.testing import wait_until
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,20 +68,19 @@ class Console:
 
 
 def _wait_for_lab(url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n"
                                f"{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    return
+                return bool(r.status == 200)
         except OSError:
-            pass
-        time.sleep(0.2)  # polling a server that is starting, bounded by the deadline
-    raise RuntimeError(f"JupyterLab did not answer within {START_TIMEOUT_S:g} s:\n"
-                       f"{log.read_text()[-3000:]}")
+            return False
+
+    if not wait_until(answers, START_TIMEOUT_S, interval_s=0.2):
+        raise RuntimeError(f"JupyterLab did not answer within {START_TIMEOUT_S:g} s:\n"
+                           f"{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
