@@ -396,3 +396,92 @@ def _results(kinds: Mapping[str, str], counts: dict[str, dict[str, int]], tally:
     summary.dead_reasons = dict(tally.reasons)
     run.summary = summary
     return run
+
+
+class DemoLoad:
+    """A small continuous load on the demo pipeline, so a first look shows something alive.
+
+    ``start_demo_load(mq)`` publishes ~``rate_per_s`` enrichment requests a second (about 1 %
+    malformed, dead-lettered as ``schema_invalid``; a few delayed re-checks) and runs the
+    pipeline's consumers in a worker of this process, until ``stop()``. For the embedded
+    Redis of a notebook, a Binder session or ``phantom-notebook dashboard`` without a URL.
+    """
+
+    def __init__(self, mq: MessageQueue, rate_per_s: float = 10.0, seed: int = 7,
+                 alerts_dir: str | Path | None = None) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be > 0, got {rate_per_s}")
+        self.mq = mq
+        self.rate_per_s = rate_per_s
+        self.published = 0
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        folder = Path(alerts_dir) if alerts_dir else Path(tempfile.mkdtemp(prefix="pn-demo-"))
+        retry = RetrySettings(max_retries=2, initial_delay_s=0.05, jitter=0.0)
+        for queue, kind in QUEUES.items():
+            mq.declare(queue, kind=kind, retry=retry)
+        self.worker = Worker(mq, _subscribe(mq, _Tally(), LiveAlertSink(mq),
+                                            folder / "alerts.jsonl"), poll_ms=50)
+        self._thread = threading.Thread(target=self._run, name="pn-demo-load", daemon=True)
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread.is_alive() else "stopped"
+        return f"DemoLoad({self.rate_per_s:g}/s, {self.published} published, {state})"
+
+    def start(self) -> DemoLoad:
+        """Start the worker and the publishing thread; returns self."""
+        self.worker.start()
+        self._thread.start()
+        return self
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Stop publishing and the worker."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(grace_s)
+        self.worker.stop(grace_s=grace_s)
+
+    def _run(self) -> None:
+        quiet = _QuietRejections()
+        logging.getLogger("phantom_notebook.intel").addFilter(quiet)
+        producer = IOCMessageProducer(self.mq, origin="demo-analyst")
+        raw_options = CATALOG.publish_options("ioc.enrichment.request")
+        rounds = 0
+        try:
+            while not self._stop.is_set():
+                rounds += 1
+                try:
+                    self._round(producer, raw_options, rounds)
+                except Exception as exc:  # noqa: BLE001 - a demo load must not die silently
+                    logging.getLogger(__name__).warning("demo load: %s", exc)
+                self._stop.wait(1.0)
+        finally:
+            logging.getLogger("phantom_notebook.intel").removeFilter(quiet)
+
+    def _round(self, producer: IOCMessageProducer, raw_options: Mapping[str, Any],
+               rounds: int) -> None:
+        """One second of load: requests, a delayed re-check, now and then a malformed one."""
+        n = max(int(self.rate_per_s), 1)
+        rng = self._rng
+        requests = [({"ioc": _ioc(rng, _indicator(rng, rng.choice(_KINDS))),
+                      "options": {"include_relationships": False}},
+                     rng.choice(("HIGH", "NORMAL", "NORMAL", "LOW"))) for _ in range(n)]
+        batch = [producer.message("ioc.enrichment.request", payload, priority=priority)
+                 for payload, priority in requests]
+        producer.publish_batch("ioc-processing", batch, progress=False)
+        recheck = requests[0][0]
+        producer.publish_batch("scheduled-enrichment", [dataclasses.replace(
+            producer.message("ioc.enrichment.request", {
+                "ioc": recheck["ioc"], "requested_by": "demo-scheduler",
+                "options": {"include_relationships": False}}, priority="NORMAL"),
+            delay=timedelta(milliseconds=self._rng.randrange(200, 2000)))], progress=False)
+        if rounds % 10 == 0:  # ~1 % malformed, published raw: dead-lettered schema_invalid
+            ioc = {**_MALFORMED[rounds // 10 % len(_MALFORMED)], "source": "partner-isac"}
+            self.mq.publish("ioc-processing", "ioc.enrichment.request", {"ioc": ioc},
+                            **raw_options)
+        self.published += n + 1
+
+
+def start_demo_load(mq: MessageQueue, rate_per_s: float = 10.0, seed: int = 7) -> DemoLoad:
+    """Start a ``DemoLoad`` on ``mq`` (see there); ``stop()`` it when done."""
+    return DemoLoad(mq, rate_per_s, seed).start()

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis
 
 from .. import core
-from . import ops, queues, run, security
+from . import dashboard, ops, queues, run, security
 from .run import child_command
 
 
@@ -66,6 +66,7 @@ def parser_of() -> argparse.ArgumentParser:
     queues.register(sub)
     security.register(sub)
     ops.register(sub)
+    dashboard.register(sub)
     return parser
 
 

@@ -210,9 +210,11 @@ class MessageQueue:
     def dlq(self, queue: str) -> DeadLetterQueue | PartitionedDeadLetterQueue:
         """The dead-letter queue of ``queue``: list, inspect, replay, purge, trim.
 
-        A partitioned queue's view spans every partition (``PartitionedDeadLetterQueue``).
+        Reading needs ``stats`` on the queue; replay, purge and trim need ``manage`` (checked
+        when called). A partitioned queue's view spans every partition
+        (``PartitionedDeadLetterQueue``).
         """
-        self.authorize("manage", queue)
+        self.authorize("stats", queue)
         layout = self.layout(queue)
         if layout.partitioned:
             return PartitionedDeadLetterQueue(self, queue, layout.all)

@@ -106,6 +106,12 @@ class _Filter:
         match = re.compile(fnmatch.translate(type_pattern)).match if type_pattern else None
         return cls(reasons, match, message_id, _ms(since, "since"), _ms(until, "until"))
 
+    @property
+    def selective(self) -> bool:
+        """True when entries are tested one by one (reason, type or message id)."""
+        return self.reasons is not None or self.type_match is not None or \
+            self.message_id is not None
+
     def bounds(self) -> tuple[str, str]:
         """The inclusive stream-id range of the time window (``until`` is exclusive)."""
         lo = "-" if self.since_ms is None else f"{max(self.since_ms, 0)}-0"
@@ -145,17 +151,30 @@ class DeadLetterQueue:
 
     def list(self, *, reason: str | Iterable[str] | None = None, type_pattern: str | None = None,
              since: When = None, until: When = None, message_id: str | None = None,
-             limit: int | None = 100, newest_first: bool = True) -> list[DeadLetter]:
+             limit: int | None = 100, newest_first: bool = True,
+             before: str | None = None) -> list[DeadLetter]:
         """Dead letters matching every given filter, newest first; ``limit=None`` for all.
 
         ``reason`` is one reason or several; ``type_pattern`` a glob on the message type
         (``ioc.*``); ``since``/``until`` an aware datetime, epoch ms or a timedelta ago, on
-        the time the message was dead-lettered (``until`` exclusive).
+        the time the message was dead-lettered (``until`` exclusive). ``before`` (a DLQ entry
+        id, exclusive) pages back: pass the last ``dlq_id`` of one page to get the next.
+        Without filters a page reads only ``limit`` entries from Redis.
         """
         if limit is not None and limit < 0:
             raise ValidationError(f"limit must be >= 0 or None, got {limit}")
         f = _Filter.make(reason, type_pattern, since, until, message_id)
-        return [self._letter(e) for e in islice(self._scan(f, newest_first), limit)]
+        upto = None
+        if before is not None:
+            if not _STREAM_ID.fullmatch(before):
+                raise ValidationError(f"before must be a DLQ entry id like '1700000000000-0', "
+                                      f"got {before!r}")
+            ms, seq = _sid(before)
+            if (ms, seq) == (0, 0):
+                return []
+            upto = f"{ms - 1}-{_MAX_SEQ}" if seq == 0 else f"{ms}-{seq - 1}"
+        page = PAGE if limit is None or f.selective else max(min(limit, PAGE), 1)
+        return [self._letter(e) for e in islice(self._scan(f, newest_first, upto, page), limit)]
 
     def count(self, *, reason: str | Iterable[str] | None = None,
               type_pattern: str | None = None, since: When = None, until: When = None,
@@ -171,7 +190,7 @@ class DeadLetterQueue:
         return self._letter(self._find(dlq_or_message_id))
 
     def summary(self) -> dict[str, int]:
-        """Dead letters per reason, most frequent first."""
+        """Dead letters per reason, most frequent first (reads every dead letter: O(n))."""
         reasons: Counter[str] = Counter()
         for _, fields in self._scan(_Filter(), newest_first=False):
             reasons[_text(fields.get(b"reason", b""))] += 1
@@ -191,6 +210,7 @@ class DeadLetterQueue:
         payload, trace id and correlation id (else the dead id), header ``pn-replayed-from``.
         Undecodable ones raise ``ValidationError`` first unless ``skip_undecodable=True``.
         """
+        self.mq.authorize("manage", self.queue)
         qs = self.mq.declare(self.queue)
         if qs.kind == "pubsub":
             raise ValidationError(f"queue {self.queue!r} is pub/sub: no stream to replay into")
@@ -211,6 +231,7 @@ class DeadLetterQueue:
 
         More than one dead letter needs ``confirm=True``. Undecodable ones can be purged.
         """
+        self.mq.authorize("manage", self.queue)
         f = _Filter.make(reason, type_pattern, since, until, message_id)
         select = self._selection(ids, f, confirm, "purge")
         purged: builtins.list[str] = []
@@ -229,6 +250,7 @@ class DeadLetterQueue:
 
     def trim_expired(self, now_ms: int | None = None) -> int:
         """Delete dead letters older than the queue's ``dead_letter_ttl_s``; returns how many."""
+        self.mq.authorize("manage", self.queue)
         ttl_ms = int(self.mq.declare(self.queue).dead_letter_ttl_s * 1000)
         cutoff = (_now() if now_ms is None else now_ms) - ttl_ms
         removed = int(self.mq.client.xtrim(self.key, minid=f"{max(cutoff, 0)}-0",
@@ -239,21 +261,22 @@ class DeadLetterQueue:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _scan(self, f: _Filter, newest_first: bool, upto: str | None = None) -> Iterator[Entry]:
-        """Matching entries, one XRANGE/XREVRANGE page of ``PAGE`` at a time."""
+    def _scan(self, f: _Filter, newest_first: bool, upto: str | None = None,
+              page_size: int = PAGE) -> Iterator[Entry]:
+        """Matching entries, one XRANGE/XREVRANGE page of ``page_size`` at a time."""
         lo, hi = f.bounds()
         if upto is not None and (hi == "+" or _sid(upto) < _sid(hi)):
             hi = upto
         client = self.mq.client
         while True:
             if newest_first:
-                page = client.xrevrange(self.key, max=hi, min=lo, count=PAGE)
+                page = client.xrevrange(self.key, max=hi, min=lo, count=page_size)
             else:
-                page = client.xrange(self.key, min=lo, max=hi, count=PAGE)
+                page = client.xrange(self.key, min=lo, max=hi, count=page_size)
             for sid, fields in page:
                 if f.accepts(fields):
                     yield _text(sid), fields
-            if len(page) < PAGE:
+            if len(page) < page_size:
                 return
             ms, seq = _sid(_text(page[-1][0]))
             if newest_first:

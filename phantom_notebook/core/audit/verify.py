@@ -42,13 +42,14 @@ def audit_key_from_env(environ: Mapping[str, str] | None = None) -> SecretKey | 
 class Macer:
     """HMAC-SHA256 over canonical entry bytes, one HKDF subkey per audit key id."""
 
-    __slots__ = ("active", "_keys")
+    __slots__ = ("active", "_keys", "_secrets")
 
     def __init__(self, keys: SecretKey | Iterable[SecretKey]) -> None:
         items = [keys] if isinstance(keys, SecretKey) else list(keys)
         if not items or not all(isinstance(k, SecretKey) for k in items):
             raise ConfigError("audit key", "give one or more SecretKey", ENV_AUDIT_KEY)
         self.active = items[0].key_id
+        self._secrets = tuple(items)
         self._keys = {k.key_id: HKDF(hashes.SHA256(), 32, None, b"phantom-notebook audit mac v1")
                       .derive(k.reveal()) for k in items}
 
@@ -59,6 +60,11 @@ class Macer:
             return None
         body = _DOMAIN + orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
         return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+    def materials(self) -> list[tuple[str, bytes]]:
+        """(key id, raw key) of every audit key, the active one first: for keys derived
+        from the audit key for another purpose (``observe/indicators.py``), never a log."""
+        return [(k.key_id, k.reveal()) for k in self._secrets]
 
     def __repr__(self) -> str:
         return f"Macer(ids={list(self._keys)!r}, ***)"

@@ -110,13 +110,18 @@ class Functions:
         streams = keys.streams
         key_list = [streams[0], streams[1], streams[2], streams[3], keys.delayed, metrics_key,
                     keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1)]
+        tags = batch.tags
         if n == 1:  # the one-message publish: the same arguments, built directly (~1 us less)
             level, due = batch.levels[0], batch.dues[0]
             item = f"{batch.ids[0]}|{batch.trace_ids[0]}|1|"
             later = due > now_ms
+            if later:
+                item += f"due {due}"
+            if tags and tags[0]:
+                item += f" {tags[0]}" if later else tags[0]
             return key_list, [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor, 1,
                               _DELAYED[level] if later else _LEVEL[level],
-                              batch.dedups[0] or "", f"{item}due {due}" if later else item,
+                              batch.dedups[0] or "", item,
                               batch.envelopes[0], *((due,) if later else ())]
         items = [f"{mid}|{tid}|1|" for mid, tid in zip(batch.ids, batch.trace_ids, strict=True)]
         digits = [_LEVEL[level] for level in batch.levels]
@@ -127,6 +132,10 @@ class Functions:
                     digits[i] = _DELAYED[batch.levels[i]]
                     items[i] += f"due {due}"
                     dues.append(due)
+        if tags:  # blind indicator tags after the due time: "...|1|due 17... ioc=3f2a..."
+            for i, tag in enumerate(tags):
+                if tag:
+                    items[i] += f" {tag}" if items[i][-1] != "|" else tag
         argv: list[Any] = [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor, n,
                            "".join(digits), *([""] * (3 * n)), *dues]
         argv[8:8 + 3 * n:3] = [d or "" for d in batch.dedups]

@@ -121,6 +121,9 @@ class PublishColumns:
     ids: list[str]
     trace_ids: list[str]
     envelopes: list[bytes]
+    #: per message the detail appended to its published trace item ("" = none): the blind
+    #: indicator tags of ``observe/indicators.py``; None when no message of the batch has one
+    tags: list[str] | None = None
 
     @classmethod
     def from_rows(cls, rows: list[tuple[int, int, str | None, str, str, bytes]]
@@ -131,10 +134,12 @@ class PublishColumns:
 
     def select(self, index: list[int]) -> PublishColumns:
         """The messages at ``index``, in that order."""
+        tags = self.tags
         return PublishColumns([self.levels[i] for i in index], [self.dues[i] for i in index],
                               [self.dedups[i] for i in index], [self.ids[i] for i in index],
                               [self.trace_ids[i] for i in index],
-                              [self.envelopes[i] for i in index])
+                              [self.envelopes[i] for i in index],
+                              None if tags is None else [tags[i] for i in index])
 
 
 __all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "PublishColumns",

@@ -13,6 +13,9 @@ so a trace costs a few bytes per message, and the capped stream (``TRACE_MAX_ENT
 batches) covers hours of traffic instead of seconds. The entry id gives the time, except
 for events written later in a batch than they happened (``delivered``, ``acked``): their
 detail ``at=<ms>`` carries the moment itself, so a timeline shows real handling times.
+``published`` (and ``deduplicated``) items may end in blind indicator tags
+(``ioc=<12 hex>``, ``indicators.py``): ``parse_entry`` moves them to ``TraceEvent.tags``,
+so ``detail`` stays ``due <ms>`` or empty.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..backend.boundary import public
+from .indicators import tags_in
 
 if TYPE_CHECKING:
     from ..ports import Deployment
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 TRACE_MAX_ENTRIES = 20_000
 EVENTS = ("published", "deduplicated", "delivered", "acked", "nacked", "retried",
           "dead_lettered", "expired", "replayed", "released")
+#: the events whose items carry the publisher's detail, indicator tags included
+_TAGGED = frozenset({"published", "deduplicated"})
 
 
 def clean(text: str, limit: int = 160) -> str:
@@ -56,6 +62,8 @@ class TraceEvent:
     attempt: int
     detail: str
     entry_ms: int = 0
+    #: blind indicator tags of a published message (``indicators.py``), not shown as detail
+    tags: tuple[str, ...] = ()
 
     @property
     def order(self) -> tuple[int, int, int]:
@@ -71,16 +79,20 @@ def parse_entry(queue: str, entry_id: bytes | str,
     time_ms = int(ms)
     event = fields.get(b"ev", b"").decode()
     actor = fields.get(b"c", b"").decode()
+    tagged = event in _TAGGED
     for raw in fields.get(b"m", b"").decode(errors="replace").split(";"):
         if not raw:
             continue
         parts = (raw.split("|") + ["", "", "", ""])[:4]
         attempt = int(parts[2]) if parts[2].isdigit() else 0
         when, detail = time_ms, parts[3]
+        tags: tuple[str, ...] = ()
         if detail.startswith("at=") and detail[3:].isdigit():
             when, detail = int(detail[3:]), ""
+        elif tagged and detail:
+            detail, tags = tags_in(detail)
         yield TraceEvent(when, int(seq or 0), event, queue, actor, parts[0], parts[1],
-                         attempt, detail, time_ms)
+                         attempt, detail, time_ms, tags)
 
 
 @public

@@ -4,7 +4,8 @@ Free functions over a ``Deployment`` so ``publish``, ``publish_batch`` and
 ``publish_stream`` (``stream.py``) share one path:
 
 * ``build_columns`` turns the caller's ``Message`` s into the publish function's columns
-  (ids, levels, due times, dedup keys, trace ids, sealed envelopes) in one pass per
+  (ids, levels, due times, dedup keys, trace ids, sealed envelopes, and on traced queues
+  the blind tags of the payload's indicators, ``observe/indicators.py``) in one pass per
   message, and routes each message to its partition on a partitioned queue;
 * ``write_columns`` writes one partition's columns in one function call (with ``WAIT``
   for replicated queues), waiting for room on a full queue when asked to;
@@ -48,6 +49,7 @@ from ..model.message import Message, check_extras, check_type
 from ..model.routing import PARTITION_KEY_HEADER, Layout, default_partition_key, key_hash
 from ..model.tlp import parse_tlp
 from ..observe import otel
+from ..observe.indicators import tagger_of
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 
@@ -181,6 +183,9 @@ def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Mes
     dedups: list[str | None] = []
     trace_ids: list[str] = []
     envelopes: list[bytes] = []
+    # blind indicator tags for the published trace items, only where a trace is written
+    tag_of = tagger_of(mq).detail if qs.enable_tracing else None
+    tags: list[str] = []
     types: set[str] = set()  # a batch usually holds a few types: check each once
     for i, m in enumerate(items):
         mtype = m.type
@@ -213,7 +218,10 @@ def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Mes
         dedups.append(content_key(m) if dedup is None and hash_content else dedup)
         levels.append(2 if fifo else prio)
         dues.append(due)
-    return PublishColumns(levels, dues, dedups, mids, trace_ids, envelopes), routes
+        if tag_of is not None:
+            tags.append(tag_of(m.payload))
+    return PublishColumns(levels, dues, dedups, mids, trace_ids, envelopes,
+                          tags if any(tags) else None), routes
 
 
 def _seal_one(mq: Deployment, qs: QueueSettings, h: dict[str, Any], m: Message) -> bytes:
