@@ -108,6 +108,7 @@ class Tiles:
     oldest_age_s: float | None
     oldest_queue: str | None
     drain_s: float | None
+    drain_queue: str | None
     workers_online: int
     workers_total: int
     open_breakers: int
@@ -298,13 +299,15 @@ class DashboardModel:
         aged = [r for r in rows if r.oldest_age_s is not None]
         worst = max(aged, key=lambda r: r.oldest_age_s or 0.0, default=None)
         waiting = sum(r.waiting for r in rows)
-        acking = sum(r.acked_per_s for r in rows)
-        drain = None if not waiting else (waiting / acking if acking > 0 else math.inf)
+        # everything is drained when the slowest queue is: the worst queue's estimate
+        drains = [(r.drain_s, r.queue) for r in rows if r.drain_s is not None]
+        drain, drain_queue = max(drains, default=(None, None))
         report = self.health
         problems = tuple(report.problems()[:3]) if report is not None else ()
         return Tiles(
             len(rows), waiting, worst.oldest_age_s if worst else None,
-            worst.queue if worst else None, drain, sum(1 for b in beats if b.online),
+            worst.queue if worst else None, drain, drain_queue,
+            sum(1 for b in beats if b.online),
             len(beats), sum(r.open_breakers for r in rows),
             sum(r.dead_in_window for r in rows), sum(r.dead for r in rows),
             report.status if report is not None else "unknown", problems,

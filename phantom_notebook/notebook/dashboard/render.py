@@ -153,15 +153,16 @@ def tiles(t: Tiles) -> str:
     cards = [
         _health_tile(t),
         _tile("queues", "Queues", count(t.queues), t.queues, "visible to this role"),
-        _tile("waiting", "Messages waiting", count(t.waiting), t.waiting,
+        _tile("waiting", "Waiting", count(t.waiting), t.waiting,
               "ready + in flight + delayed"),
         _tile("oldest", "Oldest waiting", duration(t.oldest_age_s),
               "" if t.oldest_age_s is None else f"{t.oldest_age_s:.3f}",
               esc(t.oldest_queue) if t.oldest_queue else "nothing waits", oldest_cls),
         _tile("drain", "Time to drain", duration(t.drain_s),
               "" if t.drain_s is None else str(t.drain_s),
-              "not draining: no acks" if t.drain_s is not None and math.isinf(t.drain_s)
-              else "at the current ack rate", drain_cls),
+              f"{esc(t.drain_queue)}: no acks" if t.drain_s is not None and
+              math.isinf(t.drain_s) else f"slowest: {esc(t.drain_queue)}" if t.drain_queue
+              else "nothing waits", drain_cls),
         _tile("workers", "Workers online", count(t.workers_online), t.workers_online,
               f"of {t.workers_total} with a heartbeat",
               "critical" if t.workers_online == 0 and t.waiting else ""),

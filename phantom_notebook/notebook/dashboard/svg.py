@@ -46,7 +46,7 @@ def _label(value: float, unit: str) -> str:
     elif value >= 100 or value == int(value):
         text = f"{value:,.0f}"
     else:
-        text = f"{value:.1f}"
+        text = f"{value:.3g}"  # 0.05, 0.25, 2.5: distinct labels on small axes
     return f"{text}{unit}"
 
 
