@@ -9,8 +9,13 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.errors import PermissionDeniedError, ValidationError
-from phantom_notebook.notebook.dashboard import Dashboard, DashboardModel, DeadLetterPager
-from phantom_notebook.notebook.dashboard import render, svg
+from phantom_notebook.notebook.dashboard import (
+    Dashboard,
+    DashboardModel,
+    DeadLetterPager,
+    render,
+    svg,
+)
 from tests.notebook.conftest import Workload, run_workload
 from tests.support.redis_server import RedisServer
 

@@ -29,7 +29,7 @@ from tests.support.redis_server import RedisServer
 AUDIT_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-def _dashboard_as(server: RedisServer, user: str, role: str, prefix: str,
+def _dashboard_as(server: RedisServer, user: str, role: str, prefix: str,  # noqa: F811
                   who: str) -> Dashboard:
     url = f"redis://{user}:{PASSWORDS[user]}@127.0.0.1:{server.port}/0"
     settings = pn.Settings.from_dict({"security": {"audit_key": AUDIT_KEY}})
