@@ -87,3 +87,41 @@ def test_bad_options_are_named() -> None:
         parser_of().parse_args(["dashboard", "--refresh", "soon"])
     assert main(["dashboard", "--refresh", "0", "--check"]) == 1
     assert main(["dashboard", "--max-tlp", "PURPLE", "--check"]) == 1
+
+
+def test_stopping_the_command_stops_voila_and_its_kernels(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    from phantom_notebook.core.testing import wait_until
+    from tests.support.redis_server import free_port
+
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    env = {**os.environ, "PHANTOM_DASHBOARD_TOKEN": "x" * 24, "PN_DASHBOARD_DEMO": "0"}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "phantom_notebook.cli", "dashboard",
+                                    "--port", str(port), "--no-demo"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+
+    def kernel_ready() -> bool:
+        return "filled with 1 kernel" in log.read_text()
+
+    try:
+        assert wait_until(kernel_ready, 90, interval_s=0.25), log.read_text()[-2000:]
+        process.terminate()
+        assert process.wait(30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    def refused() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+        except OSError:
+            return True
+        return False
+
+    assert wait_until(refused, 10)  # Voila is gone, not orphaned
+    assert "Kernel shutdown" in log.read_text() or "Shutting down" in log.read_text()

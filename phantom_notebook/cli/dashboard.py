@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -173,8 +174,20 @@ def run_dashboard(args: argparse.Namespace) -> int:
         print(f"dashboard: {login}", flush=True)
         process = subprocess.Popen(voila_command(args, config_dir),
                                    env=environment(args, config_dir))
+
+        def stop(signum: int, frame: Any) -> None:  # a supervisor's SIGTERM stops Voila too
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             return process.wait()
         except KeyboardInterrupt:
-            process.terminate()
-            return process.wait(timeout=10) and 130
+            process.terminate()  # Voila shuts its kernels down on SIGTERM
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
