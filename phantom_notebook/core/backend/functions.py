@@ -123,19 +123,20 @@ class Functions:
                               _DELAYED[level] if later else _LEVEL[level],
                               batch.dedups[0] or "", item,
                               batch.envelopes[0], *((due,) if later else ())]
-        items = [f"{mid}|{tid}|1|" for mid, tid in zip(batch.ids, batch.trace_ids, strict=True)]
+        # the detail: "due <ms>" for delayed messages, then the blind indicator tags, if any
+        items = [f"{mid}|{tid}|1|" for mid, tid in zip(batch.ids, batch.trace_ids, strict=True)] \
+            if not tags else [f"{mid}|{tid}|1|{tag}" for mid, tid, tag in
+                              zip(batch.ids, batch.trace_ids, tags, strict=True)]
         digits = [_LEVEL[level] for level in batch.levels]
         dues = []
         if n and max(batch.dues) > now_ms:
             for i, due in enumerate(batch.dues):
                 if due > now_ms:
                     digits[i] = _DELAYED[batch.levels[i]]
-                    items[i] += f"due {due}"
+                    tag = tags[i] if tags else ""
+                    items[i] = f"{batch.ids[i]}|{batch.trace_ids[i]}|1|due {due}" + \
+                        (f" {tag}" if tag else "")
                     dues.append(due)
-        if tags:  # blind indicator tags after the due time: "...|1|due 17... ioc=3f2a..."
-            for i, tag in enumerate(tags):
-                if tag:
-                    items[i] += f" {tag}" if items[i][-1] != "|" else tag
         argv: list[Any] = [max_size or 0, window, now_ms, metrics_ttl_s, trace_cap, actor, n,
                            "".join(digits), *([""] * (3 * n)), *dues]
         argv[8:8 + 3 * n:3] = [d or "" for d in batch.dedups]
