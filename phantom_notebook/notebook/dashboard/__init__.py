@@ -19,6 +19,7 @@ import dataclasses
 import getpass
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from ...core.config.settings import Settings
@@ -65,22 +66,19 @@ def connect_dashboard(redis_url: str | None = None, *, role: str | None = None,
 
 def open_dashboard(redis_url: str | None = None, *, role: str | None = None,
                    refresh_s: float | None = None, user: str | None = None,
-                   max_tlp: str | None = None, demo: bool | None = None,
+                   max_tlp: str | None = None, demo: Callable[[Any], Any] | None = None,
                    start: bool = True, display: bool = True) -> Dashboard:
     """Connect, build the ``Dashboard``, draw it once, display it and make it live.
 
-    Without a URL (argument or ``$PHANTOM_REDIS_URL``) this is the embedded Redis, where a
-    small demo load (``phantom_notebook.demo.DemoLoad``) runs unless ``demo=False``.
+    Without a URL (argument or ``$PHANTOM_REDIS_URL``) this is the embedded Redis, where
+    ``demo(mq)`` starts a load to look at (the shipped notebook passes
+    ``phantom_notebook.demo.start_demo_load``; ``$PN_DASHBOARD_DEMO=0`` turns it off).
     """
     env = os.environ
     who = user or env.get(ENV_USER) or default_user()
     mq = connect_dashboard(redis_url, role=role, user=who)
-    if demo is None:
-        demo = mq.embedded and env.get(ENV_DEMO, "1") != "0"
-    if demo:
-        from ...demo import start_demo_load
-
-        start_demo_load(mq)
+    if demo is not None and mq.embedded and env.get(ENV_DEMO, "1") != "0":
+        demo(mq)
     board = Dashboard(mq, role=mq.role, user=who,
                       refresh_s=refresh_s or float(env.get(ENV_REFRESH) or 2.0),
                       max_tlp=max_tlp or env.get(ENV_MAX_TLP) or "GREEN")

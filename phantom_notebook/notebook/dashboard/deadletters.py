@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ...core.queues import MessageQueue
 
 Key = tuple[str, str]  # (queue, dlq entry id)
-PAGE_SIZE = 25
+PAGE_SIZE = 15
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class Dashboard(View):
 
     def __init__(self, mq: MessageQueue, *, role: str | None = None, user: str = "",
                  refresh_s: float = 2.0, where: str | None = None, max_tlp: str = "GREEN",
-                 page_size: int = 25) -> None:
+                 page_size: int = 15) -> None:
         if not refresh_s > 0:
             raise ValidationError(f"refresh_s must be > 0, got {refresh_s}")
         self.mq = mq

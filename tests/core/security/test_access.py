@@ -17,9 +17,9 @@ from phantom_notebook.core.security.access import (
     format_setuser,
     render_acl,
 )
-from tests.core.security.conftest import Connect, denials
+from tests.core.security.conftest import Connect, denials, raw_as
 from tests.support.collect import Collector, eventually
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 POLICY = AccessPolicy()
 
@@ -270,8 +270,8 @@ def test_live_channels_follow_the_role(connect_as: Connect, admin: redis.Redis) 
     assert denials(admin, "rex") == []
 
 
-def test_only_a_manager_reads_and_replays_dead_letters(connect_as: Connect,
-                                                      admin: redis.Redis) -> None:
+def test_readers_see_dead_letters_but_only_a_manager_replays_or_purges_them(
+        connect_as: Connect, admin: redis.Redis, server: RedisServer) -> None:
     analyst = connect_as("ana")
     message_id = analyst.publish("ioc-feed", "ioc.ip", "192.0.2.1")
 
@@ -281,8 +281,20 @@ def test_only_a_manager_reads_and_replays_dead_letters(connect_as: Connect,
     analyst.subscribe("ioc-feed", "*", reject)
     with analyst.worker():
         assert eventually(lambda: analyst.stats(["ioc-feed"])[0].dead == 1)
+    seen = analyst.dlq("ioc-feed").list()  # read-only (the dashboard): envelopes stay sealed
+    assert [d.message_id for d in seen] == [message_id]
+    with pytest.raises(pn.PermissionDeniedError, match="replay needs the manage grant"):
+        analyst.dlq("ioc-feed").replay(message_id)  # no role set here: the server refuses
+    # ...before writing anything (a script is not rolled back: no replayed-and-kept letter)
+    assert (analyst.stats(["ioc-feed"])[0].ready, len(analyst.dlq("ioc-feed"))) == (0, 1)
     with pytest.raises(pn.PermissionDeniedError):
-        analyst.dlq("ioc-feed").list()  # consumers write dead letters, never read them
+        analyst.dlq("ioc-feed").purge(message_id)
+    raw = raw_as(server, "ana")  # and the raw commands a replay or purge needs are refused
+    for command in (lambda: raw.xdel(f"{analyst.keys.prefix}:{{ioc-feed}}:dlq", seen[0].dlq_id),
+                    lambda: raw.xtrim(f"{analyst.keys.prefix}:{{ioc-feed}}:dlq", maxlen=0)):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            command()
+    raw.close()
     manager = connect_as("adm")
     letters = manager.dlq("ioc-feed").list()
     assert [d.message_id for d in letters] == [message_id]

@@ -27,6 +27,15 @@ local max_size = tonumber(ARGV[1])
 local metrics_ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 
+-- Refuse before writing anything. ACLs are checked command by command and a script is not
+-- rolled back when one fails: a user that may XADD to the streams but not XDEL dead
+-- letters would get its new messages in and then fail, the letter replayed and kept.
+-- (redis.acl_check_cmd is Redis >= 7.0; the embedded Redis has no ACLs.)
+if redis.acl_check_cmd and not (redis.acl_check_cmd('XDEL', KEYS[6], '0-1') and
+    redis.acl_check_cmd('HINCRBY', KEYS[8], 'dlq_removed', '1')) then
+  return redis.error_reply('NOPERM this user may not remove dead letters of this queue: ' ..
+                           'a replay needs the manage grant')
+end
 local full = room(KEYS, KEYS[5], max_size, n)
 if full then return full end
 local refused = audit_first(KEYS, ARGV, KEYS[7], metrics_ttl)
