@@ -19,7 +19,7 @@ from tests.support.redis_server import RedisServer
 def test_one_percent_poison_neither_trips_the_breaker_nor_loses_a_message() -> None:
     server = RedisServer().start()
     try:
-        result = compare(server.url, seconds=3.0, producers=4, workers=3, backlog=300_000)
+        result = compare(server.url, seconds=3.0, producers=4, workers=3, backlog=450_000)
     finally:
         server.close()
     clean, poison = result["clean"], result["poison"]

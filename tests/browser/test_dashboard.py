@@ -291,6 +291,10 @@ def test_the_same_click_as_an_analyst_is_refused_and_audited(
     assert {rows.nth(i).get_attribute("data-queue") for i in range(rows.count())} == {
         "ioc-enrich", "ioc-backlog", "ioc-poison", "ioc-provider", "threat-intel"}  # no alerts
     assert page.locator("[data-mode]").get_attribute("data-mode") == "read-only"
+    page.locator("select").filter(has_text="all queues").first.select_option(
+        label="ioc-poison (12)")
+    page.wait_for_function("() => document.querySelector('[data-page]') && "
+                           "document.querySelector('[data-page]').dataset.total == '12'")
     listing = page.locator("select[multiple]")
     listing.select_option(value=listing.locator("option").first.get_attribute("value"))
     page.get_by_role("button", name="Inspect").click()
