@@ -22,7 +22,7 @@ from ...core.admin.dlq import DeadLetter
 from ...core.errors import PermissionDeniedError, ValidationError
 from ...core.model.tlp import parse_tlp, tlp_rank
 from ...core.security.redaction import redact
-from ..widgets.dlq import REVEAL_ROLES, _defang_payload, repeats
+from ..widgets.dlq import REVEAL_ROLES, _by_queue, _defang_payload, repeats
 
 if TYPE_CHECKING:
     from ...core.queues import MessageQueue
@@ -171,13 +171,6 @@ class DeadLetterPager:
         """Delete the chosen letters (the core checks ``manage`` and audits); how many."""
         return sum(int(self.mq.dlq(queue).purge(ids, confirm=True))
                    for queue, ids in _by_queue(keys).items())
-
-
-def _by_queue(keys: Iterable[Key]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for queue, key in keys:
-        out.setdefault(queue, []).append(key)
-    return out
 
 
 def _order(dlq_id: str) -> tuple[int, int]:
