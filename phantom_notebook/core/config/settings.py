@@ -171,6 +171,10 @@ class QueueSettings:
     max_payload_bytes: int = 1024 * 1024
     enable_encryption: bool = False
     enable_tracing: bool = True
+    #: a blind tag of each message's indicator on its published trace item, so the
+    #: dashboard's search finds messages by indicator (~1.25 us per message on publish,
+    #: 16 bytes in the trace); off: found by message or trace id only
+    index_indicators: bool = True
     enable_metrics: bool = True
     durability: Durability = "none"
     durability_replicas: int = 1  # replicas that must acknowledge ("replicated" / "fsync")

@@ -184,7 +184,7 @@ def build_columns(mq: Deployment, queue: str, qs: QueueSettings, items: list[Mes
     trace_ids: list[str] = []
     envelopes: list[bytes] = []
     # blind indicator tags for the published trace items, only where a trace is written
-    tag_of = tagger_of(mq).detail if qs.enable_tracing else None
+    tag_of = tagger_of(mq).detail if qs.enable_tracing and qs.index_indicators else None
     tags: list[str] = []
     types: set[str] = set()  # a batch usually holds a few types: check each once
     for i, m in enumerate(items):

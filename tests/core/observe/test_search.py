@@ -120,6 +120,16 @@ def test_a_queue_without_tracing_writes_no_tag_and_is_not_found(mq: pn.MessageQu
     assert find_messages(mq, "evil.example") == []
 
 
+def test_a_queue_that_does_not_index_indicators_is_searched_by_id_only(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("unindexed", index_indicators=False)
+    mid = mq.publish("unindexed", "t", {"ioc": "evil.example"})
+    assert find_messages(mq, "evil.example") == []
+    assert _ids(find_messages(mq, mid)) == [mid]
+    ((_, fields),) = mq.client.xrange(mq.queue_keys("unindexed").trace)
+    assert b"ioc=" not in fields[b"m"]
+
+
 def test_messages_of_a_partitioned_queue_are_found_in_their_partition(
         mq: pn.MessageQueue) -> None:
     mq.declare("sharded", kind="fifo", partitions=2)
