@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis
 
 from .. import core
-from . import dashboard, ops, queues, run, security
+from . import backup, dashboard, ops, queues, run, security
 from .run import child_command
 
 
@@ -67,6 +67,7 @@ def parser_of() -> argparse.ArgumentParser:
     security.register(sub)
     ops.register(sub)
     dashboard.register(sub)
+    backup.register(sub)
     return parser
 
 

@@ -109,6 +109,12 @@ class AuditError(PhantomError):
     (``security.audit_failure = "fail"``, the default): nothing of the action was written."""
 
 
+class ArchiveError(PhantomError):
+    """Raised when a backup archive cannot be read or trusted: not an archive, a format this
+    version does not read, truncated, or its HMAC does not verify (tampered, or another key).
+    A restore refuses such an archive before it writes anything."""
+
+
 class DecodeError(PhantomError):
     """Raised when stored bytes are not a valid envelope; keeps the raw bytes for the DLQ."""
 
@@ -154,6 +160,7 @@ class Reject(HandlerSignal):
 
 
 __all__ = [
+    "ArchiveError",
     "AuditError",
     "CapacityError",
     "ConfigError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -20,6 +21,8 @@ from .admin.partitions import PartitionedDeadLetterQueue, RepartitionReport, rep
 from .admin.registry import QueueRegistry, ensure_group
 from .audit.inline import AuditItem, open_audit, record_safely
 from .backend.boundary import public
+from .backup.restore import RestoreReport, restore_backup
+from .backup.take import BackupReport, take_backup
 from .backend.functions import Functions
 from .backend.keyspace import GlobalKeys, QueueKeys
 from .config.settings import QueueSettings, Settings
@@ -219,6 +222,19 @@ class MessageQueue:
         if layout.partitioned:
             return PartitionedDeadLetterQueue(self, queue, layout.all)
         return DeadLetterQueue(self, queue)
+
+    def backup(self, output: str | Path, *, queues: str | Iterable[str] | None = None,
+               audit: bool = False, **options: Any) -> BackupReport:
+        """Write a signed, compressed archive of the queues to ``output`` (``core/backup``):
+        every message in every state, dead letters, dedup windows, groups, optionally the
+        audit trail; each partition snapshotted at one point while work goes on."""
+        return take_backup(self, output, queues=queues, audit=audit, **options)
+
+    def restore(self, archive: str | Path, *, queues: str | Iterable[str] | None = None,
+                dry_run: bool = False, **options: Any) -> RestoreReport:
+        """Restore an archive written by ``backup`` (verified first; idempotent; any
+        topology and partition count)."""
+        return restore_backup(self, archive, queues=queues, dry_run=dry_run, **options)
 
     def health(self, queues: list[str] | None = None, window_s: float = 300.0,
                thresholds: HealthThresholds | None = None) -> HealthReport:

@@ -64,7 +64,9 @@ def open_audit(mq: Any, settings: Any, user: str = "default") -> AuditLog | None
         return None
     actor = mq.origin or settings.security.origin or "phantom_notebook"
     return AuditLog(mq, key, actor=actor, role=mq.role or "", user=user,
-                    mode=settings.security.audit_failure)
+                    mode=settings.security.audit_failure,
+                    retention_s=settings.security.audit_retention_s,
+                    max_entries=settings.security.audit_max_entries)
 
 
 __all__ = ["SECURITY_REASONS", "AuditItem", "open_audit", "record_safely"]

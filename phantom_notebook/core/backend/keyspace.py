@@ -11,10 +11,13 @@ single Cluster slot::
     <prefix>:{<queue>}:m:<bucket>    hash: metric counters for one time bucket
     <prefix>:{<queue>}:trace         capped stream of lifecycle events
     <prefix>:{<queue>}:audit:<user>  the audit stream of one ACL user's actions on the queue
+    <prefix>:{<queue>}:bk:<token>:<i> a backup's snapshot copies (core/backup; TTL 1 h)
+    <prefix>:{<queue>}:restored      restore ledger: archived records already written back
     <prefix>:queues                  set of known queue names (registry; admins write it)
     <prefix>:hb:<user>               hash consumer -> heartbeat JSON of one ACL user's workers
     <prefix>:hb-users                set of the users with heartbeats (each adds its own name)
     <prefix>:audit:<user>            the audit stream of one ACL user's other actions
+    <prefix>:backup:last             hash: the last good backup (time, archive, messages)
     <prefix>:ps:<topic>              pub/sub channel
 """
 
@@ -112,6 +115,17 @@ class QueueKeys:
         """The counter fencing key rotations of this queue (each reseal takes a token)."""
         return f"{self.base}:rotation"
 
+    def snapshot(self, token: str) -> tuple[str, ...]:
+        """A backup's snapshot copies: the 4 streams, delayed, dlq, 2 dedup buckets, and
+        the pending hash (``lua/snapshot.lua``)."""
+        return tuple(f"{self.base}:bk:{token}:{part}" for part in
+                     ("s0", "s1", "s2", "s3", "delayed", "dlq", "dedup0", "dedup1", "pel"))
+
+    @cached_property
+    def restore_ledger(self) -> str:
+        """The hash of archived records already restored here (restoring is idempotent)."""
+        return f"{self.base}:restored"
+
     def processed(self, group: str) -> str:
         """The processed-set of a consumer group (idempotent-handler helper)."""
         return f"{self.base}:done:{group}"
@@ -145,6 +159,11 @@ class GlobalKeys:
     def audit_patterns(self) -> tuple[str, str]:
         """SCAN patterns matching every audit stream (per-queue and global)."""
         return (f"{self.prefix}:audit:*", f"{self.prefix}:{{*}}:audit:*")
+
+    @property
+    def backup_last(self) -> str:
+        """The hash describing the last good backup (health shows its age)."""
+        return f"{self.prefix}:backup:last"
 
     def channel(self, topic: str) -> str:
         """The pub/sub channel of a topic."""

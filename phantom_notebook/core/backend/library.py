@@ -49,6 +49,8 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "audit_append": (),
     "repair_stream": (),
     "claim": ("allow-oom",),
+    "snapshot": (),
+    "restore": (),
 }
 
 #: shared parts, in the order they are defined (a part may use those before it)

@@ -228,6 +228,12 @@ class SecuritySettings:
     trusted_origins: str | None = None
     role: str | None = None
     audit_key: str | None = None
+    #: audit retention: entries older than this (and beyond audit_max_entries) are trimmed
+    #: by `phantom-notebook retention --apply`, always at a signed checkpoint (None: keep all)
+    audit_retention_s: float | None = None
+    audit_max_entries: int | None = None
+    #: the key backup archives are MACed with ("[<id>:]<base64>"; default: the audit key)
+    backup_key: str | None = None
     #: an action whose audit entry cannot be written is refused ("fail") or goes on with a
     #: health CRITICAL and a counter ("degrade")
     audit_failure: AuditFailure = "fail"
@@ -241,6 +247,7 @@ class SecuritySettings:
                  "origin_key": "***" if self.origin_key else None,
                  "trusted_origins": "***" if self.trusted_origins else None,
                  "audit_key": "***" if self.audit_key else None,
+                 "backup_key": "***" if self.backup_key else None,
                  "audit_failure": self.audit_failure}
         return "SecuritySettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 

@@ -45,6 +45,8 @@ class HealthThresholds:
     dlq_growth_critical: int = 100
     stale_consumer_s: float = 30.0
     backlog_growth_ratio: float = 1.10
+    #: the last good backup (``phantom-notebook backup``) older than this is a WARN
+    backup_max_age_s: float = 26 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def check_health(mq: Deployment, queues: list[str] | None = None, window_s: floa
     for name in names:
         checks += _queue_checks(mq, store, name, stats[name].depth, window_s, t)
     checks += _consumers(mq, t)
+    checks.append(_backup_age(mq, t))
     checks += _integrity(mq, names)
     checks += _custom(mq, names, t)
     return HealthReport(checks, window_s=window_s)
@@ -208,6 +211,27 @@ def _integrity(mq: Deployment, names: list[str]) -> list[HealthCheck]:
         out.append(HealthCheck("queue registry", WARN, mq.keys.queues, f"{len(junk)} junk",
                                f"members that are not queue names are skipped: {shown}"))
     return out
+
+
+def _backup_age(mq: Deployment, t: HealthThresholds) -> HealthCheck:
+    """The age of the last good backup (WARN past ``backup_max_age_s``; none is not a WARN:
+    a deployment may be backed up by RDB/AOF alone, and health must not page for it)."""
+    try:
+        last = mq.client.hgetall(mq.keys.backup_last)
+    except redis.exceptions.NoPermissionError:
+        return HealthCheck("last backup", OK, "server", "not checked",
+                           f"needs HGETALL on {mq.keys.backup_last}")
+    if not last:
+        return HealthCheck("last backup", OK, "server", "none recorded",
+                           "no `phantom-notebook backup` has run against this prefix")
+    taken = int(last.get(b"time_ms", 0))
+    age_s = max(0.0, time.time() - taken / 1000)
+    shown = (f"{age_s / 3600:.1f} h" if age_s >= 3600 else f"{age_s / 60:.0f} min")
+    detail = (f"{int(last.get(b'messages', 0)):,} messages in "
+              f"{last.get(b'path', b'?').decode(errors='replace')}; warn after "
+              f"{t.backup_max_age_s / 3600:g} h")
+    return HealthCheck("last backup", WARN if age_s > t.backup_max_age_s else OK, "server",
+                       shown, detail)
 
 
 def _memory(mq: Deployment, t: HealthThresholds) -> HealthCheck:

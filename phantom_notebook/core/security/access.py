@@ -221,6 +221,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("all", "+acl|whoami", (), "connect: the user name that names its audit streams"),
     ("all", "+smembers +sismember +scard", ("%R~{p}:queues",), "queue discovery"),
     ("all", "+xadd", ("%W~{p}:audit:{u}",), "audit: its own global stream (denials, changes)"),
+    ("all", "+hgetall", ("%R~{p}:backup:last",), "health: the age of the last good backup"),
     ("read_audit", "+xrange +xrevrange +xread +xlen +xinfo|stream",
      ("%R~{p}:audit:*", "%R~{p}:{{*}}:audit:*"), "verify_audit, audit anchor"),
     ("read_audit", "+scan", (), "finding every audit stream"),
@@ -265,8 +266,11 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
                "+xgroup|delconsumer +xpending +xack +xclaim +xautoclaim +xreadgroup "
                "+hget +hgetall +hset +hsetnx +hdel +hincrby +hlen "
                "+zrange +zrangebyscore +zcard +zadd +zrem +zscore +zscan +get +set +incr "
-               "+exists +type +del +unlink +expire +pexpire +persist +ttl +pttl", ("~{q}:*",),
-     "declare, consumer groups, DLQ replay/purge, rotation, repair, retention"),
+               "+exists +type +del +unlink +expire +pexpire +persist +ttl +pttl +copy +hscan "
+               "+hmget", ("~{q}:*",),
+     "declare, consumer groups, DLQ replay/purge, rotation, repair, retention, backup "
+     "(pn1_snapshot copies), restore (pn1_restore)"),
+    ("manage", "+hset", ("%W~{p}:backup:last",), "backup: recording the last good one"),
     ("manage", "+sadd +srem", ("%W~{p}:queues",), "declaring queues (the registry)"),
     ("manage", "+smembers +srem +hgetall +hdel +del", ("~{p}:hb:*", "~{p}:hb-users"),
      "removing stale heartbeats"),
