@@ -322,9 +322,12 @@ def _audit(mq: MessageQueue, writer: ArchiveWriter, names: list[str],
 def _record(mq: MessageQueue, report: BackupReport) -> None:
     """Remember the last good backup where health can read it (best effort)."""
     try:
-        mq.client.hset(mq.keys.backup_last, mapping={
+        pipe = mq.client.pipeline(transaction=False)
+        pipe.hset(mq.keys.backup_last, mapping={
             "time_ms": now_ms(), "archive_id": report.archive_id, "path": report.path,
             "messages": report.messages, "bytes": report.bytes, "queues": len(report.queues)})
+        pipe.hincrby(mq.keys.backup_last, "count", 1)  # good backups so far
+        pipe.execute()
     except Exception as exc:  # noqa: BLE001 - the archive is written; health just won't see it
         log.warning("could not record the backup in %s: %s", mq.keys.backup_last, exc)
 

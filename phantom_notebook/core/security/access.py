@@ -270,7 +270,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
                "+hmget", ("~{q}:*",),
      "declare, consumer groups, DLQ replay/purge, rotation, repair, retention, backup "
      "(pn1_snapshot copies), restore (pn1_restore)"),
-    ("manage", "+hset", ("%W~{p}:backup:last",), "backup: recording the last good one"),
+    ("manage", "+hset +hincrby", ("~{p}:backup:last",), "backup: recording the last good one"),
     ("manage", "+sadd +srem", ("%W~{p}:queues",), "declaring queues (the registry)"),
     ("manage", "+smembers +srem +hgetall +hdel +del", ("~{p}:hb:*", "~{p}:hb-users"),
      "removing stale heartbeats"),

@@ -353,3 +353,33 @@ def test_snapshot_copies_are_gone_after_the_backup(pair: Any, tmp_path: Path) ->
     source.backup(tmp_path / "a.pnbk")
 
     assert not list(source.client.scan_iter(f"{source.keys.prefix}:*:bk:*"))
+
+
+def test_a_broadcast_queue_comes_back_with_each_groups_place(pair: Any, tmp_path: Path) -> None:
+    """Group "siem" had received 6 of 10 (acked 4, holds 2); group "soar" was down."""
+    source, target = pair
+    source.declare("alerts-fanout", kind="broadcast")
+    for group in ("siem", "soar"):
+        source.ensure_group("alerts-fanout", group)
+    ids = [source.publish("alerts-fanout", "alert.raw", {"n": i}) for i in range(10)]
+    stream = source.queue_keys("alerts-fanout").stream(2)
+    got = source.client.xreadgroup("siem", "siem-1", {stream: ">"}, count=6)[0][1]
+    source.client.xack(stream, "siem", *[sid for sid, _ in got[:4]])
+    source.backup(tmp_path / "b.pnbk")
+
+    target.restore(tmp_path / "b.pnbk")
+
+    tstream = target.queue_keys("alerts-fanout").stream(2)
+    assert target.client.xlen(tstream) == 10
+    siem = target.client.xreadgroup("siem", "siem-2", {tstream: ">"})[0][1]
+    soar = target.client.xreadgroup("soar", "soar-2", {tstream: ">"})[0][1]
+    held = target.client.xpending_range(tstream, "siem", "-", "+", 10)
+
+    def payload_ids(entries: Any) -> list[int]:
+        return [int(target.codec.open(f[b"m"]).payload["n"]) for _, f in entries]
+
+    assert payload_ids(siem) == [6, 7, 8, 9]
+    assert payload_ids(soar) == list(range(10))
+    assert sorted(int(p["times_delivered"]) for p in held if p["consumer"] == b"pn-restore") \
+        == [1, 1]
+    assert len(ids) == 10
