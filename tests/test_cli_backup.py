@@ -48,7 +48,7 @@ def loaded(server: RedisServer) -> Iterator[tuple[str, pn.MessageQueue]]:
     mq.declare("ioc-feed", kind="priority")
     mq.publish_batch("ioc-feed", [("ioc.raw", {"i": i}) for i in range(300)])
     keys = mq.queue_keys("ioc-feed")
-    for i in range(2):
+    for _ in range(2):
         mq.client.xadd(keys.dlq, {"m": b"junk", "reason": "decode_failed", "attempts": 1})
     yield prefix, mq
     mq.close()

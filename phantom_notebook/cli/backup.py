@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Any
 
 from .. import core
@@ -152,8 +153,8 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _when(ms: Any) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if not isinstance(ms, int):
         return "?"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -21,10 +21,10 @@ from .admin.partitions import PartitionedDeadLetterQueue, RepartitionReport, rep
 from .admin.registry import QueueRegistry, ensure_group
 from .audit.inline import AuditItem, open_audit, record_safely
 from .backend.boundary import public
-from .backup.restore import RestoreReport, restore_backup
-from .backup.take import BackupReport, take_backup
 from .backend.functions import Functions
 from .backend.keyspace import GlobalKeys, QueueKeys
+from .backup.restore import RestoreReport, restore_backup
+from .backup.take import BackupReport, take_backup
 from .config.settings import QueueSettings, Settings
 from .consume.breaker import read_breakers
 from .consume.subscription import DEFAULT_GROUP, Subscription

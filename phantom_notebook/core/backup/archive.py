@@ -102,7 +102,7 @@ class ArchiveWriter:
         self._put({"t": "end", "n": self.records, "counts": self.counts, **summary,
                    "mac": self._mac.copy().hexdigest()})
         self._zstd.flush(zstandard.FLUSH_FRAME)
-        self._zstd.close()
+        self._zstd.close()  # type: ignore[no-untyped-call]
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -235,7 +235,7 @@ class ArchiveReader:
 
 def _records(f: IO[bytes], path: Path) -> Iterator[tuple[Record, bytes]]:
     reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
-    buf = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+    buf = io.BufferedReader(reader, buffer_size=1 << 20)
     try:
         while True:
             head = buf.read(_LENGTHS.size)

@@ -41,7 +41,8 @@ def backup_key(settings: Any, key: SecretKey | str | None = None,
         return audit
     raise ConfigError("backup key", "a backup archive is signed (HMAC) and none of its keys is "
                       "configured", f"set ${ENV_BACKUP_KEY} (or security.backup_key, or the "
-                      "audit key) to [<id>:]<base64 of 32 random bytes>, e.g. `openssl rand -base64 32`")
+                      "audit key) to [<id>:]<base64 of 32 random bytes>, e.g. from "
+                      "`openssl rand -base64 32`")
 
 
 __all__ = ["ENV_BACKUP_KEY", "backup_key"]

@@ -228,45 +228,11 @@ def restore_backup(mq: MessageQueue, path: str | Path, *,
             progress(done[0], max(total, done[0]))
 
     writer = _Writer(mq, report, int(ledger_ttl_s * 1000), batch, tick)
-    targets: dict[str, _Target] = {}
     for name in names:
         report.queues[name] = dict.fromkeys(_COUNTS, 0)
+    passes = _Passes(mq, writer, report, wanted, partitions, audit, str(path))
     for first in (True, False):
-        partition_info: dict[tuple[str, str], Mapping[str, Any]] = {}
-        for record in ArchiveReader(path, secret).records():
-            kind, meta = record.kind, record.meta
-            if kind == "audit":
-                if not first and audit:
-                    _audit(mq, record, report)
-                continue
-            queue = meta.get("queue")
-            if queue not in wanted:
-                continue
-            if kind == "queue":
-                if queue not in targets:
-                    targets[queue] = _Target(mq, record, partitions)
-                    report.layouts[queue] = list(targets[queue].layout.active)
-                continue
-            target = targets.get(queue)
-            if target is None:
-                raise ArchiveError(f"backup archive {str(path)!r} is damaged: records of "
-                                   f"{queue!r} come before the queue's own record")
-            if kind == "partition":
-                partition_info[(queue, meta["part"])] = meta
-                if first:
-                    target.create_groups(meta.get("groups", []))
-                continue
-            if kind == "entry":
-                if bool(meta.get("recv")) == first:  # received entries go back first
-                    _entry(writer, target, record)
-            elif first:
-                continue
-            elif kind == "delayed":
-                _delayed(writer, target, record)
-            elif kind == "dead":
-                _dead(writer, target, record)
-            elif kind == "dedup":
-                _dedup(mq, target, record, partition_info.get((queue, meta["part"])), report)
+        passes.run(ArchiveReader(path, secret).records(), first)
         writer.flush_all()
     report.seconds = time.perf_counter() - started
     record_safely(mq.audit, AuditItem("restore", ",".join(names) or "*", "ok", detail={
@@ -274,6 +240,55 @@ def restore_backup(mq: MessageQueue, path: str | Path, *,
         "skipped": report.total("skipped")}))
     log.info("%s", report)
     return report
+
+
+class _Passes:
+    """The two passes over the archive: received entries first, then everything else."""
+
+    def __init__(self, mq: MessageQueue, writer: _Writer, report: RestoreReport,
+                 wanted: set[str], partitions: int | Mapping[str, int] | None, audit: bool,
+                 path: str) -> None:
+        self.mq, self.writer, self.report, self.wanted = mq, writer, report, wanted
+        self.partitions, self.audit, self.path = partitions, audit, path
+        self.targets: dict[str, _Target] = {}
+        self.info: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+    def run(self, records: Iterable[Record], first: bool) -> None:
+        for record in records:
+            if record.kind == "audit":
+                if not first and self.audit:
+                    _audit(self.mq, record, self.report)
+                continue
+            queue = record.meta.get("queue")
+            if queue in self.wanted:
+                self._one(record, str(queue), first)
+
+    def _one(self, record: Record, queue: str, first: bool) -> None:
+        kind, meta = record.kind, record.meta
+        if kind == "queue":
+            if queue not in self.targets:
+                self.targets[queue] = _Target(self.mq, record, self.partitions)
+                self.report.layouts[queue] = list(self.targets[queue].layout.active)
+            return
+        target = self.targets.get(queue)
+        if target is None:
+            raise ArchiveError(f"backup archive {self.path!r} is damaged: records of "
+                               f"{queue!r} come before the queue's own record")
+        if kind == "partition":
+            self.info[(queue, meta["part"])] = meta
+            if first:
+                target.create_groups(meta.get("groups", []))
+        elif kind == "entry":
+            if bool(meta.get("recv")) == first:  # received entries go back first
+                _entry(self.writer, target, record)
+        elif first:
+            return
+        elif kind == "delayed":
+            _delayed(self.writer, target, record)
+        elif kind == "dead":
+            _dead(self.writer, target, record)
+        elif kind == "dedup":
+            _dedup(self.mq, target, record, self.info.get((queue, meta["part"])), self.report)
 
 
 def _ledger(header: Mapping[str, Any], fallback: str) -> str:

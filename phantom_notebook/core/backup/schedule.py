@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ def parse_duration(text: str) -> float:
 
 def archive_name(when: datetime | None = None) -> str:
     """The file name of an archive taken at ``when`` (UTC; sorts by time)."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     return f"pn-backup-{when.strftime('%Y%m%dT%H%M%S')}Z.pnbk"
 
 

@@ -9,7 +9,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -56,6 +55,39 @@ class Ledger:
             return len(self.seen)
 
 
+def read_archive(path: Path, mq: pn.MessageQueue) -> tuple[dict[str, str], dict[str, str]]:
+    """Message id -> kind of every stored message, and id -> reason of every dead letter."""
+    archived: dict[str, str] = {}
+    dead_reasons: dict[str, str] = {}
+    for record in ArchiveReader(path, backup_key(mq.settings)).records():
+        if record.kind in ("entry", "delayed", "dead"):
+            mid = str(peek_header(record.blob).get("id"))
+            if record.kind == "dead":
+                dead_reasons[mid] = record.meta["fields"]["reason"]
+            else:
+                assert mid not in archived, "a message archived twice"
+                archived[mid] = record.kind
+    return archived, dead_reasons
+
+
+def load(mq: pn.MessageQueue, published: dict[str, str], stop: threading.Event) -> None:
+    """Publish TOTAL messages in batches: every 10th delayed 1.5 s, some to be retried
+    once, some poisoned (dead-lettered), every 7th batch to the FIFO queue."""
+    n = 0
+    while n < TOTAL and not stop.is_set():
+        rows, flags = [], []
+        for i in range(n, n + BATCH):
+            flag = "poison" if i % 97 == 0 else "retry" if i % 89 == 0 else ""
+            rows.append(pn.Message("ioc.raw", {"ioc": {"value": f"198.51.{i // 250}.{i % 250}"},
+                                               "flag": flag},
+                                   priority=i % 4, delay=1.5 if i % 10 == 0 else None))
+            flags.append(flag)
+        queue = "ioc-fifo" if (n // BATCH) % 7 == 0 else "ioc-load"
+        for mid, flag in zip(mq.publish_batch(queue, rows), flags, strict=True):
+            published[mid] = flag
+        n += BATCH
+
+
 def test_a_backup_under_load_restores_into_another_partition_count_accounting_for_all(
         cluster: RedisClusterFixture, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:6]
@@ -67,22 +99,6 @@ def test_a_backup_under_load_restores_into_another_partition_count_accounting_fo
     consumed = Ledger()
     stop = threading.Event()
 
-    def produce() -> None:
-        n = 0
-        while n < TOTAL and not stop.is_set():
-            rows, flags = [], []
-            for i in range(n, n + BATCH):
-                flag = "poison" if i % 97 == 0 else "retry" if i % 89 == 0 else ""
-                delay = 1.5 if i % 10 == 0 else None
-                rows.append(pn.Message("ioc.raw", {"ioc": {"value": f"198.51.{i // 250}.{i % 250}"},
-                                                   "flag": flag},
-                                       priority=i % 4, delay=delay))
-                flags.append(flag)
-            queue = "ioc-fifo" if (n // BATCH) % 7 == 0 else "ioc-load"
-            for mid, flag in zip(source.publish_batch(queue, rows), flags, strict=True):
-                published[mid] = flag
-            n += BATCH
-
     def handle(message: pn.Envelope, context: pn.MessageContext) -> None:
         flag = message.payload.get("flag")
         if flag == "poison":
@@ -93,7 +109,7 @@ def test_a_backup_under_load_restores_into_another_partition_count_accounting_fo
 
     for queue in ("ioc-load", "ioc-fifo"):
         source.subscribe(queue, "*", handle, prefetch_count=50)
-    producer = threading.Thread(target=produce)
+    producer = threading.Thread(target=load, args=(source, published, stop))
     producer.start()
     worker = source.worker().start()
     try:
@@ -108,17 +124,7 @@ def test_a_backup_under_load_restores_into_another_partition_count_accounting_fo
         worker.stop()
     print(f"\n{report}")
 
-    archived: dict[str, str] = {}
-    dead_reasons: dict[str, str] = {}
-    key = backup_key(source.settings)
-    for record in ArchiveReader(tmp_path / "load.pnbk", key).records():
-        if record.kind in ("entry", "delayed", "dead"):
-            mid = str(peek_header(record.blob).get("id"))
-            if record.kind == "dead":
-                dead_reasons[mid] = record.meta["fields"]["reason"]
-            else:
-                assert mid not in archived, "a message archived twice"
-                archived[mid] = record.kind
+    archived, dead_reasons = read_archive(tmp_path / "load.pnbk", source)
     assert set(archived) | set(dead_reasons) <= set(published)
     missing = before - set(archived) - set(dead_reasons)
     # what the archive lacks of what was published before it began was consumed (or
