@@ -70,6 +70,7 @@ class ArchiveWriter:
         self.counts: dict[str, int] = {}
         self.raw_bytes = 0
         self._closed = False
+        self._buf = bytearray()  # records not yet MACed and compressed (one call per 64 KiB)
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -87,20 +88,34 @@ class ArchiveWriter:
         self._put({"t": kind, **meta}, blob)
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.records % SEAL_EVERY == 0:
-            self._put({"t": "seal", "n": self.records, "mac": self._mac.copy().hexdigest()})
+            self._put({"t": "seal", "n": self.records, "mac": self._digest()})
 
     def _put(self, meta: Mapping[str, Any], blob: bytes = b"") -> None:
         head = orjson.dumps(meta)
-        data = _LENGTHS.pack(len(head), len(blob)) + head + blob
-        self._mac.update(data)
-        self._zstd.write(data)
+        buf = self._buf
+        buf += _LENGTHS.pack(len(head), len(blob))
+        buf += head
+        buf += blob
         self.records += 1
-        self.raw_bytes += len(data)
+        self.raw_bytes += _LENGTHS.size + len(head) + len(blob)
+        if len(buf) >= 1 << 16:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._mac.update(self._buf)
+            self._zstd.write(self._buf)
+            self._buf = bytearray()
+
+    def _digest(self) -> str:
+        self._flush()
+        return self._mac.copy().hexdigest()
 
     def close(self, **summary: Any) -> Path:
         """Write the ``end`` record, flush, fsync and move the archive to its name."""
         self._put({"t": "end", "n": self.records, "counts": self.counts, **summary,
-                   "mac": self._mac.copy().hexdigest()})
+                   "mac": self._digest()})
+        self._flush()
         self._zstd.flush(zstandard.FLUSH_FRAME)
         self._zstd.close()  # type: ignore[no-untyped-call]
         self._file.flush()
@@ -138,6 +153,8 @@ class ArchiveSummary:
     queues: dict[str, dict[str, int]] = field(default_factory=dict)
     records: int = 0
     compressed_bytes: int = 0
+    #: stream entries some consumer group had received (restored first, as pending)
+    received: int = 0
 
     @property
     def messages(self) -> int:
@@ -273,6 +290,8 @@ def verify_archive(path: str | os.PathLike[str], key: SecretKey) -> ArchiveSumma
         if record.kind == "archive":
             summary.manifest = record.meta
         queue = record.meta.get("queue")
+        if record.kind == "entry" and record.meta.get("recv"):
+            summary.received += 1
         if isinstance(queue, str) and record.kind in ("entry", "delayed", "dead"):
             per = summary.queues.setdefault(queue, {})
             per[record.kind] = per.get(record.kind, 0) + 1

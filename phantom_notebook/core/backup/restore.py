@@ -231,7 +231,9 @@ def restore_backup(mq: MessageQueue, path: str | Path, *,
     for name in names:
         report.queues[name] = dict.fromkeys(_COUNTS, 0)
     passes = _Passes(mq, writer, report, wanted, partitions, audit, str(path))
-    for first in (True, False):
+    # the first pass only when some entry was received by a group (else one pass does all)
+    for first in ((True, False) if summary.received else (False,)):
+        passes.two = bool(summary.received)
         passes.run(ArchiveReader(path, secret).records(), first)
         writer.flush_all()
     report.seconds = time.perf_counter() - started
@@ -252,6 +254,7 @@ class _Passes:
         self.partitions, self.audit, self.path = partitions, audit, path
         self.targets: dict[str, _Target] = {}
         self.info: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.two = True  # two passes: groups are created in the first
 
     def run(self, records: Iterable[Record], first: bool) -> None:
         for record in records:
@@ -276,7 +279,7 @@ class _Passes:
                                f"{queue!r} come before the queue's own record")
         if kind == "partition":
             self.info[(queue, meta["part"])] = meta
-            if first:
+            if first or not self.two:
                 target.create_groups(meta.get("groups", []))
         elif kind == "entry":
             if bool(meta.get("recv")) == first:  # received entries go back first
