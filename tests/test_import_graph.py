@@ -29,6 +29,7 @@ LAYERS = (
     "phantom_notebook.core.publish",
     "phantom_notebook.core.consume",
     "phantom_notebook.core.admin",
+    "phantom_notebook.core.backup",
     "phantom_notebook.core.queues",
     "phantom_notebook.core",
     "phantom_notebook.intel",

@@ -8,9 +8,11 @@ consume hot paths never ask Redis twice.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -210,8 +212,19 @@ def ensure_group(mq: Deployment, queue: str, group: str, *, may_create: bool = T
             raise result
 
 
+def select_queues(names: Iterable[str], patterns: str | Iterable[str] | None) -> list[str]:
+    """The queue names matching any of ``patterns`` (comma-separated globs; all if None)."""
+    if patterns is None:
+        return sorted(names)
+    wanted = [p.strip() for p in (patterns.split(",") if isinstance(patterns, str)
+                                  else patterns) if p.strip()]
+    if not wanted:
+        raise ValidationError("--queues needs at least one name or glob pattern")
+    return sorted(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in wanted))
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["LAYOUT_TTL_S", "QueueRegistry", "ensure_group"]
+__all__ = ["LAYOUT_TTL_S", "QueueRegistry", "ensure_group", "select_queues"]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..audit.maintain import trim_all
 from ..observe.metrics import RETENTION_S
 from ..observe.tracing import TRACE_MAX_ENTRIES
+from .registry import select_queues
 
 if TYPE_CHECKING:
     from ..queues import MessageQueue
@@ -59,8 +60,6 @@ class RetentionPolicy:
 def retention_policies(mq: MessageQueue, queues: str | Iterable[str] | None = None
                        ) -> list[RetentionPolicy]:
     """The retention policy of every (selected) queue."""
-    from ..backup.take import select_queues
-
     sec = mq.settings.security
     out = []
     for name in select_queues(mq.queues(), queues):
@@ -78,8 +77,6 @@ def apply_retention(mq: MessageQueue, queues: str | Iterable[str] | None = None
                     ) -> dict[str, int]:
     """Trim expired dead letters of every (selected) queue and the audit trail (checkpoint
     first). Needs ``manage`` (and, for the audit trail, checkpoint rights on every stream)."""
-    from ..backup.take import select_queues
-
     removed = 0
     for name in select_queues(mq.queues(), queues):
         removed += mq.dlq(name).trim_expired()

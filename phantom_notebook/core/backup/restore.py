@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..admin.registry import select_queues
 from ..audit.inline import AuditItem, record_safely
 from ..backend.boundary import guarded
 from ..errors import ArchiveError
@@ -38,7 +39,6 @@ from ..model.routing import PARTITION_KEY_HEADER, Layout, key_hash
 from ..security.keyring import SecretKey
 from .archive import ArchiveReader, ArchiveSummary, Record, verify_archive
 from .keys import backup_key
-from .take import select_queues
 
 if TYPE_CHECKING:
     from ..queues import MessageQueue

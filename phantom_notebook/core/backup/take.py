@@ -18,7 +18,6 @@ together (a message can be acked in partition 1 after partition 0 was taken).
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..admin.registry import select_queues
 from ..backend.boundary import guarded
 from ..backend.keyspace import QueueKeys
-from ..errors import ValidationError
 from ..model.envelope import new_id, now_ms
 from ..security.keyring import SecretKey
 from .archive import FORMAT, ArchiveWriter
@@ -91,17 +90,6 @@ class BackupReport:
                 f"{c.get('dead', 0):,} dead letters), {c.get('audit', 0):,} audit entries; "
                 f"{self.bytes / 2**20:.1f} MiB ({self.bytes_per_message:.0f} B/message) in "
                 f"{self.seconds:.1f} s ({self.messages_per_s:,.0f} messages/s)")
-
-
-def select_queues(names: Iterable[str], patterns: str | Iterable[str] | None) -> list[str]:
-    """The queue names matching any of ``patterns`` (comma-separated globs; all if None)."""
-    if patterns is None:
-        return sorted(names)
-    wanted = [p.strip() for p in (patterns.split(",") if isinstance(patterns, str)
-                                  else patterns) if p.strip()]
-    if not wanted:
-        raise ValidationError("--queues needs at least one name or glob pattern")
-    return sorted(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in wanted))
 
 
 @guarded
@@ -374,4 +362,4 @@ def _s(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["CONSISTENCY", "BackupReport", "select_queues", "take_backup"]
+__all__ = ["CONSISTENCY", "BackupReport", "take_backup"]
