@@ -39,6 +39,7 @@ from ..model.routing import PARTITION_KEY_HEADER, Layout, key_hash
 from ..security.keyring import SecretKey
 from .archive import ArchiveReader, ArchiveSummary, Record, verify_archive
 from .keys import backup_key
+from .take import plural
 
 if TYPE_CHECKING:
     from ..queues import MessageQueue
@@ -83,7 +84,8 @@ class RestoreReport:
     def __str__(self) -> str:
         verb = "would restore" if self.dry_run else "restored"
         t = self.total
-        text = (f"{verb} {self.path}: {len(self.queues)} queues, {self.messages:,} messages "
+        text = (f"{verb} {self.path}: {plural(len(self.queues), 'queue')}, "
+                f"{self.messages:,} messages "
                 f"({t('entries'):,} stream entries, {t('pending'):,} back in flight with their "
                 f"delivery counts, {t('as_ready'):,} in flight made ready, {t('delayed'):,} "
                 f"delayed, {t('dead'):,} dead letters), {t('dedup'):,} dedup keys, "
@@ -378,6 +380,7 @@ def _preview(summary: ArchiveSummary, names: list[str], report: RestoreReport) -
         report.queues[name] = {**dict.fromkeys(_COUNTS, 0), "entries": per.get("entry", 0),
                                "delayed": per.get("delayed", 0), "dead": per.get("dead", 0)}
     report.audit["written"] = summary.counts.get("audit", 0)
+
 
 
 __all__ = ["RestoreReport", "restore_backup"]

@@ -84,7 +84,8 @@ class BackupReport:
 
     def __str__(self) -> str:
         c = self.counts
-        return (f"backup {self.path}: {len(self.queues)} queues, {self.partitions} partitions, "
+        return (f"backup {self.path}: {plural(len(self.queues), 'queue')}, "
+                f"{plural(self.partitions, 'partition')}, "
                 f"{self.messages:,} messages ({c.get('entry', 0):,} in streams of which "
                 f"{c.get('inflight', 0):,} in flight, {c.get('delayed', 0):,} delayed, "
                 f"{c.get('dead', 0):,} dead letters), {c.get('audit', 0):,} audit entries; "
@@ -362,4 +363,10 @@ def _s(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["CONSISTENCY", "BackupReport", "take_backup"]
+
+def plural(count: int, word: str) -> str:
+    """``1 queue``, ``2 queues``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+__all__ = ["CONSISTENCY", "BackupReport", "plural", "take_backup"]
