@@ -257,16 +257,37 @@ class _Passes:
         self.targets: dict[str, _Target] = {}
         self.info: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.two = True  # two passes: groups are created in the first
+        self.audit_rows: list[dict[str, Any]] = []
 
     def run(self, records: Iterable[Record], first: bool) -> None:
         for record in records:
             if record.kind == "audit":
                 if not first and self.audit:
-                    _audit(self.mq, record, self.report)
+                    self.audit_rows.append(record.meta)
+                    if len(self.audit_rows) >= BATCH:
+                        self.flush_audit()
                 continue
             queue = record.meta.get("queue")
             if queue in self.wanted:
                 self._one(record, str(queue), first)
+        self.flush_audit()
+
+    def flush_audit(self) -> None:
+        """Append the buffered audit entries with their own ids, in one pipeline; an id at
+        or below a stream's last one is already there (a second restore) and skipped."""
+        rows, self.audit_rows = self.audit_rows, []
+        if not rows:
+            return
+        pipe = self.mq.client.pipeline(transaction=False)
+        for meta in rows:
+            pipe.xadd(f"{self.mq.keys.prefix}:{meta['key']}", meta["fields"], id=meta["id"])
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                if "equal or smaller" not in str(result):
+                    raise result
+                self.report.audit["skipped"] += 1
+            else:
+                self.report.audit["written"] += 1
 
     def _one(self, record: Record, queue: str, first: bool) -> None:
         kind, meta = record.kind, record.meta
@@ -360,18 +381,6 @@ def _dedup(mq: MessageQueue, target: _Target, record: Record,
         pipe.pexpire(key, ttl)
     pipe.execute()
     report.queues[target.name]["dedup"] += len(fields)
-
-
-def _audit(mq: MessageQueue, record: Record, report: RestoreReport) -> None:
-    meta = record.meta
-    key = f"{mq.keys.prefix}:{meta['key']}"
-    try:
-        mq.client.xadd(key, meta["fields"], id=meta["id"])
-        report.audit["written"] += 1
-    except Exception as exc:  # noqa: BLE001 - an id at or below the stream's: already there
-        if "equal or smaller" not in str(exc):
-            raise
-        report.audit["skipped"] += 1
 
 
 def _preview(summary: ArchiveSummary, names: list[str], report: RestoreReport) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..admin.registry import select_queues
+from ..audit.inline import AuditItem, record_safely
 from ..backend.boundary import guarded
 from ..backend.keyspace import QueueKeys
 from ..model.envelope import new_id, now_ms
@@ -140,6 +141,9 @@ def take_backup(mq: MessageQueue, output: str | Path, *, queues: str | Iterable[
     report.bytes = Path(output).stat().st_size
     report.seconds = time.perf_counter() - started
     _record(mq, report)
+    record_safely(mq.audit, AuditItem("backup", ",".join(names) or "*", "ok", detail={
+        "archive_id": archive_id, "messages": report.messages, "audit": audit,
+        "path": report.path}))
     log.info("%s", report)
     return report
 

@@ -302,6 +302,11 @@ def test_the_audit_trail_is_restored_with_its_ids_and_still_verifies(
                                                            "skipped": report.audit["written"]}
     key = SecretKey.from_base64("audit-1", AUDIT_KEY.split(":", 1)[1])
     assert verify_audit(target, key).status in ("ok", "unanchored")
+    assert target.audit is not None
+    taken = [(e.action, e.target) for e in source.audit.entries(limit=10_000)]
+    restored = [(e.action, e.target) for e in target.audit.entries(limit=10_000)]
+    assert taken.count(("backup", "ioc-intel")) == 1  # written after the archive closed
+    assert restored.count(("restore", "ioc-intel")) == 2
     assert verify_audit(target, key).checked >= report.audit["written"]
 
 
