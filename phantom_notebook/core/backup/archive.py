@@ -6,15 +6,17 @@ Layout of a file::
     record  := u32 BE length of meta | u32 BE length of blob | meta (JSON object) | blob
 
 ``meta["t"]`` names the record: ``archive`` (first: the manifest), ``queue``, ``partition``,
-``entry`` (a stream entry: ready or in flight), ``delayed``, ``dead`` (a dead letter),
-``dedup``, ``audit``, then ``seal`` records every ``SEAL_EVERY`` records and ``end`` last.
-A blob is an envelope exactly as Redis stores it (sealed when the queue encrypts): the
-archive never holds keys, and plaintext only where the queue stored plaintext.
+then pages of messages — ``entry`` (stream entries: ready or in flight), ``delayed``,
+``dead`` (dead letters), each up to one Redis page (1,000) of messages with per-message
+columns in meta (``lens`` their envelope lengths) and the envelopes concatenated in the
+blob, exactly as Redis stores them (sealed when the queue encrypts) — then ``dedup``,
+``audit``, with ``seal`` records every ``SEAL_EVERY`` records or ``SEAL_BYTES`` bytes, and
+``end`` last. The archive never holds keys, and plaintext only where the queue stored it.
 
 Integrity: HMAC-SHA256 (key: HKDF of the backup key, else the audit key) over the magic,
 the version and every record's bytes in order. A ``seal`` carries the MAC of everything
 before it, ``end`` the MAC of the whole archive and the record counts, so a reader checks
-each segment before using it (a restore holds one segment, ~``SEAL_EVERY`` records, in
+each segment before using it (a restore holds one segment, at most ~``SEAL_BYTES``, in
 memory) and detects truncation, reordering, insertion and any changed byte. Memory is
 constant in the archive's size on both sides.
 """
@@ -41,6 +43,9 @@ from ..security.keyring import SecretKey
 MAGIC = b"PNBACKUP"
 FORMAT = 1
 SEAL_EVERY = 2000
+SEAL_BYTES = 8 * 2**20
+#: record kinds that are pages of messages (meta columns + concatenated envelopes)
+PAGES = ("entry", "delayed", "dead")
 _LENGTHS = struct.Struct(">II")
 _MAX_META = 16 * 2**20
 _MAX_BLOB = 512 * 2**20
@@ -63,14 +68,17 @@ class ArchiveWriter:
         self._file: IO[bytes] = open(self._part, "wb")  # noqa: SIM115 - closed in close()/abort()
         self._file.write(MAGIC + bytes([FORMAT]))
         self._mac = hmac.new(mac_key(key), MAGIC + bytes([FORMAT]), "sha256")
-        self._zstd = zstandard.ZstdCompressor(level=level).stream_writer(self._file,
-                                                                         closefd=False)
+        # threads=-1: compression runs on every core beside the Python reading Redis
+        self._zstd = zstandard.ZstdCompressor(level=level, threads=-1).stream_writer(
+            self._file, closefd=False)
         self.key_id = key.key_id
         self.records = 0
         self.counts: dict[str, int] = {}
         self.raw_bytes = 0
         self._closed = False
         self._buf = bytearray()  # records not yet MACed and compressed (one call per 64 KiB)
+        self._since = 0  # records since the last seal
+        self._sealed_at = 0  # raw bytes at the last seal
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -83,12 +91,16 @@ class ArchiveWriter:
         else:
             self.abort()
 
-    def write(self, kind: str, meta: Mapping[str, Any], blob: bytes = b"") -> None:
-        """Append one record of ``kind`` (seals are added every ``SEAL_EVERY`` records)."""
+    def write(self, kind: str, meta: Mapping[str, Any], blob: bytes = b"",
+              items: int = 1) -> None:
+        """Append one record of ``kind`` holding ``items`` messages (or other items); a seal
+        follows every ``SEAL_EVERY`` records or ``SEAL_BYTES`` bytes."""
         self._put({"t": kind, **meta}, blob)
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        if self.records % SEAL_EVERY == 0:
+        self.counts[kind] = self.counts.get(kind, 0) + items
+        self._since += 1
+        if self._since >= SEAL_EVERY or self.raw_bytes - self._sealed_at >= SEAL_BYTES:
             self._put({"t": "seal", "n": self.records, "mac": self._digest()})
+            self._since, self._sealed_at = 0, self.raw_bytes
 
     def _put(self, meta: Mapping[str, Any], blob: bytes = b"") -> None:
         head = orjson.dumps(meta)
@@ -141,6 +153,22 @@ class Record:
     kind: str
     meta: dict[str, Any]
     blob: bytes = b""
+
+    @property
+    def count(self) -> int:
+        """Items in the record: messages of a page, keys of a dedup record, else 1."""
+        if self.kind in PAGES:
+            return len(self.meta["lens"])
+        return len(self.meta["fields"]) if self.kind == "dedup" else 1
+
+    def envelopes(self) -> list[bytes]:
+        """The envelopes of a page record, in order."""
+        out, at = [], 0
+        blob = self.blob
+        for n in self.meta["lens"]:
+            out.append(blob[at:at + n])
+            at += n
+        return out
 
 
 @dataclass
@@ -286,17 +314,21 @@ def verify_archive(path: str | os.PathLike[str], key: SecretKey) -> ArchiveSumma
     summary = ArchiveSummary(str(path), {})
     for record in reader.records():
         summary.records += 1
-        summary.counts[record.kind] = summary.counts.get(record.kind, 0) + 1
+        n = record.count
+        if record.kind in PAGES and sum(record.meta["lens"]) != len(record.blob):
+            raise ArchiveError(f"backup archive {str(path)!r} is damaged: a page's lengths do "
+                               "not add up to its envelopes")
+        summary.counts[record.kind] = summary.counts.get(record.kind, 0) + n
         if record.kind == "archive":
             summary.manifest = record.meta
         queue = record.meta.get("queue")
-        if record.kind == "entry" and record.meta.get("recv"):
-            summary.received += 1
-        if isinstance(queue, str) and record.kind in ("entry", "delayed", "dead"):
+        if record.kind == "entry":
+            summary.received += len(record.meta.get("recv") or {})
+        if isinstance(queue, str) and record.kind in PAGES:
             per = summary.queues.setdefault(queue, {})
-            per[record.kind] = per.get(record.kind, 0) + 1
+            per[record.kind] = per.get(record.kind, 0) + n
     want = reader.trailer.get("counts", {})
-    got = {k: v for k, v in summary.counts.items()}
+    got = dict(summary.counts)
     if want != got:
         raise ArchiveError(f"backup archive {str(path)!r} does not hold what its end record "
                            f"lists ({want} != {got})")
@@ -304,5 +336,5 @@ def verify_archive(path: str | os.PathLike[str], key: SecretKey) -> ArchiveSumma
     return summary
 
 
-__all__ = ["FORMAT", "MAGIC", "SEAL_EVERY", "ArchiveReader", "ArchiveSummary", "ArchiveWriter",
-           "Record", "mac_key", "verify_archive"]
+__all__ = ["FORMAT", "MAGIC", "PAGES", "SEAL_BYTES", "SEAL_EVERY", "ArchiveReader",
+           "ArchiveSummary", "ArchiveWriter", "Record", "mac_key", "verify_archive"]

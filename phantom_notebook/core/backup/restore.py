@@ -23,6 +23,8 @@ gets them sealed, and dead-letters them as ``unknown_key`` only when they are co
 from __future__ import annotations
 
 import logging
+import queue as queue_mod
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -159,13 +161,26 @@ class _Target:
 
 
 class _Writer:
-    """Buffers restore records per (target partition, kind) and writes them in batches."""
+    """Buffers restore records per (target partition, kind) and writes them in batches.
+
+    The function calls go out on one sender thread, in order, while the caller decodes
+    the next records (at most ``DEPTH`` batches queued: memory stays bounded); an error
+    of a call is raised to the caller at its next ``add``/``flush_all``.
+    """
+
+    DEPTH = 4
 
     def __init__(self, mq: MessageQueue, report: RestoreReport, ledger_ttl_ms: int,
                  batch: int, tick: Callable[[int], None]) -> None:
         self.mq, self.report, self.ledger_ttl_ms = mq, report, ledger_ttl_ms
         self.batch, self.tick = batch, tick
         self.buffers: dict[tuple[str, str, str], list[list[Any]]] = {}
+        self._calls: queue_mod.Queue[tuple[str, str, str, list[list[Any]]] | None] = \
+            queue_mod.Queue(maxsize=self.DEPTH)
+        self._error: BaseException | None = None
+        self._sender = threading.Thread(target=self._send, name="pn-restore-writer",
+                                        daemon=True)
+        self._sender.start()
 
     def add(self, queue: str, part: str, kind: str, args: list[Any]) -> None:
         buf = self.buffers.setdefault((queue, part, kind), [])
@@ -175,8 +190,41 @@ class _Writer:
 
     def flush(self, queue: str, part: str, kind: str) -> None:
         rows = self.buffers.pop((queue, part, kind), [])
-        if not rows:
-            return
+        if rows:
+            self._raise()
+            self._calls.put((queue, part, kind, rows))
+
+    def flush_all(self) -> None:
+        """Send everything buffered and wait until Redis has written it."""
+        for queue, part, kind in list(self.buffers):
+            self.flush(queue, part, kind)
+        self._calls.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the sender (after what is queued)."""
+        self._calls.put(None)
+        self._sender.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _send(self) -> None:
+        while True:
+            item = self._calls.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                self._calls.task_done()
+
+    def _write(self, queue: str, part: str, kind: str, rows: list[list[Any]]) -> None:
         keys = self.mq.queue_keys(part)
         argv: list[Any] = [self.ledger_ttl_ms, HOLDER, HOLD_IDLE_MS, len(rows)]
         for row in rows:
@@ -189,10 +237,6 @@ class _Writer:
         counts["pending"] += int(pending)
         counts["as_ready"] += int(as_ready)
         self.tick(len(rows))
-
-    def flush_all(self) -> None:
-        for queue, part, kind in list(self.buffers):
-            self.flush(queue, part, kind)
 
 
 @guarded
@@ -233,11 +277,14 @@ def restore_backup(mq: MessageQueue, path: str | Path, *,
     for name in names:
         report.queues[name] = dict.fromkeys(_COUNTS, 0)
     passes = _Passes(mq, writer, report, wanted, partitions, audit, str(path))
-    # the first pass only when some entry was received by a group (else one pass does all)
-    for first in ((True, False) if summary.received else (False,)):
-        passes.two = bool(summary.received)
-        passes.run(ArchiveReader(path, secret).records(), first)
-        writer.flush_all()
+    passes.two = bool(summary.received)
+    try:
+        # the first pass only when some entry was received by a group (else one does all)
+        for first in ((True, False) if summary.received else (False,)):
+            passes.run(ArchiveReader(path, secret).records(), first)
+            writer.flush_all()
+    finally:
+        writer.close()
     report.seconds = time.perf_counter() - started
     record_safely(mq.audit, AuditItem("restore", ",".join(names) or "*", "ok", detail={
         "archive_id": report.archive_id, "messages": report.messages,
@@ -305,8 +352,9 @@ class _Passes:
             if first or not self.two:
                 target.create_groups(meta.get("groups", []))
         elif kind == "entry":
-            if bool(meta.get("recv")) == first:  # received entries go back first
-                _entry(self.writer, target, record)
+            # pass 1: the entries groups had received; pass 2 (or the only pass): the rest
+            if meta.get("recv") or not first:
+                _entry(self.writer, target, record, received=first)
         elif first:
             return
         elif kind == "delayed":
@@ -324,41 +372,49 @@ def _ledger(header: Mapping[str, Any], fallback: str) -> str:
     return fallback
 
 
-def _entry(writer: _Writer, target: _Target, record: Record) -> None:
-    meta, blob = record.meta, record.blob
-    header = peek_header(blob) if blob else {}
-    part = target.route(meta["part"], header)
-    fields: list[Any] = []
-    if blob:
-        fields += ["m", blob]
-    for k, v in (meta.get("fields") or {}).items():
-        fields += [k, v]
-    if not fields:
-        return
-    recv = ",".join(f"{g}={int(c)}" for g, c in (meta.get("recv") or {}).items())
-    ledger = _ledger(header, f"r:{meta['part']}:{meta['level']}:{meta['sid']}")
-    writer.add(target.name, part, "e",
-               ["e", ledger, int(meta["level"]), recv, len(fields), *fields])
+def _entry(writer: _Writer, target: _Target, record: Record, received: bool) -> None:
+    """The page's entries that groups had received (``received``) or those they had not."""
+    meta = record.meta
+    part_from, level, sids = meta["part"], int(meta["level"]), meta["sids"]
+    recv: Mapping[str, Mapping[str, int]] = meta.get("recv") or {}
+    raw: Mapping[str, Mapping[str, str]] = meta.get("fields") or {}
+    for i, blob in enumerate(record.envelopes()):
+        got = recv.get(str(i))
+        if bool(got) != received:
+            continue
+        header = peek_header(blob) if blob else {}
+        fields: list[Any] = ["m", blob] if blob else []
+        for k, v in (raw.get(str(i)) or {}).items():
+            fields += [k, v]
+        if not fields:
+            continue
+        spec = ",".join(f"{g}={int(c)}" for g, c in got.items()) if got else ""
+        ledger = _ledger(header, f"r:{part_from}:{level}:{sids[i]}")
+        writer.add(target.name, target.route(part_from, header), "e",
+                   ["e", ledger, level, spec, len(fields), *fields])
 
 
 def _delayed(writer: _Writer, target: _Target, record: Record) -> None:
-    meta, blob = record.meta, record.blob
-    header = peek_header(blob)
-    part = target.route(meta["part"], header)
-    ledger = _ledger(header, f"d:{meta['part']}:{meta['due']}:{len(blob)}")
-    writer.add(target.name, part, "d",
-               ["d", ledger, int(meta["level"]), int(meta["due"]), blob])
+    meta = record.meta
+    part_from = meta["part"]
+    for blob, level, due in zip(record.envelopes(), meta["levels"], meta["dues"], strict=True):
+        header = peek_header(blob)
+        ledger = _ledger(header, f"d:{part_from}:{due}:{len(blob)}")
+        writer.add(target.name, target.route(part_from, header), "d",
+                   ["d", ledger, int(level), int(due), blob])
 
 
 def _dead(writer: _Writer, target: _Target, record: Record) -> None:
-    meta, blob = record.meta, record.blob
-    header = peek_header(blob) if blob else {}
-    part = target.route(meta["part"], header)
-    fields: list[Any] = ["m", blob]
-    for k, v in (meta.get("fields") or {}).items():
-        fields += [k, v]
-    writer.add(target.name, part, "x",
-               ["x", f"x:{meta['part']}:{meta['id']}", len(fields), *fields])
+    meta = record.meta
+    part_from = meta["part"]
+    for blob, dlq_id, extra in zip(record.envelopes(), meta["ids"], meta["fields"],
+                                   strict=True):
+        header = peek_header(blob) if blob else {}
+        fields: list[Any] = ["m", blob]
+        for k, v in extra.items():
+            fields += [k, v]
+        writer.add(target.name, target.route(part_from, header), "x",
+                   ["x", f"x:{part_from}:{dlq_id}", len(fields), *fields])
 
 
 def _dedup(mq: MessageQueue, target: _Target, record: Record,

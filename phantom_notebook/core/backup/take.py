@@ -212,31 +212,46 @@ class _PartitionReader:
                 groups: list[dict[str, Any]]) -> None:
         client = self.mq.client
         has_pending = any(g["pending"] for g in groups)
+        lasts = [(g["name"], _order(g["last"])) for g in groups]
+        newest = max((last for _, last in lasts), default=(-1, -1))
         start = "-"
         while True:
             entries = client.xrange(key, start, "+", count=self.page)
             if not entries:
                 return
+            sids = [_s(sid) for sid, _ in entries]
             pel: list[Any] = []
-            if has_pending:
-                pel = client.hmget(pel_key, [f"{level}:{_s(sid)}" for sid, _ in entries])
-            for i, (sid_raw, fields) in enumerate(entries):
-                sid = _s(sid_raw)
-                counts = _pending(pel[i]) if pel else {}
-                received = {g["name"]: counts.get(g["name"], 0) for g in groups
-                            if not _after(sid, g["last"])}
-                meta: dict[str, Any] = {"queue": queue, "part": part, "level": level,
-                                        "sid": sid, "recv": received}
+            if has_pending and _order(sids[0]) <= newest:
+                pel = client.hmget(pel_key, [f"{level}:{sid}" for sid in sids])
+            recv: dict[str, dict[str, int]] = {}
+            raw: dict[str, dict[str, str]] = {}
+            lens: list[int] = []
+            blobs: list[bytes] = []
+            for i, (sid, (_, fields)) in enumerate(zip(sids, entries, strict=True)):
+                at = _order(sid)
+                if at <= newest:  # received by some group (in flight, or acked and kept)
+                    counts = _pending(pel[i]) if pel else {}
+                    got = {name: counts.get(name, 0) for name, last in lasts if at <= last}
+                    if got:
+                        recv[str(i)] = got
+                        if any(got.values()):
+                            self._add("inflight")
                 blob = fields.get(b"m")
                 if not isinstance(blob, bytes) or len(fields) != 1:
-                    meta["fields"] = {_s(k): _s(v) for k, v in fields.items() if k != b"m"}
+                    raw[str(i)] = {_s(k): _s(v) for k, v in fields.items() if k != b"m"}
                     blob = blob if isinstance(blob, bytes) else b""
-                self.writer.write("entry", meta, blob)
-                if any(c > 0 for c in received.values()):
-                    self._add("inflight")
+                lens.append(len(blob))
+                blobs.append(blob)
+            meta: dict[str, Any] = {"queue": queue, "part": part, "level": level, "sids": sids,
+                                    "lens": lens}
+            if recv:
+                meta["recv"] = recv
+            if raw:
+                meta["fields"] = raw
+            self.writer.write("entry", meta, b"".join(blobs), items=len(entries))
             self._add("entry", len(entries))
             self._tick(len(entries))
-            start = "(" + _s(entries[-1][0])
+            start = "(" + sids[-1]
 
     def _delayed(self, queue: str, part: str, key: str) -> None:
         client = self.mq.client
@@ -245,10 +260,11 @@ class _PartitionReader:
             members = client.zrange(key, at, at + self.page - 1, withscores=True)
             if not members:
                 return
-            for member, score in members:
-                self.writer.write("delayed", {"queue": queue, "part": part,
-                                              "level": int(member[:1]), "due": int(score)},
-                                  member[1:])
+            self.writer.write("delayed", {
+                "queue": queue, "part": part, "levels": [int(m[:1]) for m, _ in members],
+                "dues": [int(score) for _, score in members],
+                "lens": [len(m) - 1 for m, _ in members]},
+                b"".join(m[1:] for m, _ in members), items=len(members))
             self._add("delayed", len(members))
             self._tick(len(members))
             at += len(members)
@@ -260,12 +276,11 @@ class _PartitionReader:
             entries = client.xrange(key, start, "+", count=self.page)
             if not entries:
                 return
-            for sid, fields in entries:
-                blob = fields.get(b"m")
-                self.writer.write("dead", {
-                    "queue": queue, "part": part, "id": _s(sid),
-                    "fields": {_s(k): _s(v) for k, v in fields.items() if k != b"m"}},
-                    blob if isinstance(blob, bytes) else b"")
+            blobs = [f.get(b"m") if isinstance(f.get(b"m"), bytes) else b"" for _, f in entries]
+            self.writer.write("dead", {
+                "queue": queue, "part": part, "ids": [_s(sid) for sid, _ in entries],
+                "fields": [{_s(k): _s(v) for k, v in f.items() if k != b"m"} for _, f in entries],
+                "lens": [len(b) for b in blobs]}, b"".join(blobs), items=len(entries))
             self._add("dead", len(entries))
             self._tick(len(entries))
             start = "(" + _s(entries[-1][0])
@@ -276,7 +291,8 @@ class _PartitionReader:
             cursor, chunk = self.mq.client.hscan(key, cursor, count=self.page)
             if chunk:
                 self.writer.write("dedup", {"queue": queue, "part": part, "which": which,
-                                            "fields": {_s(k): _s(v) for k, v in chunk.items()}})
+                                            "fields": {_s(k): _s(v) for k, v in chunk.items()}},
+                                  items=len(chunk))
                 self._add("dedup", len(chunk))
             if not cursor:
                 return
@@ -356,11 +372,10 @@ def _pending(raw: Any) -> dict[str, int]:
     return out
 
 
-def _after(sid: str, last: str) -> bool:
-    """Stream id ``sid`` comes after ``last`` (not yet delivered to that group)."""
-    a, _, b = sid.partition("-")
-    c, _, d = last.partition("-")
-    return (int(a), int(b or 0)) > (int(c), int(d or 0))
+def _order(sid: str) -> tuple[int, int]:
+    """A stream id as a comparable pair."""
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _s(value: Any) -> str:

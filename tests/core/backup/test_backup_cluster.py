@@ -14,7 +14,7 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.audit.verify import verify_audit
-from phantom_notebook.core.backup.archive import ArchiveReader
+from phantom_notebook.core.backup.archive import PAGES, ArchiveReader
 from phantom_notebook.core.backup.keys import backup_key
 from phantom_notebook.core.config.settings import SecuritySettings
 from phantom_notebook.core.errors import Reject, Retry
@@ -60,10 +60,12 @@ def read_archive(path: Path, mq: pn.MessageQueue) -> tuple[dict[str, str], dict[
     archived: dict[str, str] = {}
     dead_reasons: dict[str, str] = {}
     for record in ArchiveReader(path, backup_key(mq.settings)).records():
-        if record.kind in ("entry", "delayed", "dead"):
-            mid = str(peek_header(record.blob).get("id"))
+        if record.kind not in PAGES:
+            continue
+        for i, blob in enumerate(record.envelopes()):
+            mid = str(peek_header(blob).get("id"))
             if record.kind == "dead":
-                dead_reasons[mid] = record.meta["fields"]["reason"]
+                dead_reasons[mid] = record.meta["fields"][i]["reason"]
             else:
                 assert mid not in archived, "a message archived twice"
                 archived[mid] = record.kind
