@@ -385,6 +385,11 @@ class Lane:
             with self.settler.cond:
                 self.stats.dead_lettered += result.dead_lettered
         deliveries = result.deliveries
+        if reclaim_ms and len(deliveries) >= budget and \
+                sum(d.delivery_count > 1 for d in deliveries) >= budget:
+            # the reclaim filled the batch: more stale deliveries wait (a crashed worker's
+            # prefetch, a restored backup's in-flight entries): reclaim again next fetch
+            self._last_reclaim = -1e9
         if result.probed:
             deliveries += self._read_levels(result.probed, budget - len(deliveries))
         return deliveries, result

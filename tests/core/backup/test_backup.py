@@ -388,3 +388,24 @@ def test_a_broadcast_queue_comes_back_with_each_groups_place(pair: Any, tmp_path
     assert sorted(int(p["times_delivered"]) for p in held if p["consumer"] == b"pn-restore") \
         == [1, 1]
     assert len(ids) == 10
+
+
+def test_many_restored_in_flight_messages_are_handed_out_at_once_not_a_batch_per_reclaim(
+        pair: Any, tmp_path: Path) -> None:
+    """300 in flight, workers fetching 20 at a time, a 30 s visibility timeout: without
+    reclaiming again while reclaims fill whole batches this took 15 x 7.5 s."""
+    source, target = pair
+    source.declare("ioc-busy", kind="fifo")
+    source.publish_batch("ioc-busy", [("ioc.raw", {"i": i}) for i in range(300)])
+    source.ensure_group("ioc-busy")
+    stream = source.queue_keys("ioc-busy").stream(2)
+    source.client.xreadgroup("workers", "crashed", {stream: ">"}, count=300)
+    source.backup(tmp_path / "busy.pnbk")
+    target.restore(tmp_path / "busy.pnbk")
+    got = Collector()
+    target.subscribe("ioc-busy", "*", got, prefetch_count=20)
+
+    with target.worker():
+        assert got.wait_for(300, timeout_s=20)
+
+    assert sorted(got.delivery_counts) == [2] * 300
