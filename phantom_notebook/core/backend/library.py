@@ -54,7 +54,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: shared parts, in the order they are defined (a part may use those before it)
-INCLUDES = ("metrics", "trace", "deadletter", "depth", "ids", "audit")
+INCLUDES = ("metrics", "trace", "deadletter", "depth", "ids", "xinfo", "audit")
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.M)
 
 

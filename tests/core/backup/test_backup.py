@@ -111,12 +111,18 @@ def test_every_state_comes_back_as_it_was(pair: Any, tmp_path: Path) -> None:
     assert restored.total("pending") == 2 and restored.total("as_ready") == 0
 
 
-def test_restored_in_flight_messages_are_delivered_once_counting_one_more_delivery(
-        pair: Any, tmp_path: Path) -> None:
+def seeded_and_restored(pair: Any, tmp_path: Path) -> tuple[pn.MessageQueue, Path]:
+    """The seeded source backed up to ``a.pnbk`` and restored once into the target."""
     source, target = pair
     seed(source)
     source.backup(tmp_path / "a.pnbk")
     target.restore(tmp_path / "a.pnbk")
+    return target, tmp_path / "a.pnbk"
+
+
+def test_restored_in_flight_messages_are_delivered_once_counting_one_more_delivery(
+        pair: Any, tmp_path: Path) -> None:
+    target, _ = seeded_and_restored(pair, tmp_path)
     target.declare("ioc-intel", visibility_timeout_s=0.2)
     got = Collector()
     target.subscribe("ioc-intel", "ioc.raw", got)
@@ -132,13 +138,10 @@ def test_restored_in_flight_messages_are_delivered_once_counting_one_more_delive
 
 def test_restoring_the_same_archive_twice_writes_nothing_the_second_time(
         pair: Any, tmp_path: Path) -> None:
-    source, target = pair
-    seed(source)
-    source.backup(tmp_path / "a.pnbk")
-    target.restore(tmp_path / "a.pnbk")
+    target, archive = seeded_and_restored(pair, tmp_path)
     once = target.stats("ioc-intel")[0]
 
-    again = target.restore(tmp_path / "a.pnbk")
+    again = target.restore(archive)
 
     assert again.messages == 0 and again.total("skipped") == 15
     twice = target.stats("ioc-intel")[0]

@@ -28,26 +28,19 @@ for that group, and is counted as "as_ready".
 Returns {written, skipped, pending restored, as_ready}.
 ]]
 --- @include "ids"
+--- @include "xinfo"
 local ledger_ttl = tonumber(ARGV[1])
 local holder, idle = ARGV[2], ARGV[3]
 local n = tonumber(ARGV[4])
 
-local function field(g, name)
-  if g[name] ~= nil then return g[name] end
-  for i = 1, #g, 2 do
-    if g[i] == name then return g[i + 1] end
-  end
-  return nil
-end
-
 -- the group's position when nothing is undelivered in the stream, else nil
 local function at_end(stream, group)
-  local ok, groups = pcall(call, 'XINFO', 'GROUPS', stream)
-  if not ok then return nil end
+  local groups = redis.pcall('XINFO', 'GROUPS', stream)
+  if groups.err then return nil end  -- no such stream
   local last = call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
   for _, g in ipairs(groups) do
-    if field(g, 'name') == group then
-      local pos = field(g, 'last-delivered-id')
+    if xinfo_field(g, 'name') == group then
+      local pos = xinfo_field(g, 'last-delivered-id')
       if #last == 0 or not newer(last[1][1], pos) then return pos end
       return nil
     end

@@ -18,6 +18,7 @@ returned / written here, not read from the copies (COPY of the groups is not por
 Returns {server time ms, copied flags for KEYS[1..8] (1/0), PTTL of KEYS[7], PTTL of
 KEYS[8], groups: level, name, last-delivered id, pending count, ...}.
 ]]
+--- @include "xinfo"
 local ttl = tonumber(ARGV[1])
 local t = call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,25 +30,16 @@ for i = 1, 8 do
 end
 call('DEL', KEYS[17])
 
--- XINFO GROUPS replies a flat field list per group (a map under RESP3 / some servers)
-local function field(g, name)
-  if g[name] ~= nil then return g[name] end
-  for i = 1, #g, 2 do
-    if g[i] == name then return g[i + 1] end
-  end
-  return nil
-end
-
 local groups = {}
 for level = 0, 3 do
   local stream = KEYS[level + 1]
   if copied[level + 1] == 1 then
     for _, g in ipairs(call('XINFO', 'GROUPS', stream)) do
-      local name = field(g, 'name')
-      local pending = tonumber(field(g, 'pending')) or 0
+      local name = xinfo_field(g, 'name')
+      local pending = tonumber(xinfo_field(g, 'pending')) or 0
       groups[#groups + 1] = level
       groups[#groups + 1] = name
-      groups[#groups + 1] = field(g, 'last-delivered-id')
+      groups[#groups + 1] = xinfo_field(g, 'last-delivered-id')
       groups[#groups + 1] = pending
       if pending > 0 then
         for _, p in ipairs(call('XPENDING', stream, name, '-', '+', pending)) do
