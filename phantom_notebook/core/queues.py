@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from .admin.controls import set_paused
 from .admin.dlq import DeadLetterQueue
 from .admin.partitions import PartitionedDeadLetterQueue, RepartitionReport, repartition
 from .admin.registry import QueueRegistry, ensure_group
@@ -222,6 +223,15 @@ class MessageQueue:
         if layout.partitioned:
             return PartitionedDeadLetterQueue(self, queue, layout.all)
         return DeadLetterQueue(self, queue)
+
+    def pause(self, queue: str, group: str | None = None) -> None:
+        """Stop consumers of ``queue`` (or of one ``group``) within one fetch cycle;
+        producers keep publishing. Needs ``manage``; audited."""
+        set_paused(self, queue, True, group)
+
+    def resume(self, queue: str, group: str | None = None) -> None:
+        """Let consumers of a paused ``queue`` (or ``group``) fetch again."""
+        set_paused(self, queue, False, group)
 
     def backup(self, output: str | Path, *, queues: str | Iterable[str] | None = None,
                audit: bool = False, **options: Any) -> BackupReport:

@@ -32,3 +32,18 @@ def record(message: Any, context: Any) -> None:
     if work_ms:
         threading.Event().wait(work_ms / 1000)  # simulated work
     _redis().rpush(f"{key}:done", tag)
+
+
+def concurrent(message: Any, context: Any) -> None:
+    """Like ``record``, and keep the most handlers running at once across every process
+    (``<key>:running`` now, ``<key>:most`` the maximum) and each completion's time."""
+    key = os.environ["PN_TEST_RECORD_KEY"]
+    r = _redis()
+    now = r.incr(f"{key}:running")
+    r.zadd(f"{key}:most", {"most": now}, gt=True)
+    work_ms = message.payload.get("work_ms", 0) if isinstance(message.payload, dict) else 0
+    if work_ms:
+        threading.Event().wait(work_ms / 1000)  # simulated work
+    r.decr(f"{key}:running")
+    sec, usec = r.time()
+    r.rpush(f"{key}:done", f"{message.id}:{sec * 1000 + usec // 1000}")

@@ -27,7 +27,7 @@ from . import library
 from .deploy import deploy, may_deploy
 from .keyspace import QueueKeys
 from .pinned import FALLBACK, PinnedConnection
-from .records import Delivery, FetchResult, PublishColumns, Settlement
+from .records import Delivery, FetchResult, FlowControl, PublishColumns, Settlement
 
 log = logging.getLogger("phantom_notebook.functions")
 
@@ -162,22 +162,31 @@ class Functions:
     def fetch(self, keys: QueueKeys, metrics_key: str, *, group: str, consumer: str, count: int,
               now_ms: int, reclaim_idle_ms: int, max_deliveries: int, levels: str,
               metrics_ttl_s: int, delete: bool, trace_cap: int = 0,
-              promote_limit: int = 1000, probe: bool = False) -> FetchResult:
-        """Promote due delayed messages, reclaim stale deliveries and read up to ``count``."""
-        flat, next_due, dead, probed = self.call("fetch", _lane_keys(keys, metrics_key), [
-            group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries, promote_limit,
-            metrics_ttl_s, levels, "1" if delete else "0", trace_cap, "1" if probe else "0"])
+              promote_limit: int = 1000, probe: bool = False,
+              flow: FlowControl | None = None, charge: int = 0) -> FetchResult:
+        """Promote due delayed messages, reclaim stale deliveries and read up to ``count``
+        (what pause, the rate limit and global concurrency allow: ``flow``; ``charge`` =
+        deliveries made outside this function since the last call)."""
+        f = flow or _NO_FLOW
+        flat, next_due, dead, probed, throttle, wait, granted = self.call(
+            "fetch", [*_lane_keys(keys, metrics_key), keys.meta, keys.limiter,
+                      keys.running(group)], [
+                group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
+                promote_limit, metrics_ttl_s, levels, "1" if delete else "0", trace_cap,
+                "1" if probe else "0", f.interval_us, f.tau_us, charge, f.max_running,
+                f.lease_ms, f.limiter])
         it = iter(flat)  # level, stream id, field list, delivery count, ...
         deliveries = [delivery(int(level), sid, fields, int(n))
                       for level, sid, fields, n in zip(it, it, it, it, strict=True)]
         it = iter(probed)
         return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead),
-                           [(int(level), int(n)) for level, n in zip(it, it, strict=True)])
+                           [(int(level), int(n)) for level, n in zip(it, it, strict=True)],
+                           int(throttle), int(wait), int(granted))
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, trace_cap: int = 0,
                consumer: str = "", audit: AuditSection | None = None,
-               seen: tuple[str, str] | None = None) -> Any:
+               seen: tuple[str, str] | None = None, track_running: bool = False) -> Any:
         """Ack, re-schedule and dead-letter a batch atomically; returns [acked, retried, dead]."""
         by_level: dict[int, list[str]] = {}
         for level, sid in batch.acks:
@@ -186,7 +195,8 @@ class Functions:
                 by_level[level] = [sid]
             else:
                 ids.append(sid)
-        argv: list[Any] = [group, "1" if delete else "0", now_ms, metrics_ttl_s, len(by_level)]
+        argv: list[Any] = [group, ("1" if delete else "0") + ("1" if track_running else "0"),
+                           now_ms, metrics_ttl_s, len(by_level)]
         for level, ids in by_level.items():
             argv.append(level)
             argv.append(len(ids))
@@ -206,7 +216,8 @@ class Functions:
         argv.append(len(batch.unclaims))
         argv += batch.unclaims
         seen = seen or seen_keys(keys, group, now_ms, 0)
-        return self.call("settle", [*_lane_keys(keys, metrics_key), *seen], argv, audit=audit)
+        return self.call("settle", [*_lane_keys(keys, metrics_key), *seen,
+                                    keys.running(group)], argv, audit=audit)
 
     def claim(self, keys: QueueKeys, group: str, now_ms: int, window_ms: int,
               fields: list[str], stream_ids: list[str]) -> list[int]:
@@ -261,6 +272,8 @@ def delivery(level: int, sid: Any, fields: Any, count: int) -> Delivery:
 def _bytes(value: Any) -> bytes:
     return value if type(value) is bytes else str(value).encode()
 
+
+_NO_FLOW = FlowControl(0, 0, 0, 0, "")
 
 # publish.lua's level digits: "0".."3" now, "4".."7" delayed (level + 4)
 _LEVEL = "0123"

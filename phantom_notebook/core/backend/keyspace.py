@@ -13,6 +13,8 @@ single Cluster slot::
     <prefix>:{<queue>}:audit:<user>  the audit stream of one ACL user's actions on the queue
     <prefix>:{<queue>}:bk:<token>:<i> a backup's snapshot copies (core/backup; TTL 1 h)
     <prefix>:{<queue>}:restored      restore ledger: archived records already written back
+    <prefix>:{<queue>}:sched         hash: name -> JSON spec of a schedule firing here
+    <prefix>:{<queue>}:fired         hash: schedule name -> last tick fired (ms)
     <prefix>:queues                  set of known queue names (registry; admins write it)
     <prefix>:hb:<user>               hash consumer -> heartbeat JSON of one ACL user's workers
     <prefix>:hb-users                set of the users with heartbeats (each adds its own name)
@@ -126,9 +128,31 @@ class QueueKeys:
         """The hash of archived records already restored here (restoring is idempotent)."""
         return f"{self.base}:restored"
 
+    @cached_property
+    def limiter(self) -> str:
+        """The hash of GCRA states of this queue's rate limits ("g:<group>" -> TAT us)."""
+        return f"{self.base}:limits"
+
+    def running(self, group: str) -> str:
+        """The zset of ``group``'s deliveries in flight ("<level>:<stream id>" -> lease
+        expiry ms), for global concurrency limits."""
+        return f"{self.base}:running:{group}"
+
     def processed(self, group: str) -> str:
         """The processed-set of a consumer group (idempotent-handler helper)."""
         return f"{self.base}:done:{group}"
+
+    @cached_property
+    def schedules(self) -> str:
+        """The hash of the recurring schedules firing into this queue (name -> JSON spec;
+        core/schedule). Per queue, so only roles managing the queue can write them."""
+        return f"{self.base}:sched"
+
+    @cached_property
+    def fired(self) -> str:
+        """The hash of the last tick each schedule fired here (name -> epoch ms), written
+        only by ``pn1_fire``: the atomic claim that fires a tick once."""
+        return f"{self.base}:fired"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..model.limits import FlowControl
+
 
 class Delivery(NamedTuple):
     """One stream entry handed to a lane: where it lives and how often it was delivered.
@@ -34,6 +36,12 @@ class FetchResult:
     dead_lettered: int
     #: with ``probe``: (level, undelivered entries) in priority order, for direct reads
     probed: list[tuple[int, int]] = field(default_factory=list)
+    #: why nothing was granted: 0 not throttled, 1 paused, 2 rate limited, 3 at the
+    #: global concurrency limit; ``wait_ms`` until the limiter grants again
+    throttle: int = 0
+    wait_ms: int = 0
+    #: deliveries the flow control allowed (-1: not reported); caps the direct reads
+    granted: int = -1
 
 
 class AckRecord(NamedTuple):
@@ -142,5 +150,5 @@ class PublishColumns:
                               None if tags is None else [tags[i] for i in index])
 
 
-__all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "PublishColumns",
-           "RetryRecord", "Settlement"]
+__all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "FlowControl",
+           "PublishColumns", "RetryRecord", "Settlement"]

@@ -180,6 +180,12 @@ class QueueSettings:
     durability_replicas: int = 1  # replicas that must acknowledge ("replicated" / "fsync")
     durability_timeout_s: float = 1.0  # WAIT / WAITAOF timeout; unconfirmed -> PublishError
     partitions: int = 1  # sub-queues spread over the cluster (core/partitions.py)
+    #: deliveries per period across every worker ("600/min", "10/s"; model/limits.py);
+    #: over the limit a message waits where it is, holding no worker
+    rate_limit: str | None = None
+    rate_limit_burst: int | None = None  # default: one second's worth (at least 1)
+    #: most deliveries in flight at once across every worker process and machine
+    max_in_flight_global: int | None = None
 
     def __post_init__(self) -> None:
         _choice("queue.kind", self.kind, QueueKind)
@@ -201,6 +207,17 @@ class QueueSettings:
         _positive("queue.max_deliveries", self.max_deliveries)
         _positive("queue.visibility_timeout_s", self.visibility_timeout_s)
         _positive("queue.max_payload_bytes", self.max_payload_bytes)
+        if self.rate_limit is not None:
+            from .rates import parse_rate
+
+            try:
+                parse_rate(self.rate_limit)
+            except ValueError as exc:
+                raise ConfigError("queue.rate_limit", str(exc)) from None
+        if self.rate_limit_burst is not None:
+            _positive("queue.rate_limit_burst", self.rate_limit_burst)
+        if self.max_in_flight_global is not None:
+            _positive("queue.max_in_flight_global", self.max_in_flight_global)
 
     def replace(self, **changes: Any) -> QueueSettings:
         """Return a copy with ``changes`` applied (validated like the original)."""

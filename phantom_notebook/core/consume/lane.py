@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
+from ..model.limits import flow_control
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
@@ -123,8 +124,25 @@ class Lane:
         self._only_sub = only if stock and only is not None and only.type_pattern == "*" \
             and only.filter is None and only.max_tlp is None else None
         self._tracing = self.settings.enable_tracing
-        # queues that delete what they settle read new entries directly (see _read_levels)
-        self._reader = None if self.broadcast else _raw_reader(mq.client)
+        # flow control (model/limits.py): rides in every fetch call
+        first = subs[0]
+        self.flow = flow_control(
+            first.rate_limit or self.settings.rate_limit,
+            first.rate_limit_burst or self.settings.rate_limit_burst,
+            first.max_in_flight_global or self.settings.max_in_flight_global,
+            group=self.group, lease_ms=self._vt_ms,
+            partitions=len(mq.layout(self.queue).active))
+        self.settler.track_running = bool(self.flow and self.flow.max_running)
+        #: deliveries made outside the fetch function (blocking reads, local retries),
+        #: charged to the rate limiter at the next fetch
+        self._charge = 0
+        #: why the last fetch got nothing (FetchResult.throttle: 1 paused, 2 rate, 3 global)
+        self.throttled = 0
+        self.fetch_cycles = 0  # fetch calls made (operators and tests watch it advance)
+        # queues that delete what they settle read new entries directly (see _read_levels);
+        # not under global concurrency: the fetch function must see every entry it leases
+        self._reader = None if self.broadcast or self.settler.track_running \
+            else _raw_reader(mq.client)
         # one batch ahead (see run): inline lanes that read directly, in half-prefetch
         # batches, when the worker has a core to spare for it (tuning.overlap_fits)
         ahead = overlap and self.inline and self._reader is not None and self.prefetch >= 2
@@ -360,6 +378,8 @@ class Lane:
                 if fields:
                     out.append(delivery(level, entry_id, fields, count + 1))
         self.settler.count_delivered(len(out))
+        if self.flow:
+            self._charge += len(out)
         return out
 
     def _reclaim_due(self) -> int:
@@ -373,18 +393,27 @@ class Lane:
         """Promote, reclaim and read what is ready now (never blocks)."""
         now = now_ms()
         qs = self.settings
-        result = self.mq.functions.fetch(
-            self.keys, metrics_key(self.keys, now), group=self.group,
-            consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim_ms,
-            max_deliveries=qs.max_deliveries, levels=self.levels,
-            metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
-            delete=not self.broadcast,
-            trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
-            probe=self._reader is not None)
+        charge, self._charge = self._charge, 0
+        try:
+            result = self.mq.functions.fetch(
+                self.keys, metrics_key(self.keys, now), group=self.group,
+                consumer=self.consumer, count=budget, now_ms=now, reclaim_idle_ms=reclaim_ms,
+                max_deliveries=qs.max_deliveries, levels=self.levels,
+                metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
+                delete=not self.broadcast,
+                trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
+                probe=self._reader is not None, flow=self.flow, charge=charge)
+        except BaseException:
+            self._charge += charge
+            raise
+        self.throttled = result.throttle
+        self.fetch_cycles += 1
         if result.dead_lettered:
             with self.settler.cond:
                 self.stats.dead_lettered += result.dead_lettered
         deliveries = result.deliveries
+        if result.granted >= 0:
+            budget = min(budget, result.granted)
         if reclaim_ms and len(deliveries) >= budget and \
                 sum(d.delivery_count > 1 for d in deliveries) >= budget:
             # the reclaim filled the batch: more stale deliveries wait (a crashed worker's
@@ -409,8 +438,15 @@ class Lane:
             if deliveries:
                 return deliveries
             next_due = result.next_due_ms
+            if result.throttle:
+                self._wait_throttled(result)
+                return []
         if self.inflight:
             self._wait_for_completion(0.01)
+            return []
+        if self.settler.track_running:
+            # a blocking read would hand out entries the running set does not lease
+            self._wait_for_completion(min(self.poll_ms, 50) / 1000)
             return []
         block = self.poll_ms
         if isinstance(next_due, int):
@@ -419,9 +455,20 @@ class Lane:
             block = min(block, max(retries[0].due_ms - now_ms(), 0))
         if block <= 0:
             return []
+        return self._block_read(budget, block)
+
+    def _wait_throttled(self, result: FetchResult) -> None:
+        """Nothing was granted: paused (look again in a poll), rate limited (until the
+        limiter grants again) or at global concurrency (until a settle frees a place)."""
+        wait_ms = {1: self.poll_ms, 2: result.wait_ms}.get(result.throttle, 50)
+        self._wait_for_completion(min(max(wait_ms, 1), self.poll_ms) / 1000)
+
+    def _block_read(self, budget: int, block: int) -> list[Delivery]:
+        """Block up to ``block`` ms for new entries (XREADGROUP BLOCK)."""
         streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
+        # rate limited: wait for one entry; the next fetch charges it to the limiter
         reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,
-                                          count=budget, block=block)
+                                          count=1 if self.flow else budget, block=block)
         out = []
         for stream, entries in reply or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
@@ -430,6 +477,8 @@ class Lane:
                 out.append(delivery(level, sid, fields, 1))
         out.sort(key=lambda d: d.level)
         self.settler.count_delivered(len(out))
+        if self.flow:
+            self._charge += len(out)
         return out
 
     def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
@@ -735,6 +784,10 @@ class Lane:
         pipe = self.mq.client.pipeline(transaction=False)
         for level, ids in by_level.items():
             pipe.xclaim(self.keys.stream(level), self.group, self.consumer, 0, ids, justid=True)
+        if self.settler.track_running:  # and the global concurrency leases with them
+            expiry = now_ms() + self._vt_ms
+            pipe.zadd(self.keys.running(self.group),
+                      {f"{d.level}:{d.stream_id}": expiry for d in deliveries}, xx=True)
         pipe.execute()
 
     def renew_old_leases(self, older_than_s: float) -> int:

@@ -65,6 +65,8 @@ class Settler:
         self.stats = stats
         self.breaker = breaker
         self.broadcast = broadcast
+        #: the lane's group counts running entries (global concurrency): settles free them
+        self.track_running = False
         self.tracing = settings.enable_tracing
         self.replay_window_ms = replay_window_ms(settings, mq.codec)
         #: stream id -> (delivery, monotonic time its handler started)
@@ -277,7 +279,8 @@ class Settler:
                 metrics_ttl_s=RETENTION_S if qs.enable_metrics else 0,
                 trace_cap=TRACE_MAX_ENTRIES if qs.enable_tracing else 0,
                 consumer=self.consumer, audit=self._audit(stream, batch),
-                seen=seen_keys(self.keys, self.group, now, self.replay_window_ms))
+                seen=seen_keys(self.keys, self.group, now, self.replay_window_ms),
+                track_running=self.track_running)
         except Exception:
             if audit is not None:
                 audit.failed(stream)

@@ -52,6 +52,10 @@ class Subscription:
     #: a delivery whose handler runs longer is failed (retried, then dead-lettered as
     #: "handler_timeout"); async handlers are cancelled. None: no limit
     handler_timeout_s: float | None = 300.0
+    #: flow control of this subscription's group (override the queue's settings)
+    rate_limit: str | None = None
+    rate_limit_burst: int | None = None
+    max_in_flight_global: int | None = None
     #: policies of the application's own (``Middleware`` subclasses), run on this
     #: subscription's lane after the stock integrity and TTL checks and before the retry
     #: policy and breaker, in the order given
@@ -65,7 +69,8 @@ class Subscription:
                **options: Any) -> Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
-                   "breaker", "max_tlp", "non_retryable", "handler_timeout_s", "middleware"}
+                   "breaker", "max_tlp", "non_retryable", "handler_timeout_s", "middleware",
+                   "rate_limit", "rate_limit_burst", "max_in_flight_global"}
         if not isinstance(type_pattern, str) or not type_pattern or len(type_pattern) > 200:
             raise ValidationError(f"type_pattern must be a glob of 1-200 characters such as "
                                   f"'ioc.*' or '*', got {type_pattern!r}")
@@ -95,6 +100,11 @@ class Subscription:
                 timeout, int | float) or not 0 < timeout < float("inf")):
             raise ValidationError(f"handler_timeout_s must be a positive number of seconds "
                                   f"or None, got {timeout!r}")
+        if sub.rate_limit is not None or sub.max_in_flight_global is not None:
+            from ..model.limits import flow_control
+
+            flow_control(sub.rate_limit, sub.rate_limit_burst, sub.max_in_flight_global,
+                         group=sub.group, lease_ms=1)  # validates
         if sub.max_concurrency > sub.prefetch_count:
             sub.prefetch_count = sub.max_concurrency
         if sub.max_tlp is not None:

@@ -24,6 +24,9 @@ class QueueStats:
     delayed: int
     dead: int
     by_priority: dict[str, int]
+    #: consumers stopped fetching (``mq.pause``): the whole queue, and single groups
+    paused: bool = False
+    paused_groups: tuple[str, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -36,7 +39,7 @@ def depth_of(mq: Deployment, names: list[str]) -> list[QueueStats]:
     pipe = mq.client.pipeline(transaction=False)
     for name in names:
         keys = mq.queue_keys(name)
-        pipe.hget(keys.meta, "kind")
+        pipe.hgetall(keys.meta)
         for stream in keys.streams:
             pipe.xlen(stream)
         for stream in keys.streams:
@@ -48,10 +51,15 @@ def depth_of(mq: Deployment, names: list[str]) -> list[QueueStats]:
     step = 3 + 2 * len(QueueKeys("", "x").streams)
     for i, name in enumerate(names):
         row = out[i * step:(i + 1) * step]
-        kind = row[0].decode() if isinstance(row[0], bytes) else "priority"
+        meta = row[0] if isinstance(row[0], dict) else {}
+        kind = meta.get(b"kind", b"priority").decode()
         lengths = [_int(x) for x in row[1:5]]
         groups = [g if isinstance(g, list) else [] for g in row[5:9]]
-        result.append(_stats(name, kind, lengths, groups, _int(row[9]), _int(row[10])))
+        stats = _stats(name, kind, lengths, groups, _int(row[9]), _int(row[10]))
+        paused_groups = tuple(sorted(k.decode()[7:] for k in meta
+                                     if k.startswith(b"paused:")))
+        result.append(dataclasses.replace(stats, paused=b"paused" in meta,
+                                          paused_groups=paused_groups))
     return result
 
 
@@ -63,7 +71,8 @@ def sum_stats(name: str, rows: list[QueueStats]) -> QueueStats:
     by = {level: sum(r.by_priority.get(level, 0) for r in rows) for level in rows[0].by_priority}
     return QueueStats(name, kinds[0] if kinds else "priority", sum(r.ready for r in rows),
                       sum(r.in_flight for r in rows), sum(r.delayed for r in rows),
-                      sum(r.dead for r in rows), by)
+                      sum(r.dead for r in rows), by, any(r.paused for r in rows),
+                      tuple(sorted({g for r in rows for g in r.paused_groups})))
 
 
 def _stats(name: str, kind: str, lengths: list[int], groups: list[list[dict[str, Any]]],

@@ -5,6 +5,9 @@ KEYS[5]     delayed zset
 KEYS[6]     dlq stream
 KEYS[7]     metrics hash (current bucket)
 KEYS[8]     trace stream
+KEYS[9]     the queue's meta hash ("paused" / "paused:<group>" stop deliveries)
+KEYS[10]    the limiter hash (field ARGV[18] -> GCRA theoretical arrival time, us)
+KEYS[11]    the group's running set (zset "<level>:<stream id>" -> lease expiry ms)
 
 ARGV[1]  group           ARGV[2]  consumer        ARGV[3]  count (max entries to return)
 ARGV[4]  now ms          ARGV[5]  reclaim idle ms (0 = do not reclaim this time)
@@ -17,6 +20,20 @@ ARGV[12] "1" = probe instead of reading new entries (queues that XDEL what they 
          they cover the count, for the caller to read with plain XREADGROUPs. Read inside
          Lua, every entry is converted RESP -> Lua -> RESP: ~2 us of server CPU per
          message, 3x a direct read.
+ARGV[13] rate limit: emission interval T in us (0 = no limit)
+ARGV[14] rate limit: burst tolerance tau in us (burst b: tau = (b - 1) * T)
+ARGV[15] deliveries the caller made outside this function since its last call (a
+         blocking read, local retries): charged to the limiter first
+ARGV[16] global concurrency: most deliveries in flight across every consumer (0 = off)
+ARGV[17] lease ms of a running entry (a crashed consumer's lease lapses)
+ARGV[18] the limiter's field ("g:<group>")
+
+Flow control (rides in this call: no extra round trip): a paused queue or group delivers
+nothing; GCRA (generic cell rate algorithm, Redis TIME so every machine shares one clock)
+grants at most floor((now + tau - TAT) / T) + 1 deliveries and advances TAT by T per
+delivery: over any window W at most W / T + b are handed out. Global concurrency grants
+what the running set has room for and adds every delivery to it (settle removes them).
+What is over a limit stays where it is — not failed, not retried, holding no worker.
 
 Strict priority: level 0 is drained (reclaims first, then new entries) before level 1.
 A reclaimed entry whose delivery count exceeds max deliveries is moved to the DLQ (reason
@@ -27,7 +44,9 @@ Runs under OOM (allow-oom): a full Redis must still hand out and dead-letter wha
 Returns { flat entries: level, stream id, the entry's field list (normally {"m", envelope};
           the client dead-letters anything else as decode_failed), delivery count, ...,
           next due ms of the delayed set (or -1), number dead-lettered here,
-          probed levels: level, undelivered count, ... (empty unless probing) }
+          probed levels: level, undelivered count, ... (empty unless probing),
+          throttle: 0 none, 1 paused, 2 rate limited, 3 at global concurrency,
+          wait ms until the limiter grants again (rate limited), deliveries granted }
 ]]
 --- @include "metrics"
 --- @include "trace"
@@ -43,6 +62,9 @@ local levels = ARGV[9]
 local delete = ARGV[10] == '1'
 local trace_cap = tonumber(ARGV[11])
 local probe = ARGV[12] == '1'
+local interval, tau = tonumber(ARGV[13]), tonumber(ARGV[14])
+local charge, max_running = tonumber(ARGV[15]), tonumber(ARGV[16])
+local lease_ms, limiter = tonumber(ARGV[17]), ARGV[18]
 local probed = {}
 local dead_items = {}
 
@@ -52,6 +74,45 @@ for _, member in ipairs(due) do
   local level = tonumber(string.sub(member, 1, 1))
   call('XADD', KEYS[level + 1], '*', 'm', string.sub(member, 2))
   call('ZREM', KEYS[5], member)
+end
+
+local function next_due_ms()
+  local first = call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  if first[2] then return tonumber(first[2]) end
+  return -1
+end
+
+-- flow control: paused, rate limit, global concurrency
+if call('HGET', KEYS[9], 'paused') or call('HGET', KEYS[9], 'paused:' .. group) then
+  return {{}, next_due_ms(), 0, {}, 1, 0, 0}
+end
+local throttle, wait = 0, 0
+local tat, clock = 0, 0
+if interval > 0 then
+  local t = call('TIME')
+  clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  tat = math.max(tonumber(call('HGET', KEYS[10], limiter) or 0), clock) + charge * interval
+  local n = math.floor((clock + tau - tat) / interval) + 1
+  if n < remaining then
+    remaining = math.max(n, 0)
+    if remaining == 0 then
+      throttle = 2
+      wait = math.ceil((tat - tau - clock) / 1000)
+    end
+  end
+end
+if max_running > 0 then
+  call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now)  -- leases of crashed consumers lapse
+  local room = max_running - call('ZCARD', KEYS[11])
+  if room < remaining then
+    remaining = math.max(room, 0)
+    if remaining == 0 and throttle == 0 then throttle = 3 end
+  end
+end
+local granted = remaining
+if granted == 0 then
+  if interval > 0 and charge > 0 then call('HSET', KEYS[10], limiter, tat) end
+  return {{}, next_due_ms(), 0, {}, throttle, wait, 0}
 end
 
 -- XREADGROUP replies {{stream, entries}} (nil when empty); the embedded fakeredis
@@ -124,7 +185,19 @@ count(KEYS[7], metrics_ttl, 'delivered', delivered)
 count(KEYS[7], metrics_ttl, 'dead_lettered', dead)
 trace(KEYS[8], trace_cap, 'dead_lettered', consumer, table.concat(dead_items, ';'))
 
-local next_due = -1
-local first = call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-if first[2] then next_due = tonumber(first[2]) end
-return {out, next_due, dead, probed}
+if interval > 0 then
+  -- charge what is handed out: read here, or about to be read by the caller (probed)
+  local taken = delivered
+  for i = 2, #probed, 2 do taken = taken + probed[i] end
+  taken = math.min(taken, granted)
+  if taken > 0 or charge > 0 then call('HSET', KEYS[10], limiter, tat + taken * interval) end
+end
+if max_running > 0 and delivered > 0 then
+  local leases, expiry = {}, now + lease_ms
+  for i = 1, #out, 4 do
+    leases[#leases + 1] = expiry
+    leases[#leases + 1] = out[i] .. ':' .. out[i + 1]
+  end
+  call('ZADD', KEYS[11], unpack(leases))
+end
+return {out, next_due_ms(), dead, probed, 0, 0, granted}

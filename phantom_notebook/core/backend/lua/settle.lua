@@ -7,10 +7,13 @@ KEYS[7]     metrics hash (current bucket)
 KEYS[8]     trace stream
 KEYS[9]     the group's seen hash of the current replay-window bucket (lua/claim.lua)
 KEYS[10]    the group's seen hash of the previous bucket
-KEYS[11]    the caller's audit stream, when audited (includes/audit.lua)
+KEYS[11]    the group's running set (global concurrency, see fetch.lua)
+KEYS[12]    the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  group
-ARGV[2]  "1" to XDEL settled entries (keeps XLEN = depth); "0" on broadcast streams
+ARGV[2]  two digits: "1" to XDEL settled entries (keeps XLEN = depth; "0" on broadcast
+         streams), then "1" when the group counts its running entries (global
+         concurrency): every entry settled here leaves KEYS[11]
 ARGV[3]  now ms
 ARGV[4]  metrics TTL s (0 = off)
 ARGV[5]  number of ack groups g, then g groups: level, count k, k stream ids (one XACK and
@@ -37,7 +40,8 @@ retried, dead}.
 --- @include "deadletter"
 --- @include "audit"
 local group = ARGV[1]
-local delete = ARGV[2] == '1'
+local delete = string.sub(ARGV[2], 1, 1) == '1'
+local track = string.sub(ARGV[2], 2, 2) == '1'
 local now = tonumber(ARGV[3])
 local metrics_ttl = tonumber(ARGV[4])
 
@@ -48,6 +52,7 @@ local function finish(level, sid)
   local stream = KEYS[tonumber(level) + 1]
   local n = call('XACK', stream, group, sid)
   if delete then call('XDEL', stream, sid) end
+  if track then call('ZREM', KEYS[11], level .. ':' .. sid) end
   return n
 end
 
@@ -55,13 +60,19 @@ local p = 5
 local groups = tonumber(ARGV[p]); p = p + 1
 local acked = 0
 for _ = 1, groups do
-  local stream, count_ = KEYS[tonumber(ARGV[p]) + 1], tonumber(ARGV[p + 1])
+  local level = ARGV[p]
+  local stream, count_ = KEYS[tonumber(level) + 1], tonumber(ARGV[p + 1])
   p = p + 2
   local last = p + count_ - 1
   while p <= last do
     local upto = math.min(p + 999, last)
     acked = acked + call('XACK', stream, group, unpack(ARGV, p, upto))
     if delete then call('XDEL', stream, unpack(ARGV, p, upto)) end
+    if track then
+      local leases = {}
+      for i = p, upto do leases[#leases + 1] = level .. ':' .. ARGV[i] end
+      call('ZREM', KEYS[11], unpack(leases))
+    end
     p = upto + 1
   end
 end
