@@ -30,6 +30,7 @@ LAYERS = (
     "phantom_notebook.core.consume",
     "phantom_notebook.core.admin",
     "phantom_notebook.core.backup",
+    "phantom_notebook.core.schedule",
     "phantom_notebook.core.queues",
     "phantom_notebook.core",
     "phantom_notebook.intel",

@@ -39,6 +39,9 @@ from .observe.depth import QueueStats, depth_of, queue_stats
 from .observe.health import HealthReport, HealthThresholds, check_health
 from .publish.batch import publish_batch
 from .publish.stream import publish_stream
+from .schedule import store as _schedules
+from .schedule.runner import Scheduler
+from .schedule.spec import Schedule
 from .security.access import AccessPolicy
 from .testing import wait_until
 
@@ -208,6 +211,47 @@ class MessageQueue:
     def worker(self, **options: Any) -> Worker:
         """A ``Worker`` running every subscription registered on this connection."""
         return Worker(self, self._subscriptions, **options)
+
+    # -- recurring schedules (core/schedule) --------------------------------------------------
+
+    def schedule(self, name: str, queue: str, type: str, payload: Any, *,  # noqa: A002
+                 cron: str | None = None, every: timedelta | float | str | None = None,
+                 tz: str | None = None, jitter: timedelta | float | str | None = None,
+                 catch_up: str = "none", grace: timedelta | float | str | None = None,
+                 priority: MessagePriority | int | str = MessagePriority.NORMAL,
+                 headers: Mapping[str, str] | None = None, tlp: str = "CLEAR",
+                 ttl_s: float | None = None) -> Schedule:
+        """Publish ``payload`` to ``queue`` on ``cron`` (in ``tz``) or ``every`` interval,
+        each tick exactly once however many schedulers run; ``catch_up`` ("none", "last",
+        "all") says what fires of the ticks missed while none ran. Adding an existing
+        name again replaces its spec. Needs ``manage``; audited. A ``Scheduler``
+        (``phantom-notebook scheduler``) fires the ticks."""
+        return _schedules.add_schedule(
+            self, name, queue, type, payload, cron=cron, every=every, tz=tz, jitter=jitter,
+            catch_up=catch_up, grace=grace, priority=priority, headers=headers, tlp=tlp,
+            ttl_s=ttl_s)
+
+    def schedules(self, queues: str | Iterable[str] | None = None) -> list[Schedule]:
+        """The schedules of the queues this connection may read, with their last and next
+        fire times."""
+        return _schedules.list_schedules(self, [queues] if isinstance(queues, str) else queues)
+
+    def unschedule(self, name: str, queue: str | None = None) -> bool:
+        """Remove a schedule (True when one was removed). Needs ``manage``; audited."""
+        return _schedules.remove_schedule(self, name, queue)
+
+    def pause_schedule(self, name: str, queue: str | None = None) -> Schedule:
+        """Stop a schedule firing; ticks while paused never fire. Needs ``manage``."""
+        return _schedules.set_paused(self, name, True, queue)
+
+    def resume_schedule(self, name: str, queue: str | None = None) -> Schedule:
+        """Let a paused schedule fire again, from its next tick. Needs ``manage``."""
+        return _schedules.set_paused(self, name, False, queue)
+
+    def scheduler(self, **options: Any) -> Scheduler:
+        """A ``Scheduler`` firing this deployment's schedules (``start()``/``stop()``,
+        ``run()``, ``run_once(now)``); options: ``queues``, ``refresh_s``."""
+        return Scheduler(self, **options)
 
     # -- reading state ------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "claim": ("allow-oom",),
     "snapshot": (),
     "restore": (),
+    "fire": (),
 }
 
 #: shared parts, in the order they are defined (a part may use those before it)
