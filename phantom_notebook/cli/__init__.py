@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis
 
 from .. import core
-from . import backup, dashboard, ops, queues, run, security
+from . import backup, dashboard, ops, queues, run, schedules, security
 from .run import child_command
 
 
@@ -68,6 +68,7 @@ def parser_of() -> argparse.ArgumentParser:
     ops.register(sub)
     dashboard.register(sub)
     backup.register(sub)
+    schedules.register(sub)
     return parser
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -106,7 +106,8 @@ def _ms(now: datetime | float | None) -> int:
 
 @public
 class Scheduler:
-    """Fires the schedules of one deployment (``queues``: names or globs to limit it to).
+    """Fires the schedules of one deployment (``queues``: names or globs to limit it to;
+    ``on_fired`` is called with each tick this scheduler fired).
 
     ``start()``/``stop()`` run it in a thread, ``run(stop)`` in the caller's, and
     ``run_once(now)`` fires what is due at ``now`` once (tests drive time with it). It
@@ -115,10 +116,12 @@ class Scheduler:
     """
 
     def __init__(self, mq: Deployment, *, queues: str | Iterable[str] | None = None,
-                 refresh_s: float = 5.0) -> None:
+                 refresh_s: float = 5.0,
+                 on_fired: Callable[[Fired], None] | None = None) -> None:
         self.mq = mq
         self.queues = queues
         self.refresh_s = refresh_s
+        self.on_fired = on_fired
         self.fired = 0  # ticks this scheduler fired
         self.lost = 0   # ticks another scheduler fired first
         self.errors = 0
@@ -241,6 +244,8 @@ class Scheduler:
                     log.info("%s", done)
                     out.append(done)
                     self.fired += 1
+                    if self.on_fired is not None:
+                        self.on_fired(done)
                 else:
                     self.lost += 1
             self._warned.pop(key, None)

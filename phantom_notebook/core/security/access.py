@@ -264,7 +264,10 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("consume", "+sadd", ("%W~{p}:hb-users",), "naming its heartbeat hash for readers"),
     ("subscribe", "+psubscribe +subscribe +unsubscribe +punsubscribe", ("&{p}:ps:{n}:*",),
      "pub/sub queues"),
-    ("manage", "+fcall", ("~{q}:*",), "pn1_replay, pn1_reseal, pn1_trim_broadcast"),
+    ("manage", "+fcall", ("~{q}:*",),
+     "pn1_replay, pn1_reseal, pn1_trim_broadcast, pn1_fire (a schedule's tick)"),
+    ("manage", "+hget +hset +hdel +hgetall", ("~{q}:sched", "~{q}:fired"),
+     "schedules: their specs; pn1_fire claims a tick (HGET + HSET of the last fired)"),
     ("manage", "+xrange +xrevrange +xread +xlen +xadd +xdel +xtrim +xsetid +xinfo|stream "
                "+xinfo|groups +xinfo|consumers +xgroup|create +xgroup|destroy +xgroup|setid "
                "+xgroup|delconsumer +xpending +xack +xclaim +xautoclaim +xreadgroup "
