@@ -91,7 +91,10 @@ def stats_table(rows: Sequence[QueueStats], console: Console | None = None) -> N
                          else "right")
     for r in rows:
         prio = " ".join(f"{k[0]}:{v}" for k, v in r.by_priority.items() if v)
-        table.add_row(r.queue, r.kind, f"{r.ready:,}", f"{r.in_flight:,}", f"{r.delayed:,}",
+        kind = f"{r.kind} (paused)" if r.paused else r.kind
+        if r.paused_groups:
+            kind += f" ({', '.join(r.paused_groups)} paused)"
+        table.add_row(r.queue, kind, f"{r.ready:,}", f"{r.in_flight:,}", f"{r.delayed:,}",
                       f"{r.dead:,}", prio or "-")
     if not rows:
         console.print("no queues yet")

@@ -1,4 +1,4 @@
-"""Queues from the command line: declare, publish, stats, repair."""
+"""Queues from the command line: declare, publish, stats, pause, resume, repair."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def register(sub: Any) -> None:
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=_stats)
 
+    for verb, text in (("pause", "Stop consumers of a queue (or one group) within one fetch "
+                                 "cycle; producers keep publishing. Needs manage; audited."),
+                       ("resume", "Let consumers of a paused queue (or group) fetch again.")):
+        p = command(sub, verb, text)
+        p.add_argument("queue")
+        p.add_argument("--group", default=None, help="only this consumer group")
+        p.set_defaults(func=_pause if verb == "pause" else _resume)
+
     repair = command(sub, "repair", "Find streams whose last id was pushed into the future "
                                     "(a raw XADD with an explicit id) and repair them, "
                                     "losing nothing. Exit 0 when nothing is damaged (or all "
@@ -66,6 +74,19 @@ def _declare(args: argparse.Namespace) -> int:
             mq.ensure_group(args.queue, group)
     print(f"declared {args.queue!r} ({qs.kind}, {qs.partitions} partition(s)); "
           f"groups: {', '.join(dict.fromkeys(groups)) or 'none'}")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    connect(args).pause(args.queue, group=args.group)
+    print(f"paused {args.queue!r}" + (f" for group {args.group!r}" if args.group else "")
+          + ": consumers stop within one fetch cycle; `phantom-notebook resume` undoes it")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    connect(args).resume(args.queue, group=args.group)
+    print(f"resumed {args.queue!r}" + (f" for group {args.group!r}" if args.group else ""))
     return 0
 
 

@@ -18,6 +18,7 @@ import redis
 from ..backend import library
 from ..backend.deploy import deployed_builds
 from .consumers import read_heartbeats
+from .depth import QueueStats
 from .integrity import dlq_losses, find_damage, registry_junk
 from .metrics import MetricsStore, merge
 
@@ -172,6 +173,8 @@ def check_health(mq: Deployment, queues: list[str] | None = None, window_s: floa
     store = MetricsStore(mq)
     for name in names:
         checks += _queue_checks(mq, store, name, stats[name].depth, window_s, t)
+        if stats[name].paused or stats[name].paused_groups:
+            checks.append(_paused(mq, store, stats[name], window_s))
     checks += _consumers(mq, t)
     checks.append(_backup_age(mq, t))
     checks += _integrity(mq, names)
@@ -211,6 +214,20 @@ def _integrity(mq: Deployment, names: list[str]) -> list[HealthCheck]:
         out.append(HealthCheck("queue registry", WARN, mq.keys.queues, f"{len(junk)} junk",
                                f"members that are not queue names are skipped: {shown}"))
     return out
+
+
+def _paused(mq: Deployment, store: MetricsStore, stats: QueueStats,
+            window_s: float) -> HealthCheck:
+    """A paused queue (or group) is OK while nothing waits; WARN while its backlog grows."""
+    m = merge((store.window(part, window_s) for part in mq.layout(stats.queue).all),
+              stats.queue)
+    published = m.count("published")
+    who = "paused" if stats.paused else f"{', '.join(stats.paused_groups)} paused"
+    growing = published > 0 and stats.depth > 0
+    return HealthCheck("paused", WARN if growing else OK, stats.queue, who,
+                       f"{stats.depth:,} waiting, {published:,} published in the last "
+                       f"{window_s:.0f} s" + ("; resume with `phantom-notebook resume "
+                                              f"{stats.queue}`" if growing else ""))
 
 
 def _backup_age(mq: Deployment, t: HealthThresholds) -> HealthCheck:

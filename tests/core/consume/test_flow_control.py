@@ -34,12 +34,15 @@ def test_pausing_stops_consumers_within_one_fetch_cycle_and_resuming_loses_nothi
         assert eventually(lambda: lane.fetch_cycles >= cycles + 2)  # it looked, twice
         assert len(got.envelopes) == 20  # producers kept publishing, nobody consumed
         assert mq.stats("ioc-feed")[0].paused and mq.stats("ioc-feed")[0].ready == 30
+        paused = {c.name: c for c in mq.health(["ioc-feed"]).checks}["paused"]
+        assert paused.status == "warn" and "30 waiting" in paused.message  # a growing backlog
 
         mq.resume("ioc-feed")
         assert got.wait_for(50)
 
     assert sorted(e.payload["i"] for e in got.envelopes) == list(range(50))
     assert not mq.stats("ioc-feed")[0].paused
+    assert "paused" not in {c.name for c in mq.health(["ioc-feed"]).checks}
 
 
 def test_pausing_one_group_of_a_broadcast_queue_leaves_the_other_group_running(
@@ -159,3 +162,28 @@ def test_global_concurrency_5_across_3_processes_is_never_exceeded(
     running = mq.client.zcard(mq.queue_keys("ioc-sandbox").running("workers"))
     assert running == 0  # every lease left the running set with its settle
 
+
+
+def test_pause_and_resume_from_the_command_line(redis_url: str, prefix: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    mq = pn.connect(redis_url, key_prefix=prefix)
+    mq.declare("ioc-feed", kind="fifo")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "phantom_notebook.cli", *args,
+                               "--redis-url", redis_url, "--key-prefix", prefix],
+                              capture_output=True, text=True, timeout=60, cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+
+    paused = cli("pause", "ioc-feed", "--group", "workers")
+    stats = cli("stats")
+    resumed = cli("resume", "ioc-feed", "--group", "workers")
+
+    assert paused.returncode == 0 and "consumers stop within one fetch cycle" in paused.stdout
+    assert "(workers paused)" in stats.stdout
+    assert resumed.returncode == 0 and mq.stats("ioc-feed")[0].paused_groups == ()
