@@ -54,13 +54,18 @@ def drain(url: str, role: str, procs: int, spec: dict[str, Any], n: int,
     return final
 
 
-def measure_ours(server: BenchServer, sizes: Sizes, profile: str, procs: int) -> dict[str, Any]:
+#: a rate limit far above what one process reaches: the limiter runs, never binds
+NON_BINDING = {"rate_limit": "10000000/s"}
+
+
+def measure_ours(server: BenchServer, sizes: Sizes, profile: str, procs: int,
+                 **overrides: Any) -> dict[str, Any]:
     """Fill, then drain with ``procs`` phantom_notebook workers."""
     server.flush()
     n = sizes.consume
     fill_s, header = fill_ours(server.url, profile, n)
     spec = {"prefix": PREFIX, "profile": profile, "queue": QUEUE, "prefetch": 500,
-            "overrides": UNBOUNDED}
+            "overrides": {**UNBOUNDED, **overrides}}
     t = drain(server.url, "ours-worker", procs, spec, n, sizes.worker_timeout_s)
     return {"rate": t.rate, "handled": t.count, "fill_s": fill_s,
             "drain_s": (t.last_ns - t.first_ns) / 1e9, "header": header}
@@ -109,7 +114,23 @@ def run(server: BenchServer, sizes: Sizes, profile: str) -> list[Result]:
         elif profile == "on":
             judge(res, ">= 100k msg/s", ours["rate"] >= 100_000)
         results.append(res)
+    results.append(limited(server, sizes, profile))
     return results
+
+
+def limited(server: BenchServer, sizes: Sizes, profile: str) -> Result:
+    """``consume.limited``: one worker with a rate limit that never binds, against the same
+    worker without one, measured alternately (the limiter's cost: a GCRA step per fetch)."""
+    with_limit, without = [], []
+    for _ in range(2):
+        without.append(measure_ours(server, sizes, profile, 1)["rate"])
+        with_limit.append(measure_ours(server, sizes, profile, 1, **NON_BINDING)["rate"])
+    res = Result("consume.limited", profile, "msg/s", max(with_limit), max(without),
+                 details={"messages": sizes.consume, "rate_limit": NON_BINDING["rate_limit"],
+                          "ours_runs": with_limit, "ceiling_runs": without,
+                          "ceiling": "the same worker without a rate limit"})
+    judge(res, ">= 0.95x without a limit", (res.ratio or 0) >= 0.95)
+    return res
 
 
 def end_to_end(results: list[Result]) -> float | None:
