@@ -214,9 +214,10 @@ def _one(mq: Deployment, name: str, queue: str | None, *,
 
 
 def _stored(mq: Deployment, queue: str) -> tuple[str, ...]:
-    """The stored (sub-)queues of ``queue`` whose fired hashes may hold its schedules."""
+    """The queue and its partitions (active and draining): the fired hashes that may hold
+    the ticks of its schedules."""
     layout = mq.layout(queue)
-    return layout.all if layout.partitioned else (queue,)
+    return (queue, *layout.all) if layout.partitioned else (queue,)
 
 
 def last_fired(mq: Deployment, specs: list[ScheduleSpec]) -> list[int]:
@@ -328,6 +329,10 @@ def fire(mq: Deployment, spec: ScheduleSpec, tick: int, floor: int,
         if audit is not None:
             audit.failed(stream)  # its entry was not appended: the next starts a new chain
         return FireResult(False, last)
+    if part != queue:
+        # a copy in the parent's slot (not atomic with the claim: a cluster cannot): the
+        # floor of the next fire after a repartition moved the schedule to a new partition
+        mq.client.hset(mq.queue_keys(queue).fired, spec.name, tick)
     if then is not None:
         check_waited(after, qs, queue)
     return FireResult(True, last, env.id)
