@@ -56,3 +56,7 @@ def fired(mq: pn.MessageQueue, queue: str) -> list[tuple[str, int]]:
 def ticks(mq: pn.MessageQueue, queue: str) -> list[int]:
     """The ticks fired into ``queue``, in order."""
     return [t for _, t in fired(mq, queue)]
+
+
+# the ACL fixtures (a server of our own with one user per built-in role)
+from tests.core.security.conftest import admin, connect_as, server, users  # noqa: E402, F401

@@ -20,13 +20,14 @@ ARGV[9]  trace item "<id>|<trace id>|1|schedule <name> tick <ms>"
 ARGV[10] the sealed envelope (built and sealed by the client, headers pn-schedule, pn-tick)
 then the audit section, and last its index (0 = not audited)
 
-The claim, the bound check, the audit entry and the write are one atomic step: of N
+The bound check, the claim, the audit entry and the write are one atomic step: of N
 schedulers calling with the same tick exactly one writes a message; the others (and any
 call for an older tick) get {0, last} and write nothing, not even their audit entry.
 
 Returns {1, tick} when the message was written, {0, last tick fired} when the tick was
 already fired (or is not newer than the floor). Errors "QUEUE_FULL <depth> <max>" (the tick
-is not claimed: a later call may still fire it) and "AUDIT_FAILED ..." (nothing written).
+is not claimed: a later call may still fire it) and "AUDIT_FAILED ..." (the claim is
+undone: nothing written).
 ]]
 --- @include "metrics"
 --- @include "trace"
@@ -39,10 +40,15 @@ if tick <= last or tick <= tonumber(ARGV[3]) then
 end
 local full = room(KEYS, KEYS[5], tonumber(ARGV[4]), 1)
 if full then return full end
+-- the claim is the first write: a caller whose ACL lacks it is refused before anything
+-- (its audit entry included) is written
+call('HSET', KEYS[6], name, ARGV[2])
 local metrics_ttl = tonumber(ARGV[5])
 local refused = audit_first(KEYS, ARGV, KEYS[7], metrics_ttl)
-if refused then return refused end
-call('HSET', KEYS[6], name, ARGV[2])
+if refused then
+  if last > 0 then call('HSET', KEYS[6], name, last) else call('HDEL', KEYS[6], name) end
+  return refused
+end
 call('XADD', KEYS[tonumber(ARGV[8]) + 1], '*', 'm', ARGV[10])
 count(KEYS[7], metrics_ttl, 'published', 1)
 trace(KEYS[8], tonumber(ARGV[6]), 'published', ARGV[7], ARGV[9])
