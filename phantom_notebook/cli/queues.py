@@ -51,6 +51,13 @@ def register(sub: Any) -> None:
         p.add_argument("--group", default=None, help="only this consumer group")
         p.set_defaults(func=_pause if verb == "pause" else _resume)
 
+    cancel = command(sub, "cancel", "Cancel a message by id: removed when it waits (ready, "
+                                    "delayed, retrying), asked to stop when in flight. "
+                                    "Needs manage; traced and audited.")
+    cancel.add_argument("queue")
+    cancel.add_argument("message_id")
+    cancel.set_defaults(func=_cancel)
+
     repair = command(sub, "repair", "Find streams whose last id was pushed into the future "
                                     "(a raw XADD with an explicit id) and repair them, "
                                     "losing nothing. Exit 0 when nothing is damaged (or all "
@@ -88,6 +95,17 @@ def _resume(args: argparse.Namespace) -> int:
     connect(args).resume(args.queue, group=args.group)
     print(f"resumed {args.queue!r}" + (f" for group {args.group!r}" if args.group else ""))
     return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    outcome = connect(args).cancel(args.queue, args.message_id)
+    said = {"cancelled": "cancelled: removed from the queue",
+            "cancelling": "in flight: its handler was asked to stop (context.cancelled); "
+                          "it will not be retried",
+            "not_found": "not found: not waiting in the queue (already handled, dead-lettered "
+                         "or never published)"}[outcome]
+    print(f"{args.message_id}: {said}")
+    return 0 if outcome != "not_found" else 1
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from .admin.cancel import cancel as cancel_message
 from .admin.controls import set_paused
 from .admin.dlq import DeadLetterQueue
 from .admin.partitions import PartitionedDeadLetterQueue, RepartitionReport, repartition
@@ -276,6 +277,12 @@ class MessageQueue:
     def resume(self, queue: str, group: str | None = None) -> None:
         """Let consumers of a paused ``queue`` (or ``group``) fetch again."""
         set_paused(self, queue, False, group)
+
+    def cancel(self, queue: str, message_id: str) -> str:
+        """Cancel a message: ``"cancelled"`` when it was waiting (ready, delayed,
+        retrying: removed), ``"cancelling"`` when in flight (its handler sees
+        ``context.cancelled``), ``"not_found"``. Needs ``manage``; traced and audited."""
+        return cancel_message(self, queue, message_id)
 
     def backup(self, output: str | Path, *, queues: str | Iterable[str] | None = None,
                audit: bool = False, **options: Any) -> BackupReport:

@@ -129,6 +129,11 @@ class QueueKeys:
         return f"{self.base}:restored"
 
     @cached_property
+    def cancels(self) -> str:
+        """The hash of in-flight messages asked to stop (message id -> ms; ``mq.cancel``)."""
+        return f"{self.base}:cancel"
+
+    @cached_property
     def limiter(self) -> str:
         """The hash of GCRA states of this queue's rate limits ("g:<group>" -> TAT us)."""
         return f"{self.base}:limits"

@@ -51,6 +51,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "claim": ("allow-oom",),
     "snapshot": (),
     "restore": (),
+    "cancel": (),
     "fire": (),
 }
 

@@ -38,7 +38,7 @@ class Outcome:
 class MessageContext:
     """Handed to every handler with the message: ack, nack, reject, extend the lease."""
 
-    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms")
+    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms", "_cancelled")
 
     def __init__(self, envelope: Envelope, delivery: Delivery, lane: LaneView,
                  received_ms: int | None = None) -> None:
@@ -47,6 +47,7 @@ class MessageContext:
         self._lane = lane
         self._outcome: Outcome | None = None
         self.received_ms = now_ms() if received_ms is None else received_ms
+        self._cancelled = False
 
     def __repr__(self) -> str:
         return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "
@@ -92,6 +93,13 @@ class MessageContext:
         if self._lane.broadcast:
             return max(self.envelope.attempt, self.delivery_count)
         return self.envelope.attempt
+
+    @property
+    def cancelled(self) -> bool:
+        """True once an operator cancelled this message while it ran (``mq.cancel``;
+        noticed within about half a second). A long handler should stop soon after;
+        whatever it settles then is acked, never retried."""
+        return self._cancelled
 
     @property
     def settled(self) -> bool:

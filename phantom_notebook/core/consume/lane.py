@@ -754,6 +754,19 @@ class Lane:
             self.settler.flush()  # the lane thread itself may be the one that is stuck
         return failed
 
+    def watch_cancels(self) -> int:
+        """Flag the running handlers whose messages were cancelled (``mq.cancel``): one
+        HMGET when sync handlers run (the worker's keeper calls it twice a second)."""
+        running = [ctx for _, _, ctx, _ in list(self._running.values()) if not ctx.cancelled]
+        if not running:
+            return 0
+        flags = self.mq.client.hmget(self.keys.cancels, [c.envelope.id for c in running])
+        hit = [c for c, flag in zip(running, flags, strict=True) if flag is not None]
+        for ctx in hit:
+            ctx._cancelled = True  # noqa: SLF001 - the lane owns its contexts
+            self.settler.count("cancelled")
+        return len(hit)
+
     def stuck(self) -> list[dict[str, object]]:
         """Handlers still running after their delivery timed out (for the heartbeat)."""
         return list(self.settler.stuck.values())
@@ -774,6 +787,8 @@ class Lane:
                 outcome = Outcome(Action.RETRY, reason="handler_error", error=error)
         for mw in self._after:
             outcome = mw.after_process(self, sub, env, ctx, error, outcome)
+        if ctx.cancelled and outcome.action in (Action.RETRY, Action.LEAVE):
+            outcome = Outcome(Action.ACK)  # cancelled by an operator: never again
         self.settler.settle(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
 
     def extend_leases(self, deliveries: list[Delivery]) -> None:

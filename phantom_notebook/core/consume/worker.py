@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("phantom_notebook.worker")
 
+#: how often running handlers learn that their message was cancelled (``mq.cancel``)
+CANCEL_CHECK_S = 0.5
 #: ``Worker.run``'s exit code when a lane cannot recover (a supervisor restarts the process)
 EXIT_LANE_FAILED = 3
 
@@ -250,8 +252,15 @@ class Worker:
                     if s.handler_timeout_s is not None]
         interval = max(min(vt / 3, 5.0, *(t / 4 for t in timeouts)), 0.05)
         last_trim = 0.0
-        while not self._stop.wait(interval):
+        last_keep = time.monotonic()
+        while not self._stop.wait(min(interval, CANCEL_CHECK_S)):
             try:
+                for lane in self.lanes:  # operators' cancels reach running handlers
+                    if isinstance(lane, Lane):
+                        lane.watch_cancels()
+                if time.monotonic() - last_keep < interval:
+                    continue
+                last_keep = time.monotonic()
                 for lane in self.lanes:
                     if isinstance(lane, Lane):
                         lane.expire_stuck()

@@ -253,6 +253,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("consume", "+hincrby +expire", ("~{q}:m:*",), "pn1_fetch, pn1_settle: metrics"),
     ("consume", "+hset", ("%W~{q}:breakers",), "circuit-breaker state"),
     ("consume", "+hget", ("%R~{q}:meta",), "pn1_fetch: paused queues and groups"),
+    ("consume", "+hmget", ("%R~{q}:cancel",), "running handlers learn of cancels"),
     ("consume", "+hget +hset", ("~{q}:limits",), "pn1_fetch: rate limits (GCRA state)"),
     ("consume", "+zadd +zrem +zremrangebyscore +zcard", ("~{q}:running:*",),
      "pn1_fetch, pn1_settle, lease renewal: global concurrency"),
