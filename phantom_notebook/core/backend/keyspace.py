@@ -138,6 +138,11 @@ class QueueKeys:
         """The hash of GCRA states of this queue's rate limits ("g:<group>" -> TAT us)."""
         return f"{self.base}:limits"
 
+    @cached_property
+    def reservations(self) -> str:
+        """The hash of rate-limit slots given to deferred messages ("<id>:<attempt>" -> us)."""
+        return f"{self.base}:reserved"
+
     def running(self, group: str) -> str:
         """The zset of ``group``'s deliveries in flight ("<level>:<stream id>" -> lease
         expiry ms), for global concurrency limits."""

@@ -52,6 +52,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "snapshot": (),
     "restore": (),
     "cancel": (),
+    "throttle": (),
     "fire": (),
 }
 

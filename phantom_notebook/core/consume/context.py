@@ -23,6 +23,7 @@ class Action(StrEnum):
     DROP = "drop"        # acked without handling (expired with expired_action="drop")
     RELEASE = "release"  # handed back untouched, no attempt used (breaker opened)
     LEAVE = "leave"      # stays pending until reclaimed after the visibility timeout
+    DEFER = "defer"      # over its key's rate limit: waits ``delay_s`` untouched (no attempt)
 
 
 @dataclass

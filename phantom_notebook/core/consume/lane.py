@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
-from ..model.limits import flow_control
+from ..model.limits import flow_control, parse_rate
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
@@ -133,6 +133,10 @@ class Lane:
             group=self.group, lease_ms=self._vt_ms,
             partitions=len(mq.layout(self.queue).active))
         self.settler.track_running = bool(self.flow and self.flow.max_running)
+        #: subscriptions with per-key rate limits (``_throttle_keys``)
+        self._keyed = any(s.rate_limit_key is not None for s in subs)
+        self._key_rates: dict[str, tuple[float, float]] = {}
+        self._partitions = len(mq.layout(self.queue).active)
         #: deliveries made outside the fetch function (blocking reads, local retries),
         #: charged to the rate limiter at the next fetch
         self._charge = 0
@@ -520,6 +524,8 @@ class Lane:
         """
         received = now_ms()
         runnable, delivered = self._prepare(deliveries, received)
+        if self._keyed:
+            runnable = self._throttle_keys(runnable)
         started = time.monotonic()
         self.settler.add_delivered_items(delivered)
         with self.settler.cond:
@@ -584,6 +590,47 @@ class Lane:
                 continue
             runnable.append((sub, env, ctx))
         return runnable, delivered or []
+
+    def _throttle_keys(self, runnable: list[tuple[Subscription, Envelope, MessageContext]]
+                       ) -> list[tuple[Subscription, Envelope, MessageContext]]:
+        """Per-key rate limits: one ``throttle`` call for the batch; a delivery over its
+        key's limit is deferred, untouched, to its reserved slot (no attempt used)."""
+        checks: list[tuple[int, str, tuple[float, float], str]] = []
+        for i, (sub, env, _) in enumerate(runnable):
+            if sub.rate_limit_key is None:
+                continue
+            try:
+                key = sub.rate_limit_key(env)
+            except Exception as exc:  # noqa: BLE001 - a key function's bug must not stop us
+                log.warning("rate_limit_key of %s failed on %s: %s", sub.queue, env.id, exc)
+                continue
+            rate = sub.key_limits.get(key, sub.default_key_limit) if key is not None else None
+            if rate is not None:
+                checks.append((i, f"k:{self.group}:{key}", self._key_rate(rate),
+                               f"{env.id}:{env.attempt}"))
+        if not checks:
+            return runnable
+        args: list[Any] = [24 * 3600 * 1000, len(checks)]
+        for _, field, (interval, tau), reservation in checks:
+            args += [field, interval, tau, reservation]
+        waits = self.mq.functions.call("throttle", [self.keys.limiter, self.keys.reservations],
+                                       args)
+        deferred = {i: int(w) for (i, *_), w in zip(checks, waits, strict=True) if int(w) > 0}
+        if not deferred:
+            return runnable
+        for i, wait in deferred.items():
+            _, env, ctx = runnable[i]
+            self.settler.settle(ctx.delivery, Outcome(Action.DEFER, delay_s=wait / 1000,
+                                                      reason="rate_limited"), env)
+        return [r for i, r in enumerate(runnable) if i not in deferred]
+
+    def _key_rate(self, rate: str) -> tuple[float, float]:
+        """(T, tau) in us of a per-key rate (burst 1: a key's slots are spaced evenly)."""
+        cached = self._key_rates.get(rate)
+        if cached is None:
+            count, period = parse_rate(rate)
+            cached = self._key_rates[rate] = (period * 1e6 / count * self._partitions, 0.0)
+        return cached
 
     def _replays(self, opened: list[tuple[Delivery, Envelope]], now: int) -> set[int]:
         """Indexes of ``opened`` that are replays of messages this group was handed already

@@ -176,12 +176,10 @@ class Settler:
                 batch.count("expired")
             if action in (Action.ACK, Action.DROP):
                 batch.acks.append(AckRecord(d.level, d.stream_id))
-            elif action in (Action.RETRY, Action.RELEASE) and self.broadcast:
+            elif action in (Action.RETRY, Action.RELEASE, Action.DEFER) and self.broadcast:
                 self._retry_locally(batch, d, outcome, now)
-            elif action == Action.RELEASE:
-                batch.retries.append(RetryRecord(d.level, d.stream_id, 0, d.raw))
-                if env is not None:  # added again under a new stream id: not a replay then
-                    batch.unclaims.append(f"{env.id}:{env.attempt}")
+            elif action in (Action.RELEASE, Action.DEFER):
+                self._hand_back(batch, d, outcome, env, now)
             elif action == Action.RETRY and env is not None:
                 batch.retries.append(self._retry(d, outcome, env, now))
             elif action == Action.DEAD:
@@ -190,6 +188,18 @@ class Settler:
                     batch.count("failed")
             # Action.LEAVE: stays pending until reclaimed after the visibility timeout
             self.cond.notify_all()
+
+    def _hand_back(self, batch: Settlement, d: Delivery, outcome: Outcome,
+                   env: Envelope | None, now: int) -> None:
+        """Untouched back into the queue: now (breaker open), or at its rate-limit slot."""
+        deferred = outcome.action == Action.DEFER
+        due = now + int((outcome.delay_s or 0) * 1000) if deferred else 0
+        batch.retries.append(RetryRecord(d.level, d.stream_id, due, d.raw))
+        if deferred:  # the settle function counts it as a retry
+            batch.count("retried", -1)
+            batch.count("rate_limited")
+        if env is not None:  # added again under a new stream id: not a replay then
+            batch.unclaims.append(f"{env.id}:{env.attempt}")
 
     def time_out(self, d: Delivery, outcome: Outcome, env: Envelope,
                  info: dict[str, object]) -> None:
@@ -218,7 +228,7 @@ class Settler:
 
     def _retry_locally(self, batch: Settlement, d: Delivery, outcome: Outcome,
                        now: int) -> None:
-        delay_s = outcome.delay_s if outcome.action == Action.RETRY else \
+        delay_s = outcome.delay_s if outcome.action in (Action.RETRY, Action.DEFER) else \
             self.breaker.settings.recovery_timeout_s
         due = now + int((delay_s or 0) * 1000)
         heapq.heappush(self.local_retries,
@@ -354,6 +364,7 @@ def _fields_text(d: Delivery) -> bytes:
 
 _WAIT, _PROC, _E2E = (LATENCY_FIELDS[k] for k in ("wait", "proc", "e2e"))
 _EVENT = {Action.ACK: "acked", Action.RETRY: "retried", Action.DEAD: "dead_lettered",
+          Action.DEFER: "rate_limited",
           Action.RELEASE: "released", Action.DROP: ""}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,11 @@ class Subscription:
     rate_limit: str | None = None
     rate_limit_burst: int | None = None
     max_in_flight_global: int | None = None
+    #: per-key limits: ``rate_limit_key(envelope)`` names a bucket (e.g. the provider API
+    #: key in a header); ``key_limits`` its rate, ``default_key_limit`` for other keys
+    rate_limit_key: Callable[[Envelope], str | None] | None = None
+    key_limits: Mapping[str, str] = field(default_factory=dict)
+    default_key_limit: str | None = None
     #: policies of the application's own (``Middleware`` subclasses), run on this
     #: subscription's lane after the stock integrity and TTL checks and before the retry
     #: policy and breaker, in the order given
@@ -70,7 +75,8 @@ class Subscription:
         """Validate options and build a subscription (raises ``ValidationError``)."""
         allowed = {"auto_ack", "prefetch_count", "max_concurrency", "filter", "group", "retry",
                    "breaker", "max_tlp", "non_retryable", "handler_timeout_s", "middleware",
-                   "rate_limit", "rate_limit_burst", "max_in_flight_global"}
+                   "rate_limit", "rate_limit_burst", "max_in_flight_global",
+                   "rate_limit_key", "key_limits", "default_key_limit"}
         if not isinstance(type_pattern, str) or not type_pattern or len(type_pattern) > 200:
             raise ValidationError(f"type_pattern must be a glob of 1-200 characters such as "
                                   f"'ioc.*' or '*', got {type_pattern!r}")
@@ -100,11 +106,7 @@ class Subscription:
                 timeout, int | float) or not 0 < timeout < float("inf")):
             raise ValidationError(f"handler_timeout_s must be a positive number of seconds "
                                   f"or None, got {timeout!r}")
-        if sub.rate_limit is not None or sub.max_in_flight_global is not None:
-            from ..model.limits import flow_control
-
-            flow_control(sub.rate_limit, sub.rate_limit_burst, sub.max_in_flight_global,
-                         group=sub.group, lease_ms=1)  # validates
+        _check_limits(sub)
         if sub.max_concurrency > sub.prefetch_count:
             sub.prefetch_count = sub.max_concurrency
         if sub.max_tlp is not None:
@@ -160,3 +162,21 @@ def _adapt(handler: Any) -> tuple[Callable[..., Any], bool]:
 def _handler_name(handler: Any) -> str:
     name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(name))[:64]
+
+
+def _check_limits(sub: Subscription) -> None:
+    """Validate a subscription's flow-control options (``ValidationError`` naming them)."""
+    from ..config.rates import parse_rate
+    from ..model.limits import flow_control
+
+    if sub.rate_limit is not None or sub.max_in_flight_global is not None:
+        flow_control(sub.rate_limit, sub.rate_limit_burst, sub.max_in_flight_global,
+                     group=sub.group, lease_ms=1)
+    if sub.rate_limit_key is not None and not callable(sub.rate_limit_key):
+        raise ValidationError("rate_limit_key must be a function of the message (e.g. "
+                              "lambda m: m.headers.get('provider'))")
+    if (sub.key_limits or sub.default_key_limit) and sub.rate_limit_key is None:
+        raise ValidationError("key_limits / default_key_limit need rate_limit_key")
+    for rate in [*dict(sub.key_limits).values(), sub.default_key_limit]:
+        if rate is not None:
+            parse_rate(rate)

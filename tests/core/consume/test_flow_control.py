@@ -187,3 +187,37 @@ def test_pause_and_resume_from_the_command_line(redis_url: str, prefix: str) -> 
     assert paused.returncode == 0 and "consumers stop within one fetch cycle" in paused.stdout
     assert "(workers paused)" in stats.stdout
     assert resumed.returncode == 0 and mq.stats("ioc-feed")[0].paused_groups == ()
+
+
+def test_two_provider_keys_each_hold_their_own_rate_across_two_workers(
+        mq: pn.MessageQueue) -> None:
+    """One bucket per enrichment provider's API key: vt 5/s, shodan 2/s, both workers."""
+    mq.declare("ioc-enrich", kind="fifo")
+    mq.publish_batch("ioc-enrich", [
+        pn.Message("ioc.raw", {"i": i}, headers={"provider": "vt" if i % 2 else "shodan"})
+        for i in range(80)])
+    got = Collector()
+    options: dict[str, object] = {
+        "rate_limit_key": lambda m: m.headers.get("provider"),
+        "key_limits": {"vt": "5/s", "shodan": "2/s"}, "prefetch_count": 20}
+    other = pn.connect(None if mq.embedded else mq.settings.redis.url,
+                       key_prefix=mq.keys.prefix, settings=mq.settings) if not mq.embedded \
+        else mq
+    mq.subscribe("ioc-enrich", "*", got, **options)
+    if other is not mq:
+        other.subscribe("ioc-enrich", "*", got, **options)
+
+    with mq.worker(), other.worker():
+        assert eventually(lambda: sum(e.headers["provider"] == "shodan"
+                                      for e in got.envelopes) >= 9, timeout_s=20)
+    by_key: dict[str, list[float]] = {"vt": [], "shodan": []}
+    for env, at in zip(got.envelopes, got.received_ms, strict=True):
+        by_key[env.headers["provider"]].append(at)
+    rates = {}
+    for key, times in by_key.items():
+        times.sort()
+        rates[key] = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
+    print(f"\nper-key rates: {rates}")
+    assert 4.0 <= rates["vt"] <= 5.6 and 1.6 <= rates["shodan"] <= 2.3
+    assert all(e.attempt == 1 for e in got.envelopes)  # deferred, never retried
+    assert mq.stats("ioc-enrich")[0].dead == 0
