@@ -71,8 +71,8 @@ class Fired:
         return datetime.fromtimestamp(self.tick / 1000, UTC)
 
     def __str__(self) -> str:
-        return (f"fired {self.name} tick {self.tick_time:%Y-%m-%d %H:%M:%S} UTC -> "
-                f"{self.queue} ({self.message_id})")
+        return (f"fired {self.name} tick {self.tick} ({self.tick_time:%Y-%m-%d %H:%M:%S} "
+                f"UTC) -> {self.queue} {self.message_id}")
 
 
 def plan(spec: ScheduleSpec, last_ms: int, now: int) -> list[int]:
