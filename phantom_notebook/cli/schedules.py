@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .. import core
+from ..core.admin.registry import select_queues
 from ..core.schedule.runner import Scheduler
 from ..core.schedule.spec import CATCH_UP, Schedule
 from .common import add_connection, command, connect, print_help
@@ -79,7 +80,7 @@ def register(sub: Any) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     mq = connect(args)
-    found = mq.schedules(args.queues.split(",") if args.queues else None)
+    found = mq.schedules(select_queues(mq.queues(), args.queues) if args.queues else None)
     if args.json:
         for s in found:
             print(orjson.dumps(_as_dict(s)).decode())
