@@ -44,6 +44,7 @@ from ..core.observe.metrics import (
     BOUNDS_MS,
     BUCKET_S,
     COUNTERS,
+    FLOW_EVENTS,
     LATENCY_KINDS,
     MetricsBucket,
     MetricsStore,
@@ -133,9 +134,14 @@ class PhantomCollector(Collector):
         names = self.queues if self.queues is not None else self.mq.queues()
         depth = GaugeMetricFamily("phantom_queue_depth", "Messages per queue and state",
                                   labels=["queue", "state"])
+        paused = GaugeMetricFamily("phantom_queue_paused", "1 when consumers of the queue (or "
+                                   "of a group: group label) are paused", labels=["queue", "group"])
         for s in self.mq.stats(names):
             for state in STATES:
                 depth.add_metric([s.queue, state], getattr(s, state))
+            paused.add_metric([s.queue, ""], 1.0 if s.paused else 0.0)
+            for group in s.paused_groups:
+                paused.add_metric([s.queue, group], 1.0)
         messages = CounterMetricFamily(
             "phantom_messages", "Lifecycle events per queue, from the metric buckets in Redis",
             labels=["queue", "event"])
@@ -147,7 +153,7 @@ class PhantomCollector(Collector):
                                      labels=["queue", "lane"])
         for name in names:
             total = self.totals(name)
-            for event in COUNTERS:
+            for event in (*COUNTERS, *FLOW_EVENTS):
                 messages.add_metric([name, event], total.count(event))
             for kind in LATENCY_KINDS:
                 buckets, sum_s = _histogram(total.histograms.get(kind, {}), self.bounds)
@@ -155,7 +161,7 @@ class PhantomCollector(Collector):
             for lane, breaker in sorted(self.mq.breakers(name).items()):
                 is_open = breaker.get("state") == "open"
                 breakers.add_metric([name, lane], 1.0 if is_open else 0.0)
-        out: list[Metric] = [depth, messages, latency, breakers, self._consumers()]
+        out: list[Metric] = [depth, paused, messages, latency, breakers, self._consumers()]
         if self.include_health:
             out += self._health(names)
         return out

@@ -16,6 +16,7 @@ import phantom_notebook as pn
 from phantom_notebook.core.observe.metrics import BOUNDS_MS
 from phantom_notebook.notebook.prometheus import PhantomCollector, serve
 from tests.notebook.conftest import Workload
+from tests.support.collect import eventually
 
 
 @pytest.fixture
@@ -124,3 +125,24 @@ def test_a_scrape_answers_with_up_0_when_redis_cannot_be_read(
     names = {m.name: m for m in collector.collect()}
     assert set(names) == {"phantom_up", "phantom_scrape_duration_seconds"}
     assert names["phantom_up"].samples[0].value == 0
+
+
+def test_paused_queues_limited_fetches_and_cancels_are_exported(
+        mq: pn.MessageQueue, exporter: str) -> None:
+    mq.declare("ioc-gated", kind="fifo", rate_limit="1/min")
+    ids = [mq.publish("ioc-gated", "ioc.raw", {"i": i}) for i in range(3)]
+    mq.subscribe("ioc-gated", "*", lambda m, c: None)
+    with mq.worker() as worker:
+        [lane] = [x for x in worker.lanes if getattr(x, "throttled", None) is not None]
+        assert eventually(lambda: lane.throttled == 2)  # one delivered, the rest wait
+    assert mq.cancel("ioc-gated", ids[2]) == "cancelled"
+    mq.pause("ioc-gated", group="workers")
+
+    families = scrape(exporter)
+
+    messages = families["phantom_messages"]
+    assert value(messages, queue="ioc-gated", event="throttled") >= 1
+    assert value(messages, queue="ioc-gated", event="cancelled") == 1
+    paused = families["phantom_queue_paused"]
+    assert value(paused, queue="ioc-gated", group="workers") == 1
+    assert value(paused, queue="ioc-gated", group="") == 0

@@ -29,6 +29,9 @@ BUCKET_S = 10
 RETENTION_S = 24 * 3600
 COUNTERS = ("published", "delivered", "acked", "retried", "failed", "dead_lettered", "expired",
             "deduplicated", "replayed")
+#: flow control's events (exported; not DataFrame columns): fetches that found a limit
+#: binding ("throttled"), deliveries deferred to a key's slot, messages cancelled
+FLOW_EVENTS = ("throttled", "rate_limited", "cancelled")
 LATENCY_KINDS = ("wait", "proc", "e2e")
 _GROWTH = 1.2
 _FIRST_MS = 0.05

@@ -112,6 +112,7 @@ end
 local granted = remaining
 if granted == 0 then
   if interval > 0 and charge > 0 then call('HSET', KEYS[10], limiter, tat) end
+  if throttle > 0 then count(KEYS[7], metrics_ttl, 'throttled', 1) end  -- waiting for a limit
   return {{}, next_due_ms(), 0, {}, throttle, wait, 0}
 end
 
