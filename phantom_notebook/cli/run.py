@@ -31,6 +31,8 @@ def register(sub: Any) -> None:
     worker.add_argument("--grace", type=float, default=30.0,
                         help="seconds to finish in-flight work on SIGTERM")
     worker.add_argument("--name", default=None, help="consumer name (default: host-pid-rand)")
+    worker.add_argument("--drain", action="store_true",
+                        help="exit 0 once the queues hold nothing ready or in flight")
     worker.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
                         help="work one batch ahead on a spare core (default: when the "
                              "worker processes leave one)")
@@ -74,7 +76,8 @@ def _worker(args: argparse.Namespace) -> int:
         mq.subscribe(args.queue, args.type, obj, **options)
     else:
         obj(mq)
-    worker = mq.worker(name=args.name, grace_s=args.grace, overlap=args.overlap)
+    worker = mq.worker(name=args.name, grace_s=args.grace, overlap=args.overlap,
+                       drain=args.drain)
     print(f"worker {worker.consumer} consuming {sorted({s.queue for s in worker.subscriptions})}"
           f" on {mq!r}", flush=True)
     return int(worker.run())

@@ -74,8 +74,11 @@ class Worker:
 
     def __init__(self, mq: Deployment, subscriptions: Iterable[Subscription], *,
                  name: str | None = None, grace_s: float = 30.0, poll_ms: int = 25,
-                 priority_latency_ms: float = 2.0, overlap: bool | None = None) -> None:
+                 priority_latency_ms: float = 2.0, overlap: bool | None = None,
+                 drain: bool = False) -> None:
         self.mq = mq
+        #: stop once the queues hold nothing ready or in flight (``run`` returns then)
+        self.drain = drain
         self.priority_latency_ms = priority_latency_ms
         # work one batch ahead when a core is spare (None: this process alone on the host)
         self.overlap = overlap_fits() if overlap is None else overlap
@@ -224,8 +227,20 @@ class Worker:
                           len(failed), "; ".join(failed))
                 code = EXIT_LANE_FAILED
                 break
+            if self.drain and self.drained():
+                log.info("worker %s: the backlog is empty, stopping (drain)", self.consumer)
+                break
         self.stop()
         return code
+
+    def drained(self) -> bool:
+        """Nothing ready or in flight in any of this worker's queues, nothing running here
+        (delayed messages not yet due do not hold a draining worker)."""
+        if any(lane.inflight for lane in self.lanes if isinstance(lane, Lane)):
+            return False
+        queues = sorted({s.queue for s in self.subscriptions
+                         if self.mq.declare(s.queue).kind != "pubsub"})
+        return all(s.ready == 0 and s.in_flight == 0 for s in self.mq.stats(queues))
 
     def failures(self) -> list[str]:
         """Why lanes stopped for good (a lane whose thread ended while the worker runs)."""

@@ -221,3 +221,15 @@ def test_two_provider_keys_each_hold_their_own_rate_across_two_workers(
     assert 4.0 <= rates["vt"] <= 5.6 and 1.6 <= rates["shodan"] <= 2.3
     assert all(e.attempt == 1 for e in got.envelopes)  # deferred, never retried
     assert mq.stats("ioc-enrich")[0].dead == 0
+
+
+def test_a_draining_worker_stops_once_the_backlog_is_empty(mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-backfill", kind="fifo")
+    mq.publish_batch("ioc-backfill", [("ioc.raw", {"i": i}) for i in range(300)])
+    got = Collector()
+    mq.subscribe("ioc-backfill", "*", got, prefetch_count=50)
+
+    code = mq.worker(drain=True).run(install_signals=False, tune_process=False)
+
+    assert code == 0 and len(got.envelopes) == 300
+    assert mq.stats("ioc-backfill")[0].depth == 0
