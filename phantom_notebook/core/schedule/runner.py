@@ -40,7 +40,7 @@ import redis
 
 from ..admin.registry import select_queues
 from ..backend.boundary import public
-from ..errors import ConnectionLostError, PhantomError, QueueFullError
+from ..errors import ConnectionLostError, PhantomError, QueueFullError, ValidationError
 from ..model.envelope import now_ms
 from .spec import CATCH_UP_MAX, ScheduleSpec
 from .store import fire, last_fired, load_specs, readable, template_of
@@ -215,8 +215,12 @@ class Scheduler:
             pipe.hget(mq.queue_keys(spec.queue).schedules, spec.name)
         current = []
         for spec, raw in zip(self._specs, pipe.execute(), strict=True):
-            if raw is not None:
+            if raw is None:
+                continue  # removed
+            try:
                 current.append(ScheduleSpec.from_json(spec.name, spec.queue, raw))
+            except ValidationError as exc:  # overwritten with something not ours
+                self._warn(spec, "spec", f"{exc}: not fired")
         self._specs = current
         self._retry_at = None
         out: list[Fired] = []

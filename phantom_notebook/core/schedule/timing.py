@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from ..errors import ValidationError
 
@@ -135,6 +135,10 @@ class Timing:
                                       "minute hour day-of-month month day-of-week")
             zone(tz or "UTC")
             timing = cls(cron=" ".join(cron.split()), tz=tz or "UTC", jitter_ms=jitter_ms)
+            try:
+                next(timing.after(int(datetime.now(UTC).timestamp() * 1000)))
+            except CroniterError:
+                raise ValidationError(f"cron expression {cron!r} never fires") from None
         else:
             if tz not in (None, "UTC"):
                 raise ValidationError("tz applies to cron schedules: every= ticks are "

@@ -104,6 +104,7 @@ def test_jitter_is_the_same_offset_in_every_process_and_below_the_jitter() -> No
     ({"cron": "61 * * * *"}, "invalid cron"),
     ({"cron": "* * * * * *"}, "5 fields"),
     ({"cron": "* * * * *", "tz": "Mars/Olympus"}, "unknown time zone"),
+    ({"cron": "0 0 30 2 *"}, "never fires"),
     ({"every": "0.5s"}, "at least 1 s"),
     ({"every": "fortnightly"}, "invalid every"),
     ({"every": 60, "tz": "Europe/Berlin"}, "tz applies to cron"),
