@@ -350,3 +350,28 @@ def test_every_widget_renders_as_a_widget_view_with_a_text_summary() -> None:
         assert "application/vnd.jupyter.widget-view+json" in bundle
         assert bundle["text/plain"].startswith(type(widget).__name__)
         widget.close()
+
+
+def test_the_queue_monitor_pauses_resumes_and_cancels_for_a_manager_only(
+        mq: pn.MessageQueue, prefix: str) -> None:
+    mq.declare("ioc-noisy", kind="fifo")
+    ids = [mq.publish("ioc-noisy", "ioc.raw", {"i": i}) for i in range(3)]
+    monitor = QueueMonitor(mq, ["ioc-noisy"])
+
+    monitor.pause_button.click()
+    assert mq.stats("ioc-noisy")[0].paused
+    assert "consumers paused: ioc-noisy" in monitor.status.value
+    monitor.cancel_id.value = ids[1]
+    monitor.cancel_button.click()
+    assert "ioc-noisy: cancelled" in monitor.control_status.value
+    assert mq.stats("ioc-noisy")[0].ready == 2
+    monitor.resume_button.click()
+    assert not mq.stats("ioc-noisy")[0].paused
+
+    url = None if mq.embedded else mq.settings.redis.url
+    analyst = pn.connect(url, key_prefix=prefix,
+                         settings=pn.Settings.from_dict({"security": {"role": "analyst"}}))
+    theirs = QueueMonitor(analyst, ["ioc-noisy"])
+    theirs.pause_button.click()
+    assert "may not manage" in theirs.control_status.value
+    assert not mq.stats("ioc-noisy")[0].paused

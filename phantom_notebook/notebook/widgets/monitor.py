@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from ...core.observe.depth import QueueStats
     from ...core.queues import MessageQueue
 
 RATE_WINDOW_S = 60.0
@@ -62,6 +63,7 @@ class QueueMonitorModel:
         self.refreshes = 0
         self.error: str | None = None
         self.consumers: dict[str, int] = {}
+        self.last_stats: list[QueueStats] = []  # the last refresh's rows (paused state)
         self.alerts: deque[str] = deque(maxlen=5)  # breaker warnings of these queues
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -78,11 +80,13 @@ class QueueMonitorModel:
     def refresh(self) -> pd.DataFrame:
         """Take one snapshot now; returns ``summary_df()`` (listeners are called too)."""
         seconds(self.window)  # fail early on a bad window
-        snapshot = stats_df(self.mq, self.queues)
+        stats = self.mq.stats(self.queues)
+        snapshot = stats_df(self.mq, stats=stats)
         metrics = metrics_df(self.mq, self.queues, window=self.window)
         consumers = live_consumers(self.mq, self.queues)
         with self._changed:
             self.snapshots.append(snapshot)
+            self.last_stats = stats
             self.metrics = metrics
             self.consumers = consumers
             self.refreshes += 1
@@ -221,6 +225,21 @@ class QueueMonitor(View):
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
                                     disabled=True)
+        # operator controls on the selected queues (need manage; each action audited)
+        self.pause_button = w.Button(description="Pause", icon="pause",
+                                     tooltip="stop consumers of the selected queues within "
+                                             "one fetch cycle (producers keep publishing)")
+        self.resume_button = w.Button(description="Resume", icon="play-circle",
+                                      tooltip="let consumers of the selected queues fetch again")
+        self.cancel_id = w.Text(placeholder="message id to cancel", layout=w.Layout(width="300px"))
+        self.cancel_button = w.Button(description="Cancel message", icon="ban",
+                                      button_style="danger",
+                                      tooltip="remove a waiting message from the selected "
+                                              "queue, or ask a running one to stop")
+        self.control_status = w.HTML()
+        self.pause_button.on_click(lambda _: self.pause())
+        self.resume_button.on_click(lambda _: self.resume())
+        self.cancel_button.on_click(lambda _: self.cancel(self.cancel_id.value.strip()))
         self.status = w.HTML()
         self.hint = w.HTML()  # no consumer on a queue with messages
         self.alert = w.HTML()  # breaker warnings of these queues (not under a random cell)
@@ -239,8 +258,10 @@ class QueueMonitor(View):
         self.widget = w.VBox([
             w.HTML(heading("Queue monitor", "depth now; rates and p95 over the last minute")),
             w.HBox([self.queues, w.VBox([self.interval, w.HBox(
-                [self.refresh_button, self.start_button, self.stop_button])])]),
-            self.status, self.alert, self.hint, self.table, tabs],
+                [self.refresh_button, self.start_button, self.stop_button]), w.HBox(
+                [self.pause_button, self.resume_button]), w.HBox(
+                [self.cancel_id, self.cancel_button])])]),
+            self.status, self.control_status, self.alert, self.hint, self.table, tabs],
             layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"))
         self._draw()
 
@@ -264,6 +285,45 @@ class QueueMonitor(View):
         self.model.stop()
         self.start_button.disabled, self.stop_button.disabled = False, True
         self._draw()
+
+    def pause(self) -> None:
+        """Pause the selected queues (``mq.pause``)."""
+        self._control("paused", lambda q: self.model.mq.pause(q))
+
+    def resume(self) -> None:
+        """Resume the selected queues (``mq.resume``)."""
+        self._control("resumed", lambda q: self.model.mq.resume(q))
+
+    def cancel(self, message_id: str) -> None:
+        """Cancel ``message_id`` in the selected queues (``mq.cancel``)."""
+        if not message_id:
+            self.control_status.value = "<span class='pn-bad'>give a message id</span>"
+            return
+        said: dict[str, str] = {}
+        self._control("", lambda q: said.__setitem__(q, self.model.mq.cancel(q, message_id)))
+        if said and not self.control_status.value:
+            found = {q: o for q, o in said.items() if o != "not_found"}
+            text = "; ".join(f"{_esc(q)}: {o}" for q, o in found.items()) or \
+                f"{_esc(message_id)} is not waiting in {', '.join(map(_esc, said))}"
+            self.control_status.value = f"<span class='pn-muted'>{text}</span>"
+
+    def _control(self, verb: str, act: Any) -> None:
+        """Run an operator action on each selected queue; refusals are shown, not raised."""
+        from ...core.errors import PhantomError
+
+        self.control_status.value = ""
+        done = []
+        for queue in self.model.queues:
+            try:
+                act(queue)
+                done.append(queue)
+            except PhantomError as exc:
+                self.control_status.value = f"<span class='pn-bad'>{_esc(str(exc))}</span>"
+                return
+        if verb and done:
+            self.control_status.value = (f"<span class='pn-muted'>{verb}: "
+                                         f"{', '.join(map(_esc, done))}</span>")
+        self.refresh()
 
     def close(self) -> None:
         """Stop routing breaker warnings here, then close the widgets."""
@@ -296,8 +356,11 @@ class QueueMonitor(View):
         state = "<span class='pn-ok'>live</span>" if m.running else \
             "<span class='pn-muted'>paused</span>"
         error = f" <span class='pn-bad'>{m.error}</span>" if m.error else ""
+        paused = [s.queue for s in m.last_stats if s.paused or s.paused_groups]
+        note = (" · <span class='pn-bad'>consumers paused: " + ", ".join(map(_esc, paused))
+                + "</span>") if paused else ""
         self.status.value = (f"{state} <span class='pn-muted'>· {m.refreshes} refreshes · every "
-                             f"{m.interval_s:g} s · window {m.window}</span>{error}")
+                             f"{m.interval_s:g} s · window {m.window}</span>{note}{error}")
         if not m.refreshes:
             self.table.value = "<div class='pn-note'>press Refresh or Start</div>"
             return
