@@ -354,7 +354,7 @@ class QueueMonitor(View):
     def _draw(self) -> None:
         m = self.model
         state = "<span class='pn-ok'>live</span>" if m.running else \
-            "<span class='pn-muted'>paused</span>"
+            "<span class='pn-muted'>refresh stopped</span>"
         error = f" <span class='pn-bad'>{m.error}</span>" if m.error else ""
         paused = [s.queue for s in m.last_stats if s.paused or s.paused_groups]
         note = (" · <span class='pn-bad'>consumers paused: " + ", ".join(map(_esc, paused))
