@@ -127,10 +127,15 @@ def _stats(args: argparse.Namespace) -> int:
 
     mq = connect(args)
     rows = mq.stats(args.queues or None)
+    schedules = mq.schedules([r.queue for r in rows])
     if args.json:
-        print(orjson.dumps([{**r.__dict__, "depth": r.depth} for r in rows]).decode())
+        print(orjson.dumps([{**r.__dict__, "depth": r.depth,
+                             "schedules": [s.name for s in schedules if s.queue == r.queue]}
+                            for r in rows]).decode())
     else:
         stats_table(rows)
+        for s in schedules:
+            print(f"  schedule {s}")
     return 0
 
 

@@ -161,10 +161,28 @@ class PhantomCollector(Collector):
             for lane, breaker in sorted(self.mq.breakers(name).items()):
                 is_open = breaker.get("state") == "open"
                 breakers.add_metric([name, lane], 1.0 if is_open else 0.0)
-        out: list[Metric] = [depth, paused, messages, latency, breakers, self._consumers()]
+        out: list[Metric] = [depth, paused, messages, latency, breakers, self._consumers(),
+                             *self._schedules(names)]
         if self.include_health:
             out += self._health(names)
         return out
+
+    def _schedules(self, names: list[str]) -> list[Metric]:
+        labels = ["queue", "schedule"]
+        last = GaugeMetricFamily("phantom_schedule_last_fired_timestamp_seconds",
+                                 "When each recurring schedule last fired (0 = never)",
+                                 labels=labels)
+        nxt = GaugeMetricFamily("phantom_schedule_next_fire_timestamp_seconds",
+                                "When each recurring schedule fires next (0 = paused)",
+                                labels=labels)
+        paused = GaugeMetricFamily("phantom_schedule_paused", "1 when a schedule is paused",
+                                   labels=labels)
+        for sched in self.mq.schedules(names):
+            key = [sched.queue, sched.name]
+            last.add_metric(key, sched.last_fired.timestamp() if sched.last_fired else 0.0)
+            nxt.add_metric(key, sched.next_fire.timestamp() if sched.next_fire else 0.0)
+            paused.add_metric(key, 1.0 if sched.paused else 0.0)
+        return [last, nxt, paused]
 
     def _consumers(self) -> Metric:
         family = GaugeMetricFamily("phantom_consumer_last_seen_seconds",
