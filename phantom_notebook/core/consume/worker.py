@@ -291,6 +291,22 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the keeper must survive Redis hiccups
                 log.warning("keeper: %s", exc)
 
+    def _limits(self) -> list[dict[str, Any]]:
+        """The flow control of each limited lane and whether it is waiting for it now."""
+        out = []
+        for lane in self.lanes:
+            if not isinstance(lane, Lane) or not (lane.flow or lane._keyed):  # noqa: SLF001
+                continue
+            sub = lane.subs[0]
+            out.append({"queue": lane.queue, "partition": lane.partition, "group": lane.group,
+                        "rate_limit": sub.rate_limit or lane.settings.rate_limit,
+                        "max_in_flight_global": sub.max_in_flight_global
+                        or lane.settings.max_in_flight_global,
+                        "key_limits": dict(sub.key_limits),
+                        "waiting": {0: "", 1: "paused", 2: "rate limit",
+                                    3: "global concurrency"}.get(lane.throttled, "")})
+        return out
+
     def _stuck(self) -> list[dict[str, Any]]:
         """Handlers still running past their timeout (a sync handler cannot be stopped)."""
         out = []
@@ -313,7 +329,7 @@ class Worker:
                     "in_flight": sum(len(lane.inflight) for lane in self.lanes),
                     "lane_errors": self.stats.lane_errors, "last_error": self.stats.last_error,
                     "timed_out": self.stats.timed_out, "stuck": self._stuck(),
-                    "failed_lanes": self.failures()}
+                    "failed_lanes": self.failures(), "limits": self._limits()}
             pipe = self.mq.client.pipeline(transaction=False)
             pipe.hset(key, self.consumer, orjson.dumps(beat))
             pipe.sadd(self.mq.keys.heartbeat_index, self.mq.user)

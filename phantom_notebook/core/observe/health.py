@@ -317,4 +317,22 @@ def _consumers(mq: Deployment, t: HealthThresholds) -> list[HealthCheck]:
         out.append(HealthCheck("consumer heartbeat", status, beat.consumer, f"{age:.0f} s ago",
                                f"queues {', '.join(beat.queues)}; user {beat.user}; stale "
                                f"after {t.stale_consumer_s:.0f} s"))
+        limits = beat.extra.get("limits")
+        for limit in limits if isinstance(limits, list) else []:
+            if isinstance(limit, dict):  # a heartbeat is what its writer says: check shapes
+                out.append(_limit_check(beat.consumer, limit))
     return out
+
+
+def _limit_check(consumer: str, limit: dict[str, Any]) -> HealthCheck:
+    """A limited lane (informational: waiting for a limit is the limit working)."""
+    keys = limit.get("key_limits")
+    parts = [f"rate {limit['rate_limit']}" if limit.get("rate_limit") else "",
+             f"at most {limit['max_in_flight_global']} in flight"
+             if limit.get("max_in_flight_global") else "",
+             "per key " + ", ".join(f"{k} {v}" for k, v in list(keys.items())[:10])
+             if isinstance(keys, dict) and keys else ""]
+    waiting = str(limit.get("waiting") or "")[:40]
+    return HealthCheck("flow control", OK, f"{limit.get('partition')}/{limit.get('group')}",
+                       f"waiting for {waiting}" if waiting else "flowing",
+                       f"{'; '.join(p for p in parts if p)} (consumer {consumer})")

@@ -233,3 +233,20 @@ def test_a_draining_worker_stops_once_the_backlog_is_empty(mq: pn.MessageQueue) 
 
     assert code == 0 and len(got.envelopes) == 300
     assert mq.stats("ioc-backfill")[0].depth == 0
+
+
+def test_health_shows_each_limited_lane_and_what_it_waits_for(mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-gated", kind="fifo", rate_limit="1/min")
+    mq.publish_batch("ioc-gated", [("ioc.raw", {"i": i}) for i in range(3)])
+    mq.subscribe("ioc-gated", "*", lambda m, c: None)
+
+    with mq.worker() as worker:
+        [lane] = lanes(worker)
+        assert eventually(lambda: lane.throttled == 2)
+        worker._heartbeat(alive=True)  # noqa: SLF001 - the keeper's next beat, now
+        checks = [c for c in mq.health(["ioc-gated"]).checks if c.name == "flow control"]
+
+    [check] = checks
+    assert (check.status, check.target, check.value) == ("ok", "ioc-gated/workers",
+                                                         "waiting for rate limit")
+    assert "rate 1/min" in check.message
