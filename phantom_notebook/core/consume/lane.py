@@ -100,6 +100,8 @@ class Lane:
         #: stream id -> (subscription, envelope, context, monotonic start) of every sync
         #: handler running now (handler timeouts)
         self._running: dict[str, tuple[Subscription, Envelope, MessageContext, float]] = {}
+        #: stream id -> context of every async handler running now (cancels)
+        self._async_running: dict[str, MessageContext] = {}
         custom: list[Middleware] = []
         for sub in subs:  # the application's own, once each, before the retry policy
             custom += [m for m in sub.middleware if all(m is not c for c in custom)]
@@ -757,6 +759,7 @@ class Lane:
     async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
         error: BaseException | None = None
+        self._async_running[ctx.delivery.stream_id] = ctx  # cancels reach it (watch_cancels)
         with otel.process_span(env, self.consumer, self.group) as span:
             try:
                 # an async handler is cancelled at its timeout (a sync one cannot be)
@@ -770,6 +773,7 @@ class Lane:
                 error = exc
             if error is not None and span is not None:
                 span.record_exception(error)
+        self._async_running.pop(ctx.delivery.stream_id, None)
         self._complete(sub, env, ctx, error, started)
 
     def expire_stuck(self) -> int:
@@ -805,6 +809,7 @@ class Lane:
         """Flag the running handlers whose messages were cancelled (``mq.cancel``): one
         HMGET when sync handlers run (the worker's keeper calls it twice a second)."""
         running = [ctx for _, _, ctx, _ in list(self._running.values()) if not ctx.cancelled]
+        running += [ctx for ctx in list(self._async_running.values()) if not ctx.cancelled]
         if not running:
             return 0
         flags = self.mq.client.hmget(self.keys.cancels, [c.envelope.id for c in running])

@@ -113,3 +113,26 @@ def test_an_unknown_id_is_reported_not_found(mq: pn.MessageQueue) -> None:
 
     assert mq.cancel("ioc-feed", "01a23a8c-0000-7000-8000-000000000000") == "not_found"
     assert mq.stats("ioc-feed")[0].ready == 1
+
+
+def test_an_async_handler_in_flight_sees_the_cancel_too(mq: pn.MessageQueue) -> None:
+    import asyncio
+
+    mq.declare("ioc-async", kind="fifo")
+    mid = mq.publish("ioc-async", "ioc.detonate", {"n": 1})
+    started, saw = threading.Event(), threading.Event()
+
+    async def detonate(message: pn.Envelope, context: pn.MessageContext) -> None:
+        started.set()
+        for _ in range(400):  # up to 20 s, checking in every 50 ms
+            if context.cancelled:
+                saw.set()
+                return
+            await asyncio.sleep(0.05)
+
+    mq.subscribe("ioc-async", "*", detonate)
+    with mq.worker():
+        assert started.wait(10)
+        assert mq.cancel("ioc-async", mid) == "cancelling"
+        assert saw.wait(10)
+        assert eventually(lambda: mq.stats("ioc-async")[0].depth == 0)
