@@ -54,6 +54,9 @@ if TYPE_CHECKING:
     from ..ports import Deployment
 
 log = logging.getLogger("phantom_notebook.worker")
+#: what a fetch ahead tells the next turn: the delayed set's next due ms (None: empty), or
+#: _UNKNOWN when the next turn must fetch again (flow control refused the last one)
+Ahead = int | None | object
 _UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch function first
 _BACKOFF, _MAX_BACKOFF = 0.05, 5.0
 
@@ -175,7 +178,7 @@ class Lane:
         a helper thread settles batch k-1 and fetches batch k+1 (each batch at most half
         the prefetch, so XPENDING stays within it). Redis works while Python decodes.
         """
-        ahead: Future[tuple[list[Delivery], int | None]] | None = None
+        ahead: Future[tuple[list[Delivery], Ahead]] | None = None
         try:
             if not self._join_group(stop):
                 return
@@ -210,8 +213,8 @@ class Lane:
                 # background settles finish before the worker's drain writes the rest
                 self._ahead_pool.shutdown(wait=True)
 
-    def _turn(self, ahead: Future[tuple[list[Delivery], int | None]] | None,
-              stop: threading.Event) -> Future[tuple[list[Delivery], int | None]] | None:
+    def _turn(self, ahead: Future[tuple[list[Delivery], Ahead]] | None,
+              stop: threading.Event) -> Future[tuple[list[Delivery], Ahead]] | None:
         """One fetch-and-dispatch round; returns the next batch fetched ahead, if any."""
         deliveries: list[Delivery] = []
         next_due: int | None | object = _UNKNOWN
@@ -284,7 +287,7 @@ class Lane:
                   self.group, self.consumer, type(exc).__name__, exc, backoff,
                   exc_info=log.isEnabledFor(logging.DEBUG))
 
-    def _fetch_ahead(self, current: int) -> Future[tuple[list[Delivery], int | None]] | None:
+    def _fetch_ahead(self, current: int) -> Future[tuple[list[Delivery], Ahead]] | None:
         """Start settling the finished batch and fetching the next one in the background."""
         assert self._ahead_pool is not None
         budget = min(self._budget() - current, self._chunk)
@@ -292,10 +295,12 @@ class Lane:
             return None
         return self._ahead_pool.submit(self._settle_and_fetch, budget, self._reclaim_due())
 
-    def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], int | None]:
+    def _settle_and_fetch(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], Ahead]:
         self.settler.flush()
         deliveries, result = self._fetch_ready(budget, reclaim_ms)
         self._claim_ahead(deliveries)
+        if result.throttle:  # paused or limited: the next turn must ask again, not block-read
+            return deliveries, _UNKNOWN
         return deliveries, result.next_due_ms
 
     def _claim_ahead(self, deliveries: list[Delivery]) -> None:
