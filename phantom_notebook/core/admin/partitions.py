@@ -26,7 +26,7 @@ from ..consume.subscription import DEFAULT_GROUP
 from ..errors import ValidationError
 from ..model.codec import peek_header
 from ..model.envelope import now_ms
-from ..model.routing import PARTITION_KEY_HEADER, Layout, key_hash, partition_names
+from ..model.routing import Layout, partition_names
 from ..observe.metrics import metrics_key
 from .dlq import DeadLetter, DeadLetterNotFoundError, DeadLetterQueue
 
@@ -125,9 +125,7 @@ def _move_out(mq: Deployment, queue: str, part: str, new: Layout, group: str,
                     continue  # no envelope: left pending, a worker reclaims and DLQs it
                 header = peek_header(raw)
                 mid = str(header.get("id", ""))
-                hdrs = header.get("h")
-                hashed = hdrs.get(PARTITION_KEY_HEADER) if isinstance(hdrs, dict) else None
-                target = new.route(str(hashed) if hashed else key_hash(mid))
+                target = new.route_header(header)
                 targets.setdefault(target, []).append((level, 0, None, mid, "", raw))
                 sid_text = sid.decode() if isinstance(sid, bytes) else str(sid)
                 settlement.acks.append(AckRecord(level, sid_text))

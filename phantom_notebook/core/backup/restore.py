@@ -37,7 +37,7 @@ from ..backend.boundary import guarded
 from ..errors import ArchiveError
 from ..model.codec import peek_header
 from ..model.envelope import now_ms
-from ..model.routing import PARTITION_KEY_HEADER, Layout, key_hash
+from ..model.routing import Layout
 from ..security.keyring import SecretKey
 from .archive import ArchiveReader, ArchiveSummary, Record, verify_archive
 from .keys import backup_key
@@ -143,14 +143,7 @@ class _Target:
         """The target partition of a message archived in ``source_part``."""
         if self.keep and source_part in self.layout.active:
             return source_part
-        hdrs = header.get("h")
-        hashed = hdrs.get(PARTITION_KEY_HEADER) if isinstance(hdrs, dict) else None
-        mid = header.get("id")
-        if hashed:
-            return self.layout.route(str(hashed))
-        if isinstance(mid, str) and mid:
-            return self.layout.route(key_hash(mid))
-        return self.layout.active[0]
+        return self.layout.route_header(header)
 
     def dedup_targets(self, source_part: str) -> tuple[str, ...]:
         """Where a dedup window goes: its own partition, else every partition (a key's

@@ -131,17 +131,17 @@ class Lane:
         self._tracing = self.settings.enable_tracing
         # flow control (model/limits.py): rides in every fetch call
         first = subs[0]
+        self._partitions = len(mq.layout(self.queue).active)  # limits split over them
         self.flow = flow_control(
             first.rate_limit or self.settings.rate_limit,
             first.rate_limit_burst or self.settings.rate_limit_burst,
             first.max_in_flight_global or self.settings.max_in_flight_global,
             group=self.group, lease_ms=self._vt_ms,
-            partitions=len(mq.layout(self.queue).active))
+            partitions=self._partitions)
         self.settler.track_running = bool(self.flow and self.flow.max_running)
         #: subscriptions with per-key rate limits (``_throttle_keys``)
         self._keyed = any(s.rate_limit_key is not None for s in subs)
         self._key_rates: dict[str, tuple[float, float]] = {}
-        self._partitions = len(mq.layout(self.queue).active)
         #: deliveries made outside the fetch function (blocking reads, local retries),
         #: charged to the rate limiter at the next fetch
         self._charge = 0

@@ -85,6 +85,19 @@ class Layout:
         """The active partition for a hashed partition key."""
         return self.active[int(hashed_key, 16) % self.count]
 
+    def route_header(self, header: Any) -> str:
+        """The active partition of a stored message, from its clear header: its hashed
+        partition key (``pn-pk``), else the hash of its id; the first partition when the
+        header names neither (an undecodable entry)."""
+        hdrs = header.get("h") if isinstance(header, dict) else None
+        hashed = hdrs.get(PARTITION_KEY_HEADER) if isinstance(hdrs, dict) else None
+        if hashed:
+            return self.route(str(hashed))
+        mid = header.get("id") if isinstance(header, dict) else None
+        if isinstance(mid, str) and mid:
+            return self.route(key_hash(mid))
+        return self.active[0]
+
     @classmethod
     def read(cls, client: Any, queue: str, meta_key: str) -> Layout:
         """Read the layout from the parent's meta hash (unpartitioned when absent)."""
