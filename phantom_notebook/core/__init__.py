@@ -27,8 +27,10 @@ from .errors import (
     PublishStreamError,
     QueueFullError,
     Reject,
+    ResultTimeoutError,
     Retry,
     ServerError,
+    TaskFailedError,
     UnknownQueueError,
     UnknownQueueKindError,
     ValidationError,
@@ -38,6 +40,10 @@ from .model.envelope import Envelope, MessagePriority
 from .observe.depth import QueueStats
 from .observe.health import HealthCheck, HealthReport, health_rule, remove_health_rule
 from .queues import Message, MessageQueue
+from .results.codec import Result
+from .results.flows import GroupHandle, Task
+from .results.join import GroupFailedError, JoinState, MemberResult
+from .results.pending import BatchStatus, PendingResult, Progress
 
 
 @guarded
@@ -95,8 +101,19 @@ __all__ = [
     "DecodeError",
     "Envelope",
     "Filter",
+    "BatchStatus",
+    "GroupFailedError",
+    "GroupHandle",
+    "JoinState",
+    "MemberResult",
     "Message",
     "MessageContext",
+    "PendingResult",
+    "Progress",
+    "Result",
+    "ResultTimeoutError",
+    "Task",
+    "TaskFailedError",
     "MessagePriority",
     "MessageQueue",
     "PayloadError",

@@ -125,6 +125,26 @@ class DecodeError(PhantomError):
         super().__init__(f"{reason}: {detail}")
 
 
+class TaskFailedError(PhantomError):
+    """Raised by ``pending.result()`` when the handler of a request failed for good (its
+    message was dead-lettered): the handler's error type and message, and the DLQ reason."""
+
+    def __init__(self, message_id: str, queue: str, error_type: str, error: str,
+                 reason: str) -> None:
+        self.message_id = message_id
+        self.queue = queue
+        self.error_type = error_type
+        self.error = error
+        self.reason = reason
+        what = f"{error_type}: {error}" if error_type else error
+        super().__init__(f"request {message_id} on {queue!r} failed ({reason}): {what}")
+
+
+class ResultTimeoutError(PhantomError, TimeoutError):
+    """Raised by ``pending.result(timeout=...)`` when no result arrived in time (the
+    request may still be waiting, running or retrying: ask again later)."""
+
+
 class PermissionDeniedError(PhantomError, PermissionError):
     """Raised when the caller's role does not grant the action (here or in a Redis ACL)."""
 
@@ -176,8 +196,10 @@ __all__ = [
     "PublishStreamError",
     "QueueFullError",
     "Reject",
+    "ResultTimeoutError",
     "Retry",
     "ServerError",
+    "TaskFailedError",
     "UnknownQueueError",
     "UnknownQueueKindError",
     "ValidationError",

@@ -120,5 +120,9 @@ class LaneView(Protocol):
         """Reset the visibility timeout of ``deliveries``."""
         ...
 
+    def report_progress(self, ctx: Any, fraction: float, note: str) -> None:
+        """Remember a handler's progress for the next (throttled) write."""
+        ...
+
 
 __all__ = ["Deployment", "LaneView"]

@@ -31,13 +31,16 @@ from .config.settings import QueueSettings, Settings
 from .consume.breaker import read_breakers
 from .consume.subscription import DEFAULT_GROUP, Subscription
 from .consume.worker import Worker
-from .errors import PermissionDeniedError
+from .errors import PermissionDeniedError, ValidationError
 from .model.codec import Codec, PlainCodec
 from .model.envelope import MessagePriority
 from .model.message import Message
 from .model.routing import Layout
 from .observe.depth import QueueStats, depth_of, queue_stats
 from .observe.health import HealthReport, HealthThresholds, check_health
+from .results.codec import Result
+from .results.flows import GroupHandle, Task, chain, group, request_many
+from .results.pending import PendingResult, read_results, wait_all
 from .publish.batch import publish_batch
 from .publish.stream import publish_stream
 from .schedule import store as _schedules
@@ -186,6 +189,65 @@ class MessageQueue:
         runs one batch while the next is built); returns every id. A batch that fails stops
         the stream with ``PublishStreamError`` listing what was written."""
         return publish_stream(self, queue, messages, batch_size)
+
+    # -- requests, groups and chains (core/results) -------------------------------------------
+
+    def request(self, queue: str, type: str, payload: Any, *,  # noqa: A002 - the public name
+                timeout: timedelta | float | None = None,
+                result_ttl: timedelta | float | None = None, **options: Any) -> PendingResult:
+        """Publish a request: its handler's return value (or failure) is stored, sealed
+        like a message, for ``result_ttl`` (default 1 day). Returns a ``PendingResult``:
+        ``.result(timeout=)`` (or ``await``) gives the value or raises
+        ``TaskFailedError``; ``.progress`` what the handler reported. ``timeout``: the
+        request expires unprocessed after that long (its ``ttl_s``). ``options``: those
+        of ``publish`` (priority, headers, tlp, partition_key, ...)."""
+        return request_many(self, queue, [Message(type, payload, **options)],
+                            timeout=timeout, result_ttl=result_ttl)[0]
+
+    def request_batch(self, queue: str, messages: Iterable[Message | tuple[str, Any]], *,
+                      timeout: timedelta | float | None = None,
+                      result_ttl: timedelta | float | None = None) -> list[PendingResult]:
+        """Publish many requests in one round trip per partition; one handle each."""
+        return request_many(self, queue, messages, timeout=timeout, result_ttl=result_ttl)
+
+    def results(self, ids: Iterable[str | PendingResult], queue: str | None = None
+                ) -> dict[str, Result | None]:
+        """The stored results of requests by id (None: none yet, or expired). ``ids``:
+        handles, or message ids of requests sent to ``queue``."""
+        handles = [i for i in ids]
+        out: dict[str, Result | None] = {}
+        for h in handles:
+            if isinstance(h, PendingResult):
+                out[h.id] = h.peek()
+        plain = [h for h in handles if not isinstance(h, PendingResult)]
+        if plain:
+            if queue is None:
+                raise ValidationError("results(ids) needs the queue the requests went to")
+            self.authorize("publish", queue)
+            out.update(read_results(self, queue, plain))
+        return out
+
+    def wait_all(self, pendings: Iterable[PendingResult], timeout: float | None = None, *,
+                 progress: bool | Any = True) -> list[Result]:
+        """Wait for many requests with a live progress bar ("37/40 done, 2 failed");
+        returns their ``Result`` objects in order (failures included)."""
+        return wait_all(self, pendings, timeout, progress=progress)
+
+    def group(self, members: Iterable[Task], then: Task, **options: Any) -> GroupHandle:
+        """Fan ``members`` out to their queues and run ``then`` once when the group is
+        decided: ``on`` ("all", "any" or a count), ``min_success``, ``fail_fast``,
+        ``ignore_failures``, ``timeout`` (the deadline; members without an outcome then
+        fail as "timeout"), ``result_ttl``. The callback's handler reads each member's
+        result in ``context.join``; a failed group dead-letters the callback as
+        ``group_failed`` instead. The join is one Redis Function call per settle batch:
+        the callback is enqueued exactly once even when workers are killed."""
+        return group(self, list(members), then, **options)
+
+    def chain(self, steps: Iterable[Task], **options: Any) -> PendingResult:
+        """Run ``steps`` one after another, each getting the previous return value as
+        ``context.previous``; returns the last step's handle (``timeout``,
+        ``result_ttl``)."""
+        return chain(self, list(steps), **options)
 
     # -- subscribing --------------------------------------------------------------------------
 

@@ -207,6 +207,13 @@ class Functions:
         argv.append(len(batch.dead))
         for dead in batch.dead:
             argv += dead
+        result_keys: list[str] = []
+        argv.append(len(batch.results))
+        first = 12  # KEYS index of the first result hash (after the 11 fixed keys)
+        for r in batch.results:
+            index = first + len(result_keys)
+            result_keys += [keys.result(r.message_id), keys.result_wake(r.message_id)]
+            argv += [r.mode, r.level, r.stream_id, index, r.sealed, r.ttl_ms, r.state]
         argv.append(len(batch.counters))
         for name, amount in batch.counters.items():
             argv += [name, amount]
@@ -217,7 +224,16 @@ class Functions:
         argv += batch.unclaims
         seen = seen or seen_keys(keys, group, now_ms, 0)
         return self.call("settle", [*_lane_keys(keys, metrics_key), *seen,
-                                    keys.running(group)], argv, audit=audit)
+                                    keys.running(group), *result_keys], argv, audit=audit)
+
+    def join(self, keys: QueueKeys, metrics_key: str, mode: str, joins: Sequence[str],
+             args: Sequence[Any], *, now_ms: int, metrics_ttl_s: int, trace_cap: int,
+             actor: str) -> Any:
+        """Call ``join.lua`` on the callback queue ``keys`` for the join hashes ``joins``
+        (see its header for ``mode`` and ``args``)."""
+        return self.call("join", [*keys.streams, keys.delayed, metrics_key, keys.trace,
+                                  *joins],
+                         [mode, now_ms, metrics_ttl_s, trace_cap, actor, *args])
 
     def claim(self, keys: QueueKeys, group: str, now_ms: int, window_ms: int,
               fields: list[str], stream_ids: list[str]) -> list[int]:

@@ -152,6 +152,19 @@ class QueueKeys:
         """The processed-set of a consumer group (idempotent-handler helper)."""
         return f"{self.base}:done:{group}"
 
+    def result(self, message_id: str) -> str:
+        """The result hash of a request read from this queue (state, sealed value,
+        progress)."""
+        return f"{self.base}:res:{message_id}"
+
+    def result_wake(self, message_id: str) -> str:
+        """The list a waiter blocks on until the result of ``message_id`` is stored."""
+        return f"{self.base}:res:{message_id}:w"
+
+    def join(self, group_id: str) -> str:
+        """The join hash of a group whose callback goes to this queue."""
+        return f"{self.base}:join:{group_id}"
+
     @cached_property
     def schedules(self) -> str:
         """The hash of the recurring schedules firing into this queue (name -> JSON spec;

@@ -54,6 +54,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "cancel": (),
     "throttle": (),
     "fire": (),
+    "join": ("allow-oom",),
 }
 
 #: shared parts, in the order they are defined (a part may use those before it)

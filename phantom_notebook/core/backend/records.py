@@ -75,6 +75,31 @@ class DeadRecord(NamedTuple):
     first_failure_ms: int
 
 
+class ResultRecord(NamedTuple):
+    """A request's result, stored in the settle call that acks (``mode`` "a") or
+    dead-letters (``mode`` "d") its entry."""
+
+    mode: str
+    level: int
+    stream_id: str
+    message_id: str
+    sealed: bytes
+    ttl_ms: int
+    state: str  # "done" or "failed"
+
+
+class JoinRecord(NamedTuple):
+    """A group member's final outcome, recorded in its group's join (``join.lua``) before
+    the member's entry is settled."""
+
+    queue: str  # the stored (partition) name of the callback queue holding the join
+    group_id: str
+    index: int
+    message_id: str
+    state: str  # "ok" or "failed"
+    sealed: bytes
+
+
 @dataclass
 class Settlement:
     """A batch of outcomes to write in one ``settle`` call, plus its metrics and traces."""
@@ -86,6 +111,10 @@ class Settlement:
     trace: dict[str, list[str]] = field(default_factory=dict)
     #: seen fields ("<id>:<attempt>") of deliveries handed back untouched (see claim.lua)
     unclaims: list[str] = field(default_factory=list)
+    #: requests' results stored with their ack (or dead letter)
+    results: list[ResultRecord] = field(default_factory=list)
+    #: group members' outcomes, recorded in their joins before this batch is settled
+    joins: list[JoinRecord] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> Settlement:
@@ -110,13 +139,16 @@ class Settlement:
         for name, items in other.trace.items():
             self.trace.setdefault(name, [])[:0] = items
         self.unclaims[:0] = other.unclaims
+        self.results[:0] = other.results
+        self.joins[:0] = other.joins
 
     def __bool__(self) -> bool:
         return bool(self.acks or self.retries or self.dead or self.counters or self.trace
-                    or self.unclaims)
+                    or self.unclaims or self.results or self.joins)
 
     def __len__(self) -> int:
-        return len(self.acks) + len(self.retries) + len(self.dead)
+        return len(self.acks) + len(self.retries) + len(self.dead) + \
+            sum(1 for r in self.results if r.mode == "a")
 
 
 @dataclass
@@ -150,5 +182,5 @@ class PublishColumns:
                               None if tags is None else [tags[i] for i in index])
 
 
-__all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "FlowControl",
-           "PublishColumns", "RetryRecord", "Settlement"]
+__all__ = ["AckRecord", "DeadRecord", "Delivery", "FetchResult", "FlowControl", "JoinRecord",
+           "PublishColumns", "ResultRecord", "RetryRecord", "Settlement"]

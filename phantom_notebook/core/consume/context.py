@@ -1,4 +1,5 @@
-"""The ``MessageContext`` a handler receives: settle the message, extend its lease."""
+"""The ``MessageContext`` a handler receives: settle the message, extend its lease, report
+progress, read a group's results."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ValidationError
 from ..model.envelope import Envelope, new_traceparent, now_ms
 
 if TYPE_CHECKING:
     from ..backend.keyspace import QueueKeys
     from ..backend.records import Delivery
     from ..ports import LaneView
+    from ..results.join import JoinState
 
 
 class Action(StrEnum):
@@ -34,12 +37,17 @@ class Outcome:
     delay_s: float | None = None
     reason: str = ""
     error: BaseException | None = None
+    #: a request's result: the handler's return value (stored when the message is acked)
+    value: Any = None
+    #: the result's TLP when the handler made it stricter than the request's
+    tlp: str | None = None
 
 
 class MessageContext:
     """Handed to every handler with the message: ack, nack, reject, extend the lease."""
 
-    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms", "_cancelled")
+    __slots__ = ("envelope", "delivery", "_lane", "_outcome", "received_ms", "_cancelled",
+                 "join", "result_tlp", "_progress")
 
     def __init__(self, envelope: Envelope, delivery: Delivery, lane: LaneView,
                  received_ms: int | None = None) -> None:
@@ -49,6 +57,13 @@ class MessageContext:
         self._outcome: Outcome | None = None
         self.received_ms = now_ms() if received_ms is None else received_ms
         self._cancelled = False
+        #: the group's results when this message is a group's callback (``mq.group``,
+        #: ``mq.chain``): a ``JoinState`` with each member's value or failure, else None
+        self.join: JoinState | None = None
+        #: the TLP of this request's result when the handler makes it stricter than the
+        #: request's (``context.result_tlp = "RED"``); a laxer label is ignored
+        self.result_tlp: str | None = None
+        self._progress: float | None = None
 
     def __repr__(self) -> str:
         return (f"MessageContext(id={self.envelope.id!r}, queue={self.queue!r}, "
@@ -121,6 +136,34 @@ class MessageContext:
     def reject(self, reason: str = "rejected") -> None:
         """Dead-letter the message now with ``reason``; it is not retried."""
         self._settle(Outcome(Action.DEAD, reason=reason))
+
+    @property
+    def previous(self) -> Any:
+        """In a chain, the return value of the step before this one (None for the first
+        step, or when it returned nothing)."""
+        join = self.join
+        if join is None or not join.members:
+            return None
+        return join.members[0].value if len(join.members) == 1 else join.values
+
+    @property
+    def progress_fraction(self) -> float | None:
+        """The progress this handler last reported (None before the first report)."""
+        return self._progress
+
+    def progress(self, fraction: float, note: str = "") -> None:
+        """Report how far the handler is (0.0 .. 1.0) with an optional short ``note``.
+
+        Cheap to call in a tight loop: the worker writes the latest value at most twice a
+        second per message (to the request's result hash, where ``pending.progress``
+        reads it, and as a "progress" trace event). Notes are stored like trace details,
+        in the clear: name steps, not indicator values.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
+                or not 0.0 <= fraction <= 1.0:
+            raise ValidationError(f"progress must be a number from 0.0 to 1.0, got {fraction!r}")
+        self._progress = float(fraction)
+        self._lane.report_progress(self, float(fraction), str(note)[:200])
 
     def extend_lease(self) -> None:
         """Reset the visibility timeout of this delivery (for long handlers)."""

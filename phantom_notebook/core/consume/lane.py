@@ -37,6 +37,8 @@ from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..observe.worker_stats import WorkerStats
+from ..results.headers import DEADLINE_TYPE, JOINED, wants_result
+from . import joined
 from .breaker import BreakerMiddleware, store_breaker_state
 from .context import Action, MessageContext, Outcome
 from .middleware import (
@@ -561,6 +563,8 @@ class Lane:
             self.queue, self.broadcast
         only = self._only_sub
         opened: list[tuple[Delivery, Envelope]] = []
+        deadlines: list[tuple[Delivery, Envelope]] = []
+        callbacks: list[MessageContext] = []
         for d in deliveries:
             try:
                 opened.append((d, open_(d.raw)))
@@ -583,6 +587,12 @@ class Lane:
             if delivered is not None:
                 attempt = ctx.attempt if broadcast else env.attempt
                 delivered.append(f"{env.id}|{env.trace_id}|{attempt}|at={received}")
+            hdrs = env.headers
+            if hdrs and JOINED in hdrs:  # a group's callback or deadline (consume/joined.py)
+                if env.type == DEADLINE_TYPE:
+                    deadlines.append((d, env))
+                    continue
+                callbacks.append(ctx)
             expires = env.expires_at_ms
             if only is not None and env.queue == queue and (expires is None or expires > received):
                 # the stock checks inline (integrity, TTL, breaker) and the one catch-all
@@ -596,6 +606,8 @@ class Lane:
                 self.settler.settle(d, early or Outcome(Action.DEAD, reason="unroutable"), env)
                 continue
             runnable.append((sub, env, ctx))
+        if deadlines or callbacks:
+            runnable = joined.admit(self, runnable, deadlines, callbacks)
         return runnable, delivered or []
 
     def _throttle_keys(self, runnable: list[tuple[Subscription, Envelope, MessageContext]]
@@ -683,16 +695,17 @@ class Lane:
                 sid = ctx.delivery.stream_id
                 running[sid] = (sub, env, ctx, time.monotonic())
                 try:
-                    sub.call(env, ctx)
+                    value = sub.call(env, ctx)
                 except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
                     del running[sid]
                     self._complete(sub, env, ctx, exc, started)
                 else:
                     del running[sid]
-                    if ctx._outcome is None and sub.auto_ack:
+                    if ctx._outcome is None and sub.auto_ack and not (
+                            env.headers and wants_result(env.headers)):
                         acks.append((env, ctx, started, now_ms()))
                     else:
-                        self._complete(sub, env, ctx, None, started)
+                        self._complete(sub, env, ctx, None, started, value)
             else:
                 self._execute(sub, env, ctx)
             if preempt and ctx.delivery.level > 0 \
@@ -738,37 +751,40 @@ class Lane:
         sid = ctx.delivery.stream_id
         self._running[sid] = (sub, env, ctx, time.monotonic())
         try:
-            error = self._call(sub, env, ctx)
+            error, value = self._call(sub, env, ctx)
         finally:
             self._running.pop(sid, None)
-        self._complete(sub, env, ctx, error, started)
+        self._complete(sub, env, ctx, error, started, value)
 
     def _call(self, sub: Subscription, env: Envelope, ctx: MessageContext
-              ) -> BaseException | None:
-        """Run a sync handler; its exception (the outcome's error) or None."""
+              ) -> tuple[BaseException | None, Any]:
+        """Run a sync handler: (its exception, the outcome's error, or None; its return
+        value, a request's result)."""
         error: BaseException | None = None
+        value: Any = None
         if otel.enabled():
             with otel.process_span(env, self.consumer, self.group) as span:
                 try:
-                    sub.call(env, ctx)
+                    value = sub.call(env, ctx)
                 except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
                     error = exc
                     span.record_exception(exc)
         else:
             try:
-                sub.call(env, ctx)
+                value = sub.call(env, ctx)
             except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
                 error = exc
-        return error
+        return error, value
 
     async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()
         error: BaseException | None = None
+        value: Any = None
         self._async_running[ctx.delivery.stream_id] = ctx  # cancels reach it (watch_cancels)
         with otel.process_span(env, self.consumer, self.group) as span:
             try:
                 # an async handler is cancelled at its timeout (a sync one cannot be)
-                await asyncio.wait_for(sub.call(env, ctx), sub.handler_timeout_s)
+                value = await asyncio.wait_for(sub.call(env, ctx), sub.handler_timeout_s)
             except TimeoutError:
                 error = HandlerTimeoutError(
                     f"handler of {env.type!r} ran past handler_timeout_s="
@@ -779,7 +795,7 @@ class Lane:
             if error is not None and span is not None:
                 span.record_exception(error)
         self._async_running.pop(ctx.delivery.stream_id, None)
-        self._complete(sub, env, ctx, error, started)
+        self._complete(sub, env, ctx, error, started, value)
 
     def expire_stuck(self) -> int:
         """Fail every sync delivery whose handler runs past its ``handler_timeout_s``.
@@ -829,11 +845,12 @@ class Lane:
         return list(self.settler.stuck.values())
 
     def _complete(self, sub: Subscription, env: Envelope, ctx: MessageContext,
-                  error: BaseException | None, started_ms: int) -> None:
+                  error: BaseException | None, started_ms: int, value: Any = None) -> None:
         outcome = ctx.take_outcome()
         if outcome is None:
             if error is None:
-                outcome = Outcome(Action.ACK) if sub.auto_ack else Outcome(Action.LEAVE)
+                outcome = Outcome(Action.ACK, value=value, tlp=ctx.result_tlp) \
+                    if sub.auto_ack else Outcome(Action.LEAVE)
             elif isinstance(error, Reject):
                 outcome = Outcome(Action.DEAD, reason=error.reason, error=error)
             elif isinstance(error, HandlerTimeoutError):
@@ -846,7 +863,13 @@ class Lane:
             outcome = mw.after_process(self, sub, env, ctx, error, outcome)
         if ctx.cancelled and outcome.action in (Action.RETRY, Action.LEAVE):
             outcome = Outcome(Action.ACK)  # cancelled by an operator: never again
+        elif outcome.action == Action.ACK and outcome.value is None and value is not None:
+            outcome = Outcome(Action.ACK, value=value, tlp=ctx.result_tlp)  # ctx.ack() + return
         self.settler.settle(ctx.delivery, outcome, env, (ctx.received_ms, started_ms))
+
+    def report_progress(self, ctx: MessageContext, fraction: float, note: str) -> None:
+        """A handler's progress: written by the keeper's next ``write_progress``."""
+        self.settler.note_progress(ctx.delivery, ctx.envelope, fraction, note)
 
     def extend_leases(self, deliveries: list[Delivery]) -> None:
         """Reset the idle time of ``deliveries`` so they are not reclaimed (XCLAIM JUSTID)."""

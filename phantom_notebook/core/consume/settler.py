@@ -19,8 +19,17 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..audit.inline import SECURITY_REASONS, AuditItem
 from ..backend.functions import AuditSection, seen_keys
 from ..backend.keyspace import QueueKeys
-from ..backend.records import AckRecord, DeadRecord, Delivery, RetryRecord, Settlement
+from ..backend.records import (
+    AckRecord,
+    DeadRecord,
+    Delivery,
+    JoinRecord,
+    ResultRecord,
+    RetryRecord,
+    Settlement,
+)
 from ..config.settings import QueueSettings
+from ..errors import PhantomError
 from ..model.codec import PlainCodec, peek_header
 from ..model.envelope import Envelope, now_ms
 from ..observe.metrics import (
@@ -33,6 +42,9 @@ from ..observe.metrics import (
 )
 from ..observe.tracing import TRACE_MAX_ENTRIES, clean, item
 from ..observe.worker_stats import WorkerStats
+from ..results.codec import seal_result
+from ..results.headers import member_of, reply_ttl_ms, wants_result
+from ..results.join import record_members
 from .breaker import CircuitBreaker
 from .context import Action, MessageContext, Outcome
 
@@ -75,6 +87,8 @@ class Settler:
         #: stream id -> what a timed-out handler that is still running was handling; its
         #: late outcome is ignored (the delivery was settled at the timeout)
         self.stuck: dict[str, dict[str, object]] = {}
+        #: stream id -> (envelope, fraction, note): progress not yet written
+        self.progress: dict[str, tuple[Envelope, float, str]] = {}
         self.cond = threading.Condition()
         self._settlement = Settlement.empty()
 
@@ -154,17 +168,34 @@ class Settler:
         """Queue the outcome of delivery ``d`` for the next batched settle call.
 
         ``timing`` = (received ms, handler started ms) adds the message's latencies to the
-        batch's histograms, all under the one lock acquisition of this call.
+        batch's histograms, all under the one lock acquisition of this call. A request's
+        result (and a group member's outcome for its join) is sealed here, outside the lock.
         """
         now = now_ms()
+        stored: ResultRecord | None = None
+        joined: JoinRecord | None = None
+        if env is not None and env.headers and outcome.action in (Action.ACK, Action.DEAD) \
+                and wants_result(env.headers):
+            outcome, stored, joined = self._result_of(d, outcome, env, now)
         action = outcome.action
         with self.cond:
             if self.stuck and self.stuck.pop(d.stream_id, None) is not None:
                 return  # timed out and settled already: the late outcome is ignored
             self.inflight.pop(d.stream_id, None)
+            self.progress.pop(d.stream_id, None)
             batch = self._settlement
             if timing is not None and env is not None:
                 self._observe(batch, env, timing[0], timing[1], now)
+            if joined is not None:
+                batch.joins.append(joined)
+            if stored is not None:
+                batch.results.append(stored)
+                if action == Action.ACK:  # the result record acks the entry
+                    if self.tracing and env is not None:
+                        batch.trace.setdefault("acked", []).append(
+                            item(env.id, env.trace_id, env.attempt, f"at={now}"))
+                    self.cond.notify_all()
+                    return
             if action == Action.ACK and self.tracing and env is not None:
                 batch.trace.setdefault("acked", []).append(
                     item(env.id, env.trace_id, env.attempt, f"at={now}"))
@@ -188,6 +219,69 @@ class Settler:
                     batch.count("failed")
             # Action.LEAVE: stays pending until reclaimed after the visibility timeout
             self.cond.notify_all()
+
+    def _result_of(self, d: Delivery, outcome: Outcome, env: Envelope, now: int
+                   ) -> tuple[Outcome, ResultRecord | None, JoinRecord | None]:
+        """The stored result of a request and the join record of a group member (a return
+        value that cannot be stored turns the outcome into a ``result_invalid`` dead
+        letter)."""
+        headers = env.headers
+        ttl = reply_ttl_ms(headers)
+        member = member_of(headers)
+        if not ttl and member is None:
+            return outcome, None, None
+        codec, max_bytes = self.mq.codec, self.settings.max_payload_bytes
+        sealed = b""
+        if outcome.action == Action.ACK:
+            try:
+                sealed = seal_result(codec, env, now, max_bytes, ok=True, value=outcome.value,
+                                     tlp=outcome.tlp)
+            except PhantomError as exc:
+                outcome = Outcome(Action.DEAD, reason="result_invalid", error=exc)
+        if outcome.action == Action.DEAD:
+            err = outcome.error
+            sealed = seal_result(codec, env, now, max_bytes, ok=False,
+                                 error_type=type(err).__name__ if err else "",
+                                 error=str(err) if err else outcome.reason,
+                                 reason=outcome.reason)
+        ok = outcome.action == Action.ACK
+        stored = ResultRecord("a" if ok else "d", d.level, d.stream_id, env.id, sealed, ttl,
+                              "done" if ok else "failed") if ttl else None
+        joined = JoinRecord(member[0], member[1], member[2], env.id,
+                            "ok" if ok else "failed", sealed) if member else None
+        return outcome, stored, joined
+
+    def note_progress(self, d: Delivery, env: Envelope, fraction: float, note: str) -> None:
+        """Remember the latest progress of a running delivery (written by ``write_progress``)."""
+        with self.cond:
+            if d.stream_id in self.inflight:
+                self.progress[d.stream_id] = (env, fraction, note)
+
+    def write_progress(self) -> int:
+        """Write every progress reported since the last call, in one round trip: the
+        request's result hash (fields p, note, pt) and a "progress" trace event. Called by
+        the worker's keeper twice a second, which is the throttle."""
+        with self.cond:
+            reported, self.progress = self.progress, {}
+        if not reported:
+            return 0
+        now = now_ms()
+        pipe = self.mq.client.pipeline(transaction=False)
+        items: list[str] = []
+        for env, fraction, note in reported.values():
+            ttl = reply_ttl_ms(env.headers) if env.headers else 0
+            if ttl:
+                key = self.keys.result(env.id)
+                pipe.hset(key, mapping={"p": f"{fraction:.4f}", "note": note, "pt": now})
+                pipe.pexpire(key, ttl)
+            items.append(item(env.id, env.trace_id, env.attempt,
+                              clean(f"{fraction:.0%} {note}".strip())))
+        if self.tracing and items:
+            pipe.xadd(self.keys.trace, {"ev": "progress", "c": self.consumer,
+                                        "m": ";".join(items)},
+                      maxlen=TRACE_MAX_ENTRIES, approximate=True)
+        pipe.execute()
+        return len(reported)
 
     def _hand_back(self, batch: Settlement, d: Delivery, outcome: Outcome,
                    env: Envelope | None, now: int) -> None:
@@ -283,6 +377,10 @@ class Settler:
         audit = self.mq.audit
         stream = audit.stream_of(self.keys) if audit is not None else ""
         try:
+            if batch.joins:  # members' outcomes first: a crash before the ack redelivers,
+                # and the join counts each member once (join.lua)
+                record_members(self.mq, batch.joins, now, self.consumer)
+                batch.joins = []
             acked, retried, dead = self.mq.functions.settle(
                 self.keys, metrics_key(self.keys, now), batch, group=self.group,
                 delete=not self.broadcast, now_ms=now,

@@ -273,6 +273,7 @@ class Worker:
                 for lane in self.lanes:  # operators' cancels reach running handlers
                     if isinstance(lane, Lane):
                         lane.watch_cancels()
+                        lane.settler.write_progress()  # throttled: twice a second at most
                 if time.monotonic() - last_keep < interval:
                     continue
                 last_keep = time.monotonic()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ValidationError
+from ..results.headers import RESULT_HEADERS
 from .envelope import MessagePriority
 
 
@@ -63,6 +64,13 @@ _MESSAGE_SETTERS: tuple[Any, ...] = tuple(
 
 
 
+class EngineMessage(Message):
+    """A message the engine itself builds (requests, group members, callbacks): it may
+    carry the result headers (``results/headers.py``) that user code may not set."""
+
+    __slots__ = ()
+
+
 RESERVED_HEADER_PREFIX = "pn-"
 #: ``pn-*`` headers the toolkit's own layers set through the public API (the catalog's schema
 #: version, a producer's origin): informational, never parsed as engine bookkeeping.
@@ -101,7 +109,8 @@ def check_extras(m: Message) -> int:
             if not isinstance(k, str) or not isinstance(v, str):
                 raise ValidationError(f"header {k!r}: keys and values must be strings, got "
                                       f"{type(k).__name__} -> {type(v).__name__}")
-            if k.startswith(RESERVED_HEADER_PREFIX) and k not in TOOLKIT_HEADERS:
+            if k.startswith(RESERVED_HEADER_PREFIX) and k not in TOOLKIT_HEADERS and not (
+                    type(m) is EngineMessage and k in RESULT_HEADERS):
                 raise ValidationError(f"header {k!r}: pn-* headers are reserved for "
                                       "phantom_notebook's own bookkeeping")
             size += len(k.encode()) + len(v.encode()) + 6

@@ -46,6 +46,12 @@ def partition_names(queue: str, count: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parent_of(stored: str) -> str:
+    """The queue a stored name belongs to: ``"ioc-feed"`` for ``"ioc-feed#2.7"`` (queue
+    names cannot contain ``#``), the name itself when it is no partition."""
+    return stored.split("#", 1)[0]
+
+
 def key_hash(key: str) -> str:
     """The routing hash of a partition key (stored in the envelope, never the key itself)."""
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
@@ -112,4 +118,4 @@ class Layout:
 
 
 __all__ = ["MAX_PARTITIONS", "PARTITION_KEY_HEADER", "SLOTS", "Layout", "default_partition_key",
-           "key_hash", "partition_names"]
+           "key_hash", "parent_of", "partition_names"]

@@ -79,6 +79,13 @@ def publish_batch(mq: Deployment, queue: str, messages: Iterable[Message | tuple
             from exc
     batch, routes = build_columns(mq, queue, qs, items, now,
                                   layout if layout.partitioned else None)
+    return write_routed(mq, queue, qs, batch, routes, now, wait_s)
+
+
+def write_routed(mq: Deployment, queue: str, qs: QueueSettings, batch: PublishColumns,
+                 routes: list[str] | None, now: int, wait_s: float | None) -> list[str]:
+    """Write built columns: one function call per partition (``routes`` from
+    ``build_columns``; None for an unpartitioned queue); returns the ids in order."""
     if routes is None:
         return write_columns(mq, queue, qs, mq.queue_keys(queue), batch, now, wait_s)
     # one function call per partition: all or nothing within each partition
@@ -304,4 +311,4 @@ def due_ms(delay: timedelta | float | None, deliver_at: datetime | None, now: in
 
 
 __all__ = ["build_columns", "content_key", "due_ms", "new_envelope", "publish_batch",
-           "publish_live", "write_columns"]
+           "publish_live", "write_columns", "write_routed"]

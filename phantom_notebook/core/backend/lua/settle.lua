@@ -8,7 +8,8 @@ KEYS[8]     trace stream
 KEYS[9]     the group's seen hash of the current replay-window bucket (lua/claim.lua)
 KEYS[10]    the group's seen hash of the previous bucket
 KEYS[11]    the group's running set (global concurrency, see fetch.lua)
-KEYS[12]    the caller's audit stream, when audited (includes/audit.lua)
+KEYS[12..]  per stored result: the request's result hash, then its wake-up list
+last        the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  group
 ARGV[2]  two digits: "1" to XDEL settled entries (keeps XLEN = depth; "0" on broadcast
@@ -21,6 +22,10 @@ ARGV[5]  number of ack groups g, then g groups: level, count k, k stream ids (on
 then     number of retries r, then r groups of 4: level, stream id, due ms, new envelope
 then     number of dead letters d, then d groups of 10: level, stream id, envelope, reason,
          error type, error, traceback, attempts, consumer, first failure ms
+then     number of results n, then n groups of 7: mode ("a": ack the entry and store its
+         result; "d": store it when this call dead-lettered the entry), level, stream id,
+         KEYS index of the result hash (its wake-up list is the next key), sealed result,
+         TTL ms, state ("done" or "failed")
 then     metric increments: k, then k pairs field, amount (e.g. failed, expired, h:e2e:12)
 then     trace cap t (0 = no tracing), consumer, number of events e, then e pairs:
          event name, items ("<id>|<trace id>|<attempt>|<detail>;...")
@@ -28,7 +33,8 @@ then     number of unclaims u, then u seen fields: messages handed back untouche
          again under a new stream id, so their next delivery is no replay)
 then     the audit section, and last its index (0 = not audited)
 
-Each entry is XACKed (and XDELed) in the same call that re-schedules or dead-letters it,
+Each entry is XACKed (and XDELed) in the same call that re-schedules or dead-letters it
+(or stores its result: a request's result is written exactly when its entry is acked),
 so a crash can never both lose and keep a message; a retry or dead letter whose entry this
 group no longer holds (a late settle after another worker reclaimed it) writes nothing.
 Dead-letter retention is the operator's (DeadLetterQueue.trim_expired): consumers hold no
@@ -95,13 +101,37 @@ end
 
 local deads = tonumber(ARGV[p]); p = p + 1
 local dead = 0
+local died = {}
 for _ = 1, deads do
   if finish(ARGV[p], ARGV[p + 1]) == 1 then
+    died[ARGV[p + 1]] = true
     dead_letter(KEYS[6], ARGV[p + 2], ARGV[p + 3], ARGV[p + 4], ARGV[p + 5], ARGV[p + 6],
                 ARGV[p + 7], ARGV[p + 8], group, ARGV[p + 9], now, ARGV[p + 1])
     dead = dead + 1
   end
   p = p + 10
+end
+
+local results = tonumber(ARGV[p]); p = p + 1
+for _ = 1, results do
+  local mode, level, sid = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+  local store = false
+  if mode == 'a' then
+    store = finish(level, sid) == 1
+    if store then acked = acked + 1 end
+  else
+    store = died[sid] == true
+  end
+  if store then
+    local key, ttl = KEYS[tonumber(ARGV[p + 3])], tonumber(ARGV[p + 5])
+    local wake = KEYS[tonumber(ARGV[p + 3]) + 1]
+    call('HSET', key, 's', ARGV[p + 6], 'v', ARGV[p + 4], 'at', now)
+    call('PEXPIRE', key, ttl)
+    call('DEL', wake)
+    call('RPUSH', wake, '1')
+    call('PEXPIRE', wake, ttl)
+  end
+  p = p + 7
 end
 
 local k = tonumber(ARGV[p]); p = p + 1
