@@ -38,11 +38,11 @@ from .model.message import Message
 from .model.routing import Layout
 from .observe.depth import QueueStats, depth_of, queue_stats
 from .observe.health import HealthReport, HealthThresholds, check_health
+from .publish.batch import publish_batch
+from .publish.stream import publish_stream
 from .results.codec import Result
 from .results.flows import GroupHandle, Task, chain, group, request_many
 from .results.pending import PendingResult, read_results, wait_all
-from .publish.batch import publish_batch
-from .publish.stream import publish_stream
 from .schedule import store as _schedules
 from .schedule.runner import Scheduler
 from .schedule.spec import Schedule

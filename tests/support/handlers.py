@@ -47,3 +47,14 @@ def concurrent(message: Any, context: Any) -> None:
     r.decr(f"{key}:running")
     sec, usec = r.time()
     r.rpush(f"{key}:done", f"{message.id}:{sec * 1000 + usec // 1000}")
+
+
+def member(message: Any, context: Any) -> dict[str, Any]:
+    """A group member's work: record ``<id>:<pid>:<delivery count>`` in ``<key>:started``,
+    do ``work_ms`` of simulated work, return which member it was and who ran it."""
+    key = os.environ["PN_TEST_RECORD_KEY"]
+    _redis().rpush(f"{key}:started", f"{message.id}:{os.getpid()}:{context.delivery_count}")
+    work_ms = message.payload.get("work_ms", 0)
+    if work_ms:
+        threading.Event().wait(work_ms / 1000)  # simulated work
+    return {"member": message.payload["member"], "pid": os.getpid()}

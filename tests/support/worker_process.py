@@ -24,7 +24,7 @@ class WorkerProcess:
         env = {**os.environ, "PN_TEST_RECORD_URL": redis_url, "PN_TEST_RECORD_KEY": prefix,
                "PHANTOM_QUEUE_VISIBILITY_TIMEOUT_S": str(visibility_timeout_s),
                "PYTHONPATH": str(ROOT), **(extra_env or {})}
-        module = "tests.support.handlers" if handler in ("record", "concurrent") \
+        module = "tests.support.handlers" if handler in ("record", "concurrent", "member") \
             else "tests.support.chaos_handlers"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "phantom_notebook.cli", "worker",

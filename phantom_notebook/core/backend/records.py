@@ -94,7 +94,7 @@ class JoinRecord(NamedTuple):
 
     queue: str  # the stored (partition) name of the callback queue holding the join
     group_id: str
-    index: int
+    member: int  # the member's index in its group
     message_id: str
     state: str  # "ok" or "failed"
     sealed: bytes

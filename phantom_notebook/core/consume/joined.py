@@ -17,7 +17,7 @@ import redis
 from ..backend.records import Delivery
 from ..errors import PhantomError
 from ..model.envelope import Envelope, now_ms
-from ..results.headers import joined_of
+from ..results.headers import DEADLINE_TYPE, JOINED, joined_of
 from ..results.join import GroupFailedError, expire_join, parse_join
 from .context import Action, MessageContext, Outcome
 
@@ -28,6 +28,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("phantom_notebook.lane")
 
 Runnable = tuple["Subscription", Envelope, MessageContext]
+
+
+def sort_out(d: Delivery, env: Envelope, ctx: MessageContext,
+             deadlines: list[tuple[Delivery, Envelope]], callbacks: list[MessageContext]
+             ) -> bool:
+    """Note a group's callback or deadline among a fetched batch; True for a deadline
+    (it runs no handler)."""
+    if JOINED not in env.headers:
+        return False
+    if env.type == DEADLINE_TYPE:
+        deadlines.append((d, env))
+        return True
+    callbacks.append(ctx)
+    return False
 
 
 def admit(lane: Lane, runnable: list[Runnable], deadlines: list[tuple[Delivery, Envelope]],
@@ -70,4 +84,4 @@ def admit(lane: Lane, runnable: list[Runnable], deadlines: list[tuple[Delivery, 
     return [r for r in runnable if id(r[2]) not in failed]
 
 
-__all__ = ["admit"]
+__all__ = ["admit", "sort_out"]

@@ -37,7 +37,7 @@ from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..observe.worker_stats import WorkerStats
-from ..results.headers import DEADLINE_TYPE, JOINED, wants_result
+from ..results.headers import wants_result
 from . import joined
 from .breaker import BreakerMiddleware, store_breaker_state
 from .context import Action, MessageContext, Outcome
@@ -587,12 +587,8 @@ class Lane:
             if delivered is not None:
                 attempt = ctx.attempt if broadcast else env.attempt
                 delivered.append(f"{env.id}|{env.trace_id}|{attempt}|at={received}")
-            hdrs = env.headers
-            if hdrs and JOINED in hdrs:  # a group's callback or deadline (consume/joined.py)
-                if env.type == DEADLINE_TYPE:
-                    deadlines.append((d, env))
-                    continue
-                callbacks.append(ctx)
+            if env.headers and joined.sort_out(d, env, ctx, deadlines, callbacks):
+                continue  # a group's deadline: decided in joined.admit, no handler
             expires = env.expires_at_ms
             if only is not None and env.queue == queue and (expires is None or expires > received):
                 # the stock checks inline (integrity, TTL, breaker) and the one catch-all

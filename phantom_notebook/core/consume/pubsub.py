@@ -96,6 +96,9 @@ class PubSubLane:
     def extend_leases(self, deliveries: list[Delivery]) -> None:
         """Nothing to extend: pub/sub has no leases."""
 
+    def report_progress(self, ctx: Any, fraction: float, note: str) -> None:
+        """Nothing to store: a pub/sub message has no result to report progress on."""
+
     def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Block until the subscription is live on the server (or ``timeout_s`` passes)."""
         deadline = time.monotonic() + timeout_s

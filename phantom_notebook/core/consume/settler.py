@@ -186,39 +186,56 @@ class Settler:
             batch = self._settlement
             if timing is not None and env is not None:
                 self._observe(batch, env, timing[0], timing[1], now)
-            if joined is not None:
-                batch.joins.append(joined)
-            if stored is not None:
-                batch.results.append(stored)
-                if action == Action.ACK:  # the result record acks the entry
-                    if self.tracing and env is not None:
-                        batch.trace.setdefault("acked", []).append(
-                            item(env.id, env.trace_id, env.attempt, f"at={now}"))
-                    self.cond.notify_all()
-                    return
+            if (stored is not None or joined is not None) and env is not None \
+                    and self._queue_result(batch, env, stored, joined, action, now):
+                self.cond.notify_all()
+                return
             if action == Action.ACK and self.tracing and env is not None:
                 batch.trace.setdefault("acked", []).append(
                     item(env.id, env.trace_id, env.attempt, f"at={now}"))
                 batch.acks.append(AckRecord(d.level, d.stream_id))
                 self.cond.notify_all()
                 return
-            self._trace_outcome(batch, d, outcome, env)
-            if outcome.reason == "expired":
-                batch.count("expired")
-            if action in (Action.ACK, Action.DROP):
-                batch.acks.append(AckRecord(d.level, d.stream_id))
-            elif action in (Action.RETRY, Action.RELEASE, Action.DEFER) and self.broadcast:
-                self._retry_locally(batch, d, outcome, now)
-            elif action in (Action.RELEASE, Action.DEFER):
-                self._hand_back(batch, d, outcome, env, now)
-            elif action == Action.RETRY and env is not None:
-                batch.retries.append(self._retry(d, outcome, env, now))
-            elif action == Action.DEAD:
-                batch.dead.append(self._dead(d, outcome, env, now))
-                if outcome.reason not in ("expired", "rejected"):
-                    batch.count("failed")
-            # Action.LEAVE: stays pending until reclaimed after the visibility timeout
+            self._queue_outcome(batch, d, outcome, env, now)
             self.cond.notify_all()
+
+    def _queue_outcome(self, batch: Settlement, d: Delivery, outcome: Outcome,
+                       env: Envelope | None, now: int) -> None:
+        """Queue any outcome but a traced plain ack or a stored result (caller holds the
+        lock)."""
+        action = outcome.action
+        self._trace_outcome(batch, d, outcome, env)
+        if outcome.reason == "expired":
+            batch.count("expired")
+        if action in (Action.ACK, Action.DROP):
+            batch.acks.append(AckRecord(d.level, d.stream_id))
+        elif action in (Action.RETRY, Action.RELEASE, Action.DEFER) and self.broadcast:
+            self._retry_locally(batch, d, outcome, now)
+        elif action in (Action.RELEASE, Action.DEFER):
+            self._hand_back(batch, d, outcome, env, now)
+        elif action == Action.RETRY and env is not None:
+            batch.retries.append(self._retry(d, outcome, env, now))
+        elif action == Action.DEAD:
+            batch.dead.append(self._dead(d, outcome, env, now))
+            if outcome.reason not in ("expired", "rejected"):
+                batch.count("failed")
+        # Action.LEAVE: stays pending until reclaimed after the visibility timeout
+
+    def _queue_result(self, batch: Settlement, env: Envelope, stored: ResultRecord | None,
+                      joined: JoinRecord | None, action: Action, now: int) -> bool:
+        """Queue a result and a join record; True when the result record acks the entry
+        (nothing more to queue for it)."""
+        if joined is not None:
+            batch.joins.append(joined)
+        if stored is None:
+            return False
+        batch.results.append(stored)
+        if action != Action.ACK:
+            return False
+        if self.tracing:
+            batch.trace.setdefault("acked", []).append(
+                item(env.id, env.trace_id, env.attempt, f"at={now}"))
+        return True
 
     def _result_of(self, d: Delivery, outcome: Outcome, env: Envelope, now: int
                    ) -> tuple[Outcome, ResultRecord | None, JoinRecord | None]:

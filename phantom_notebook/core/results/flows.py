@@ -79,22 +79,21 @@ def request_many(mq: Deployment, queue: str, messages: Iterable[Message | tuple[
     _check_queue(mq, queue)
     ttl_ms = int(_seconds(result_ttl, "result_ttl", DEFAULT_RESULT_TTL_S) * 1000)
     expire = _seconds(timeout, "timeout", 1.0) if timeout is not None else None
-    items = []
+    items: list[Message] = []
     for m in messages:
-        m = m if isinstance(m, Message) else Message(*m)
-        items.append(_engine(m, {REPLY: str(ttl_ms)}, ttl_s=expire))
+        msg = m if isinstance(m, Message) else Message(*m)
+        items.append(_engine(msg, {REPLY: str(ttl_ms)}, expire))
     ids, routes = _publish(mq, queue, items)
     return [PendingResult(mq, queue, r, i) for i, r in zip(ids, routes, strict=True)]
 
 
-def _engine(m: Message, extra: dict[str, str], **changes: Any) -> EngineMessage:
-    """``m`` as an engine message with the result headers ``extra``."""
-    fields = {"priority": m.priority, "delay": m.delay, "deliver_at": m.deliver_at,
-              "headers": {**m.headers, **extra}, "dedup_key": m.dedup_key, "ttl_s": m.ttl_s,
-              "correlation_id": m.correlation_id, "causation_id": m.causation_id,
-              "traceparent": m.traceparent, "tlp": m.tlp, "partition_key": m.partition_key}
-    fields.update({k: v for k, v in changes.items() if v is not None})
-    return EngineMessage(m.type, m.payload, **fields)
+def _engine(m: Message, extra: dict[str, str], ttl_s: float | None) -> EngineMessage:
+    """``m`` as an engine message with the result headers ``extra`` (and ``ttl_s``, when
+    given, as its time to live)."""
+    return EngineMessage(m.type, m.payload, m.priority, m.delay, m.deliver_at,
+                         {**m.headers, **extra}, m.dedup_key,
+                         ttl_s if ttl_s is not None else m.ttl_s, m.correlation_id,
+                         m.causation_id, m.traceparent, m.tlp, m.partition_key)
 
 
 def _publish(mq: Deployment, queue: str, items: list[Message]) -> tuple[list[str], list[str]]:

@@ -48,7 +48,7 @@ def record_members(mq: Deployment, records: Sequence[JoinRecord], now: int,
             key = keys.join(r.group_id)
             if key not in joins:
                 joins.append(key)
-            args += [8 + joins.index(key), r.index, r.message_id, r.state, r.sealed]
+            args += [8 + joins.index(key), r.member, r.message_id, r.state, r.sealed]
         qs = mq.declare(parent_of(queue))
         reply = mq.functions.join(
             keys, metrics_key(keys, now), "settle", joins, args, now_ms=now,

@@ -189,7 +189,7 @@ class _Bar:
     """A tqdm.auto bar fed with ``BatchStatus`` updates."""
 
     def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm  # optional: with the notebook extra (and papermill)
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]  # the notebook extra
         self._bar = tqdm(total=total, desc="requests", unit="req")
 
     def __call__(self, status: BatchStatus) -> None:

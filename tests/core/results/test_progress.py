@@ -1,0 +1,114 @@
+"""Progress: a handler's ``context.progress`` is visible to the requester (another
+process or connection) within one refresh, in the trace, and throttled."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import phantom_notebook as pn
+from phantom_notebook.core.testing import wait_until
+from phantom_notebook.notebook import trace_df
+from tests.support.redis_server import RedisServer
+
+
+def test_progress_is_visible_to_another_connection_while_the_handler_runs(
+        mq: pn.MessageQueue, redis_url: str, prefix: str) -> None:
+    halfway, finish = threading.Event(), threading.Event()
+
+    def slow(message: Any, context: pn.MessageContext) -> str:
+        context.progress(0.5, "whois looked up")
+        halfway.set()
+        finish.wait(10)  # the test decides when the handler may end
+        return "done"
+
+    mq.subscribe("ioc-enrich", "*", slow)
+    with mq.worker():
+        pending = mq.request("ioc-enrich", "ioc.enrichment.request", {"ioc": "x"})
+        assert halfway.wait(10)
+        # the worker writes progress twice a second: one refresh of a watching widget
+        assert wait_until(lambda: pending.progress is not None, timeout_s=1.5)
+        assert pending.progress is not None
+        assert (pending.progress.fraction, pending.progress.note) == (0.5, "whois looked up")
+        assert not pending.done
+        finish.set()
+        assert pending.result(timeout=10) == "done"
+    assert pending.progress is not None and pending.progress.fraction == 1.0
+
+
+def test_progress_is_a_trace_event_of_the_message(mq: pn.MessageQueue) -> None:
+    def steps(message: Any, context: pn.MessageContext) -> None:
+        context.progress(0.25, "resolved")
+        # end only once the worker wrote it (twice a second), so the trace has it
+        wait_until(lambda: mq.client.hget(mq.queue_keys("ioc-enrich").result(message.id),
+                                          "p") is not None, timeout_s=5)
+
+    mq.subscribe("ioc-enrich", "*", steps)
+    with mq.worker():
+        pending = mq.request("ioc-enrich", "t", {})
+        pending.result(timeout=10)
+    frame = trace_df(mq, pending.id, queues=["ioc-enrich"])
+    rows = frame[frame["event"] == "progress"]
+    assert len(rows) == 1 and "25% resolved" in rows.iloc[0]["detail"]
+    assert list(frame["event"]).index("progress") < list(frame["event"]).index("acked")
+
+
+def test_progress_writes_are_throttled_whatever_the_handler_reports(
+        own_server: RedisServer, prefix: str) -> None:
+    mq = pn.connect(own_server.url, key_prefix=prefix)
+    reports = 0
+
+    def chatty(message: Any, context: pn.MessageContext) -> str:
+        nonlocal reports
+        stop = threading.Event()
+        threading.Timer(1.2, stop.set).start()
+        while not stop.is_set():  # reports as fast as it can for 1.2 s
+            reports += 1
+            context.progress(min(reports / 1e6, 1.0), f"item {reports}")
+        return "ok"
+
+    mq.subscribe("ioc-enrich", "*", chatty)
+    with mq.worker():
+        before = _calls(own_server, "hset")
+        assert mq.request("ioc-enrich", "t", {}).result(timeout=10) == "ok"
+    writes = _calls(own_server, "hset") - before
+    # twice a second for 1.2 s: 2-3 progress writes, + 1 result write in pn1_settle
+    assert reports > 10_000
+    assert 1 <= writes <= 5, (writes, reports)
+    mq.close()
+
+
+def _calls(server: RedisServer, command: str) -> int:
+    stats = server.client().info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_progress_outside_zero_to_one_is_refused(mq: pn.MessageQueue) -> None:
+    errors: list[BaseException] = []
+
+    def wrong(message: Any, context: pn.MessageContext) -> None:
+        try:
+            context.progress(1.5)
+        except pn.ValidationError as exc:
+            errors.append(exc)
+
+    mq.subscribe("ioc-enrich", "*", wrong)
+    with mq.worker():
+        mq.request("ioc-enrich", "t", {}).result(timeout=10)
+    assert len(errors) == 1 and "0.0 to 1.0" in str(errors[0])
+
+
+def test_wait_all_reports_done_and_failed_counts(mq: pn.MessageQueue) -> None:
+    def judge(message: Any, context: Any) -> int:
+        if message.payload["i"] % 4 == 0:
+            raise pn.Reject("unparseable")
+        return int(message.payload["i"])
+
+    mq.subscribe("ioc-enrich", "*", judge)
+    seen: list[str] = []
+    with mq.worker():
+        pendings = mq.request_batch("ioc-enrich", [("t", {"i": i}) for i in range(10)])
+        results = mq.wait_all(pendings, timeout=20, progress=lambda s: seen.append(s.describe()))
+    assert [r.ok for r in results] == [i % 4 != 0 for i in range(10)]
+    assert [r.value for r in results if r.ok] == [1, 2, 3, 5, 6, 7, 9]
+    assert seen[-1] == "10/10 done, 3 failed"
