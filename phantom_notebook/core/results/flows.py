@@ -140,9 +140,11 @@ def _write(mq: Deployment, built: Sequence[_Built], now: int) -> None:
     for b in built:
         by_queue.setdefault(b.queue, []).append(b)
     for queue, items in by_queue.items():
+        # each "published" trace event names the message's parent: the trace draws a tree
         cols = PublishColumns([b.level for b in items], [0] * len(items),
                               [None] * len(items), [b.id for b in items],
-                              [b.trace_id for b in items], [b.sealed for b in items])
+                              [b.trace_id for b in items], [b.sealed for b in items],
+                              [f"parent {b.msg.causation_id}" for b in items])
         write_routed(mq, queue, mq.declare(queue), cols, [b.stored for b in items], now,
                      None)
 
@@ -244,7 +246,7 @@ def _create_join(mq: Deployment, queue: str, gid: str, rule: str, need: int,
                  sentinel: _Built, ttl_ms: int, now: int) -> None:
     keys = mq.queue_keys(queue)
     qs = mq.declare(callback.queue)
-    item = f"{callback.id}|{callback.trace_id}|1|group {gid}"
+    item = f"{callback.id}|{callback.trace_id}|1|parent {callback.msg.causation_id}"
     mq.functions.join(
         keys, metrics_key(keys, now), "create", [keys.join(gid)],
         [ttl_ms, len(member_ids), need, rule, "1" if fail_fast else "0", callback.level,
