@@ -15,6 +15,9 @@ single Cluster slot::
     <prefix>:{<queue>}:restored      restore ledger: archived records already written back
     <prefix>:{<queue>}:sched         hash: name -> JSON spec of a schedule firing here
     <prefix>:{<queue>}:fired         hash: schedule name -> last tick fired (ms)
+    <prefix>:{<queue>}:res:<id>      hash: a request's state, sealed result, progress (TTL)
+    <prefix>:{<queue>}:res:<id>:w    list: a request's wake-up (pushed when its result is stored)
+    <prefix>:{<queue>}:join:<group>  hash: a group's join, with its callback's queue (TTL)
     <prefix>:queues                  set of known queue names (registry; admins write it)
     <prefix>:hb:<user>               hash consumer -> heartbeat JSON of one ACL user's workers
     <prefix>:hb-users                set of the users with heartbeats (each adds its own name)
