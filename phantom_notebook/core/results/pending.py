@@ -83,9 +83,12 @@ class PendingResult:
                 self._result = self._open(fields["v"])
         return self._result
 
-    def get(self, timeout: float | None = None) -> Result:
+    def get(self, timeout: float | None = None, *, progress: bool = False) -> Result:
         """Wait up to ``timeout`` seconds (None: forever) for the ``Result`` (a failure
-        is returned, not raised); ``ResultTimeoutError`` when none came in time."""
+        is returned, not raised); ``ResultTimeoutError`` when none came in time.
+        ``progress=True`` shows the handler's progress as a live bar (tqdm.auto)."""
+        if progress:
+            return self._watch(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = self._mq.queue_keys(self.stored).result_wake(self.id)
         while True:
@@ -100,10 +103,38 @@ class PendingResult:
             block = WAIT_SLICE_S if left is None else max(min(left, WAIT_SLICE_S), 0.001)
             self._mq.client.blmove(wake, wake, block, "RIGHT", "LEFT")
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None, *, progress: bool = False) -> Any:
         """Wait for the handler's return value; raises ``TaskFailedError`` with the
-        handler's failure (type, message, DLQ reason) or ``ResultTimeoutError``."""
-        return self.get(timeout).unwrap()
+        handler's failure (type, message, DLQ reason) or ``ResultTimeoutError``.
+        ``progress=True`` shows the handler's progress as a live bar meanwhile."""
+        return self.get(timeout, progress=progress).unwrap()
+
+    def _watch(self, timeout: float | None) -> Result:
+        """``get`` with a bar of the reported progress, refreshed every ``POLL_S``."""
+        try:
+            tqdm = _tqdm()
+        except ImportError:
+            return self.get(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        name = f"request {self.id[-8:]}"
+        bar = tqdm(total=100, desc=name, unit="%", ncols=100,
+                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
+        try:
+            while True:
+                fields = self._read()
+                now = progress_of(fields)
+                if now is not None:
+                    bar.n = round(now.fraction * 100)
+                    bar.set_description_str(f"{name}: {now.note}" if now.note else name,
+                                            refresh=False)
+                    bar.refresh()
+                if fields.get("s") is not None:
+                    return self.get(0)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self.get(0)  # raises ResultTimeoutError
+                time.sleep(POLL_S)  # the bar's refresh interval, not synchronization
+        finally:
+            bar.close()
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.to_thread(self.result).__await__()
@@ -189,17 +220,26 @@ class _Bar:
     """A tqdm.auto bar fed with ``BatchStatus`` updates."""
 
     def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]  # the notebook extra
-        self._bar = tqdm(total=total, desc="requests", unit="req")
+        tqdm = _tqdm()
+        self._bar = tqdm(total=total, desc=f"0/{total} done", unit="req", ncols=100,
+                         bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
 
     def __call__(self, status: BatchStatus) -> None:
-        finished = status.done + status.failed
-        self._bar.n = finished
-        self._bar.set_postfix_str(status.describe(), refresh=False)
+        self._bar.n = status.done + status.failed
+        self._bar.set_description_str(status.describe(), refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _tqdm() -> Any:
+    """A tqdm.auto bar factory (a widget in notebooks, text 100 columns wide elsewhere);
+    ImportError without the notebook extra."""
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    if "notebook" in tqdm.__module__:
+        return lambda **options: tqdm(**{k: v for k, v in options.items() if k != "ncols"})
+    return tqdm
 
 
 def _bar(total: int) -> Callable[[BatchStatus], None] | None:

@@ -113,3 +113,21 @@ def test_wait_all_reports_done_and_failed_counts(mq: pn.MessageQueue) -> None:
     assert [r.ok for r in results] == [i % 4 != 0 for i in range(10)]
     assert [r.value for r in results if r.ok] == [1, 2, 3, 5, 6, 7, 9]
     assert seen[-1] == "10/10 done, 3 failed"
+
+
+def test_one_requests_progress_bar_follows_the_handler_to_done(
+        mq: pn.MessageQueue, capsys: Any) -> None:
+    def steps(message: Any, context: pn.MessageContext) -> str:
+        for i, step in enumerate(("resolve", "whois")):
+            context.progress(i / 2, step)
+            wait_until(lambda: mq.client.hget(  # noqa: B023 - called at once
+                mq.queue_keys("ioc-enrich").result(message.id), "note") == step.encode(),
+                timeout_s=5)
+            threading.Event().wait(0.7)  # simulated work: 3 refreshes of the bar
+        return "verdict"
+
+    mq.subscribe("ioc-enrich", "*", steps)
+    with mq.worker():
+        assert mq.request("ioc-enrich", "t", {}).result(timeout=20, progress=True) == "verdict"
+    shown = capsys.readouterr().err.replace("\r", "\n")
+    assert ": resolve   0%" in shown and ": whois  50%" in shown and ": done 100%" in shown
