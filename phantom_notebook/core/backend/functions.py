@@ -168,7 +168,7 @@ class Functions:
         (what pause, the rate limit and global concurrency allow: ``flow``; ``charge`` =
         deliveries made outside this function since the last call)."""
         f = flow or _NO_FLOW
-        flat, next_due, dead, probed, throttle, wait, granted = self.call(
+        flat, next_due, dead, probed, throttle, wait, granted, answered = self.call(
             "fetch", [*_lane_keys(keys, metrics_key), keys.meta, keys.limiter,
                       keys.running(group)], [
                 group, consumer, count, now_ms, reclaim_idle_ms, max_deliveries,
@@ -181,7 +181,8 @@ class Functions:
         it = iter(probed)
         return FetchResult(deliveries, None if next_due < 0 else int(next_due), int(dead),
                            [(int(level), int(n)) for level, n in zip(it, it, strict=True)],
-                           int(throttle), int(wait), int(granted))
+                           int(throttle), int(wait), int(granted),
+                           tuple(a for a in answered if isinstance(a, bytes)))
 
     def settle(self, keys: QueueKeys, metrics_key: str, batch: Settlement, *, group: str,
                delete: bool, now_ms: int, metrics_ttl_s: int, trace_cap: int = 0,

@@ -42,6 +42,9 @@ class FetchResult:
     wait_ms: int = 0
     #: deliveries the flow control allowed (-1: not reported); caps the direct reads
     granted: int = -1
+    #: requests and group members dead-lettered by the fetch (over max deliveries): the
+    #: lane stores their failure so their waiters and joins learn of it
+    dead_requests: tuple[bytes, ...] = ()
 
 
 class AckRecord(NamedTuple):

@@ -424,6 +424,8 @@ class Lane:
         if result.dead_lettered:
             with self.settler.cond:
                 self.stats.dead_lettered += result.dead_lettered
+            if result.dead_requests:
+                self.settler.answer_dead(result.dead_requests)
         deliveries = result.deliveries
         if result.granted >= 0:
             budget = min(budget, result.granted)

@@ -29,7 +29,7 @@ from ..backend.records import (
     Settlement,
 )
 from ..config.settings import QueueSettings
-from ..errors import PhantomError
+from ..errors import DecodeError, PhantomError
 from ..model.codec import PlainCodec, peek_header
 from ..model.envelope import Envelope, now_ms
 from ..observe.metrics import (
@@ -267,6 +267,27 @@ class Settler:
         joined = JoinRecord(member[0], member[1], member[2], env.id,
                             "ok" if ok else "failed", sealed) if member else None
         return outcome, stored, joined
+
+    def answer_dead(self, envelopes: tuple[bytes, ...]) -> None:
+        """Store the failure of requests and group members the fetch dead-lettered (over
+        ``max_deliveries``: their workers kept dying), so their waiters and joins learn of
+        it now, not at a timeout. Written by the next settle call (``mode`` "x": the entry
+        is gone already); an envelope that does not open is left to the DLQ."""
+        error = RuntimeError("delivered too many times without an ack (its worker keeps "
+                             "dying?)")
+        for raw in envelopes:
+            try:
+                env = self.mq.codec.open(raw)
+            except DecodeError:
+                continue
+            gone = Delivery(0, "", raw, 0)
+            _, stored, joined = self._result_of(
+                gone, Outcome(Action.DEAD, reason="max_deliveries", error=error), env, now_ms())
+            with self.cond:
+                if stored is not None:
+                    self._settlement.results.append(stored._replace(mode="x"))
+                if joined is not None:
+                    self._settlement.joins.append(joined)
 
     def note_progress(self, d: Delivery, env: Envelope, fraction: float, note: str) -> None:
         """Remember the latest progress of a running delivery (written by ``write_progress``)."""

@@ -10,6 +10,7 @@ import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.backend.records import JoinRecord
+from phantom_notebook.core.consume.subscription import DEFAULT_GROUP
 from phantom_notebook.core.model.envelope import now_ms
 from phantom_notebook.core.results.join import read_join, record_members
 from phantom_notebook.core.testing import wait_until
@@ -225,3 +226,27 @@ def test_impossible_group_semantics_are_refused_before_anything_is_written(
     with pytest.raises(pn.ValidationError, match=error):
         mq.group(_members({}, {}, {}), then=SCORE, **options)
     assert not list(mq.client.scan_iter(f"{mq.keys.prefix}:*:join:*"))
+
+
+def test_a_member_that_keeps_killing_its_worker_fails_its_group_without_waiting_for_the_deadline(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("ioc-crash", max_deliveries=2, visibility_timeout_s=0.05)
+    mq.ensure_group("ioc-crash")
+    g = mq.group([pn.Task("ioc-crash", "t", {}), pn.Task("ioc-vt", "t", {"source": "vt"})],
+                 then=SCORE, min_success=1, timeout=3600)
+    keys = mq.queue_keys("ioc-crash")
+    # two deliveries that never settle: what a worker SIGKILLed each time leaves behind
+    for _ in range(2):
+        assert wait_until(lambda: bool(mq.client.xreadgroup(
+            DEFAULT_GROUP, "dies", {keys.stream(2): ">"}, count=1)) or bool(
+            mq.client.xautoclaim(keys.stream(2), DEFAULT_GROUP, "dies", 40, "0-0")[1]),
+            timeout_s=5)
+    mq.subscribe("ioc-crash", "*", _enrich)
+    mq.subscribe("ioc-vt", "*", _enrich)
+    mq.subscribe("threat-score", "*", _score)
+    _callbacks.clear()
+    with mq.worker():
+        assert g.result(timeout=10) == {"risk": 0, "sources": 1}
+        crashed = g.members[0].get(timeout=5)
+    assert not crashed.ok and crashed.reason == "max_deliveries"
+    assert [m.state for m in g.state().members] == ["failed", "ok"]

@@ -120,9 +120,8 @@ def test_one_requests_progress_bar_follows_the_handler_to_done(
     def steps(message: Any, context: pn.MessageContext) -> str:
         for i, step in enumerate(("resolve", "whois")):
             context.progress(i / 2, step)
-            wait_until(lambda: mq.client.hget(  # noqa: B023 - called at once
-                mq.queue_keys("ioc-enrich").result(message.id), "note") == step.encode(),
-                timeout_s=5)
+            key, note = mq.queue_keys("ioc-enrich").result(message.id), step.encode()
+            wait_until(lambda k=key, n=note: mq.client.hget(k, "note") == n, timeout_s=5)
             threading.Event().wait(0.7)  # simulated work: 3 refreshes of the bar
         return "verdict"
 

@@ -46,7 +46,9 @@ Returns { flat entries: level, stream id, the entry's field list (normally {"m",
           next due ms of the delayed set (or -1), number dead-lettered here,
           probed levels: level, undelivered count, ... (empty unless probing),
           throttle: 0 none, 1 paused, 2 rate limited, 3 at global concurrency,
-          wait ms until the limiter grants again (rate limited), deliveries granted }
+          wait ms until the limiter grants again (rate limited), deliveries granted,
+          the envelopes dead-lettered here that are requests or group members (their
+          clear header names pn-reply or pn-member: the caller stores their failure) }
 ]]
 --- @include "metrics"
 --- @include "trace"
@@ -84,7 +86,7 @@ end
 
 -- flow control: paused, rate limit, global concurrency
 if call('HGET', KEYS[9], 'paused') or call('HGET', KEYS[9], 'paused:' .. group) then
-  return {{}, next_due_ms(), 0, {}, 1, 0, 0}
+  return {{}, next_due_ms(), 0, {}, 1, 0, 0, {}}
 end
 local throttle, wait = 0, 0
 local tat, clock = 0, 0
@@ -113,7 +115,7 @@ local granted = remaining
 if granted == 0 then
   if interval > 0 and charge > 0 then call('HSET', KEYS[10], limiter, tat) end
   if throttle > 0 then count(KEYS[7], metrics_ttl, 'throttled', 1) end  -- waiting for a limit
-  return {{}, next_due_ms(), 0, {}, throttle, wait, 0}
+  return {{}, next_due_ms(), 0, {}, throttle, wait, 0, {}}
 end
 
 -- XREADGROUP replies {{stream, entries}} (nil when empty); the embedded fakeredis
@@ -126,6 +128,7 @@ end
 
 local out = {}
 local dead = 0
+local answered = {}
 for li = 1, #levels do
   if remaining <= 0 then break end
   local level = tonumber(string.sub(levels, li, li))
@@ -151,6 +154,10 @@ for li = 1, #levels do
         local mid = string.match(envelope, '"id":"([^"]+)"') or '?'
         local tid = string.match(envelope, '"tp":"00%-(%x+)%-') or ''
         dead_items[#dead_items + 1] = mid .. '|' .. tid .. '|' .. n .. '|max_deliveries'
+        if string.find(envelope, '"pn-reply"', 1, true) or
+            string.find(envelope, '"pn-member"', 1, true) then
+          answered[#answered + 1] = envelope
+        end
       else
         out[#out + 1] = level
         out[#out + 1] = sid
@@ -201,4 +208,4 @@ if max_running > 0 and delivered > 0 then
   end
   call('ZADD', KEYS[11], unpack(leases))
 end
-return {out, next_due_ms(), dead, probed, 0, 0, granted}
+return {out, next_due_ms(), dead, probed, 0, 0, granted, answered}

@@ -23,7 +23,8 @@ then     number of retries r, then r groups of 4: level, stream id, due ms, new 
 then     number of dead letters d, then d groups of 10: level, stream id, envelope, reason,
          error type, error, traceback, attempts, consumer, first failure ms
 then     number of results n, then n groups of 7: mode ("a": ack the entry and store its
-         result; "d": store it when this call dead-lettered the entry), level, stream id,
+         result; "d": store it when this call dead-lettered the entry; "x": store it, the
+         entry is gone already (fetch dead-lettered it)), level, stream id,
          KEYS index of the result hash (its wake-up list is the next key), sealed result,
          TTL ms, state ("done" or "failed")
 then     metric increments: k, then k pairs field, amount (e.g. failed, expired, h:e2e:12)
@@ -119,8 +120,10 @@ for _ = 1, results do
   if mode == 'a' then
     store = finish(level, sid) == 1
     if store then acked = acked + 1 end
-  else
+  elseif mode == 'd' then
     store = died[sid] == true
+  else
+    store = true
   end
   if store then
     local key, ttl = KEYS[tonumber(ARGV[p + 3])], tonumber(ARGV[p + 5])
