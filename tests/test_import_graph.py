@@ -27,6 +27,7 @@ LAYERS = (
     "phantom_notebook.core.audit",
     "phantom_notebook.core.observe",
     "phantom_notebook.core.publish",
+    "phantom_notebook.core.results",
     "phantom_notebook.core.consume",
     "phantom_notebook.core.admin",
     "phantom_notebook.core.backup",

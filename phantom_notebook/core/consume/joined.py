@@ -17,7 +17,7 @@ import redis
 from ..backend.records import Delivery
 from ..errors import PhantomError
 from ..model.envelope import Envelope, now_ms
-from ..results.headers import DEADLINE_TYPE, JOINED, joined_of
+from ..model.flow_headers import DEADLINE_TYPE, JOINED, joined_of
 from ..results.join import GroupFailedError, expire_join, parse_join
 from .context import Action, MessageContext, Outcome
 

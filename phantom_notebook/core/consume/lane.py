@@ -32,12 +32,12 @@ from ..errors import (
 )
 from ..model.codec import peek_header
 from ..model.envelope import Envelope, now_ms
+from ..model.flow_headers import wants_result
 from ..model.limits import flow_control, parse_rate
 from ..observe import otel
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..observe.worker_stats import WorkerStats
-from ..results.headers import wants_result
 from . import joined
 from .breaker import BreakerMiddleware, store_breaker_state
 from .context import Action, MessageContext, Outcome

@@ -32,6 +32,7 @@ from ..config.settings import QueueSettings
 from ..errors import DecodeError, PhantomError
 from ..model.codec import PlainCodec, peek_header
 from ..model.envelope import Envelope, now_ms
+from ..model.flow_headers import member_of, reply_ttl_ms, wants_result
 from ..observe.metrics import (
     FIELD_TABLE_MS,
     LATENCY_FIELDS,
@@ -43,7 +44,6 @@ from ..observe.metrics import (
 from ..observe.tracing import TRACE_MAX_ENTRIES, clean, item
 from ..observe.worker_stats import WorkerStats
 from ..results.codec import seal_result
-from ..results.headers import member_of, reply_ttl_ms, wants_result
 from ..results.join import record_members
 from .breaker import CircuitBreaker
 from .context import Action, MessageContext, Outcome

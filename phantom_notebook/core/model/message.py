@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ValidationError
-from ..results.headers import RESULT_HEADERS
 from .envelope import MessagePriority
+from .flow_headers import RESULT_HEADERS
 
 
 @dataclass(frozen=True, init=False, slots=True)
@@ -66,7 +66,7 @@ _MESSAGE_SETTERS: tuple[Any, ...] = tuple(
 
 class EngineMessage(Message):
     """A message the engine itself builds (requests, group members, callbacks): it may
-    carry the result headers (``results/headers.py``) that user code may not set."""
+    carry the result headers (``model/flow_headers.py``) that user code may not set."""
 
     __slots__ = ()
 

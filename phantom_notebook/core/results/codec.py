@@ -14,8 +14,8 @@ from typing import Any
 from ..errors import DecodeError, TaskFailedError
 from ..model.codec import Codec
 from ..model.envelope import Envelope, MessagePriority
+from ..model.flow_headers import RESULT_TYPE
 from ..model.tlp import parse_tlp, tlp_rank
-from .headers import RESULT_TYPE
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from ..backend.records import PublishColumns
 from ..errors import ValidationError
 from ..model.envelope import MessagePriority, new_id, new_traceparent, now_ms, trace_id_of
+from ..model.flow_headers import DEADLINE_TYPE, JOINED, MEMBER, REPLY
 from ..model.message import EngineMessage, Message
 from ..model.routing import key_hash
 from ..observe.metrics import RETENTION_S, metrics_key
 from ..observe.tracing import TRACE_MAX_ENTRIES
 from ..publish.batch import build_columns, write_routed
-from .headers import DEADLINE_TYPE, JOINED, MEMBER, REPLY
 from .join import JoinState, read_join
 from .pending import PendingResult
 
