@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Sequence
 
 from ..core.observe.depth import QueueStats
-from . import require
+from . import require, tracetree
 
 try:
     import numpy as np
@@ -31,9 +31,16 @@ EVENT_COLOURS = {
     "published": "#4C78A8", "deduplicated": "#BAB0AC", "delivered": "#72B7B2",
     "acked": "#54A24B", "nacked": "#EECA3B", "retried": "#F58518",
     "dead_lettered": "#E45756", "expired": "#B279A2", "replayed": "#9D755D",
-    "released": "#BAB0AC"}
+    "released": "#BAB0AC", "progress": "#8CD17D", "group_created": "#79706E",
+    "group_succeeded": "#1A7F37", "group_failed": "#E45756"}
 EVENT_SYMBOLS = {"dead_lettered": "x", "expired": "x", "acked": "star", "retried": "circle-open",
-                 "delivered": "diamond", "replayed": "triangle-up"}
+                 "delivered": "diamond", "replayed": "triangle-up", "progress": "circle-dot",
+                 "group_created": "square-open", "group_succeeded": "square",
+                 "group_failed": "square-x"}
+#: a tree with more lanes than this is drawn per queue and consumer (one lane per message
+#: of a huge group would be taller than any screen)
+TREE_MAX_LANES = 120
+_MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 STATE_COLOURS = {"ready": "#4C78A8", "in_flight": "#F58518", "delayed": "#B279A2",
                  "dead": "#E45756"}
 STATE_LABELS = {"ready": "ready", "in_flight": "in flight", "delayed": "delayed",
@@ -197,8 +204,17 @@ def plot_trace_timeline(trace: pd.DataFrame, title: str | None = None) -> go.Fig
     Markers are the lifecycle events, colour-coded, labelled with the attempt; a grey line
     joins the hops of each message in order (wait in the queue, then processing...).
     Events too close to tell apart are nudged vertically within their lane.
+
+    A trace whose messages name their parents (a group, a chain: ``trace_df``'s
+    ``parent_id``) is drawn as a tree instead: one lane per message, depth-first from the
+    group or chain (its own row, a bar over the time it took), the labels indented with
+    branch glyphs, a dotted connector from each parent's lane down to its child's first
+    event (up to ``TREE_MAX_LANES`` lanes; a bigger tree gets the lanes per queue).
     """
     df = trace.reset_index(drop=True)
+    tree = _tree_of(df)
+    if tree is not None:
+        return _tree_timeline(df, tree, title)
     lanes: list[str] = []
     lane_of = []
     for queue, actor, event in zip(df["queue"], df["actor"], df["event"], strict=True):
@@ -219,23 +235,7 @@ def plot_trace_timeline(trace: pd.DataFrame, title: str | None = None) -> go.Fig
         fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", hoverinfo="skip",
                                  line={"color": "rgba(90,90,90,0.45)", "width": 1.5},
                                  showlegend=False))
-    labels = len(df) <= 60
-    for event in dict.fromkeys(df["event"].astype("string")):
-        idx = np.flatnonzero((df["event"].astype("string") == event).to_numpy(dtype=bool))
-        rows = df.iloc[idx]
-        fig.add_trace(go.Scatter(
-            x=x[idx], y=y[idx], name=event,
-            mode="markers+text" if labels and event == "delivered" else "markers",
-            text=[f"attempt {a}" for a in rows["attempt"]], textposition="bottom center",
-            textfont={"size": 11, "color": "#57606a"},
-            marker={"size": 13, "color": EVENT_COLOURS.get(event, "#888"),
-                    "symbol": EVENT_SYMBOLS.get(event, "circle"),
-                    "line": {"width": 2 if event == "retried" else 1,
-                             "color": EVENT_COLOURS.get(event, "#888")
-                             if event == "retried" else "white"}},
-            customdata=_trace_hover(rows),
-            hovertemplate=(f"<b>{event}</b> +%{{x:,.1f}} {unit}<br>%{{customdata[0]}}"
-                           "<extra></extra>")))
+    _event_markers(fig, df, x, y, unit, labels=len(df) <= 60)
     fig = _finish(fig, title or _trace_title(df), f"time since first event ({unit})", None,
                   df.empty)
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(lanes))), ticktext=lanes,
@@ -245,6 +245,144 @@ def plot_trace_timeline(trace: pd.DataFrame, title: str | None = None) -> go.Fig
     fig.update_xaxes(range=[-pad, span / scale + pad], zeroline=False)
     fig.update_layout(height=max(320, 200 + 90 * len(lanes)), hovermode="closest")
     return fig
+
+
+def _tree_of(df: pd.DataFrame) -> list[tracetree.Lane] | None:
+    """The tree lanes of a trace frame whose messages name parents, else None."""
+    if df.empty:
+        return None
+    if "parent_id" in df.columns:
+        linked = bool(df["parent_id"].notna().any()) or (
+            "depth" in df.columns and bool(df["depth"].fillna(0).gt(0).any()))
+    else:
+        linked = tracetree.has_links(zip(df["message_id"], df["detail"], strict=True))
+    if not linked or df["message_id"].nunique() > TREE_MAX_LANES:
+        return None
+    return tracetree.lanes(df.loc[:, ["message_id", "queue", "event", "detail"]]
+                           .to_dict("records"))
+
+
+def _tree_timeline(df: pd.DataFrame, tree: list[tracetree.Lane],
+                   title: str | None) -> go.Figure:
+    index = {lane.key: i for i, lane in enumerate(tree)}
+    lane_of = [index[str(m)] for m in df["message_id"]]
+    elapsed = _floats(df["elapsed_ms"])
+    span = float(elapsed.max()) if len(elapsed) else 0.0
+    scale, unit = (1000.0, "s") if span > 10_000 else (1.0, "ms")
+    x = elapsed / scale
+    y = _dodge(x, lane_of, max(span / scale, 1e-9) * 0.03, offsets=(0.0, -0.28, 0.28))
+    first: dict[str, tuple[float, float]] = {}
+    extent: dict[str, tuple[float, float]] = {}
+    for mid, xi, yi in zip(df["message_id"].astype(str), x, y, strict=True):
+        first.setdefault(mid, (float(xi), float(yi)))
+        lo, hi = extent.get(mid, (float(xi), float(xi)))
+        extent[mid] = (min(lo, float(xi)), max(hi, float(xi)))
+    fig = go.Figure()
+    # the group / chain rows: a bar over the time its messages took
+    start = {k: v[0] for k, v in first.items()}
+    for lane in tree:
+        if not lane.virtual:
+            continue
+        spans = [extent[k] for k in tracetree.below(tree, lane.key) if k in extent]
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+        start[lane.key] = lo
+        fig.add_trace(go.Scatter(
+            x=[lo, hi], y=[index[lane.key]] * 2, mode="lines", showlegend=False,
+            line={"color": "rgba(87,96,106,0.55)", "width": 6},
+            hovertemplate=(f"<b>{html.escape(lane.label)}</b><br>{len(spans)} messages, "
+                           f"{(hi - lo) * scale:,.0f} ms<extra></extra>")))
+    # connectors, elbows as in a file tree: down from where the parent starts (a message's
+    # first event, a group's bar) to the child's lane, then along it to its first event; a
+    # child that started first (a chain's later step waits from the start) drops straight
+    cx: list[float | None] = []
+    cy: list[float | None] = []
+    for lane in tree:
+        if lane.parent is None or lane.key not in first:
+            continue
+        fx, fy = first[lane.key]
+        px = min(start[lane.parent], fx)
+        cx += [px, px, fx, None]
+        cy += [float(index[lane.parent]), float(index[lane.key]), fy, None]
+    if cx:
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", hoverinfo="skip",
+                                 showlegend=False,
+                                 line={"color": "rgba(87,96,106,0.7)", "width": 1,
+                                       "dash": "dot"}))
+    _releases(fig, df, tree, x, y)
+    for mid in dict.fromkeys(df["message_id"]):
+        idx = np.flatnonzero((df["message_id"] == mid).to_numpy(dtype=bool))
+        fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", hoverinfo="skip",
+                                 line={"color": "rgba(90,90,90,0.45)", "width": 1.5},
+                                 showlegend=False))
+    _event_markers(fig, df, x, y, unit, labels=len(df) <= 60, retries_only=True)
+    fig = _finish(fig, title or _trace_title(df, tree), f"time since first event ({unit})",
+                  None, df.empty)
+    # plotly right-aligns tick labels: padded to one width in a monospace font, the branch
+    # glyphs line up under each other
+    width = max(len(lane.text) for lane in tree)
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(tree))),
+                     ticktext=[lane.text.ljust(width, "\u00a0") for lane in tree],
+                     range=[len(tree) - 0.5, -0.6],
+                     showgrid=True, gridcolor="#f0f2f4", zeroline=False, automargin=True,
+                     tickfont={"family": _MONO, "size": 13, "color": "#24292f"},
+                     title_text=None)
+    pad = max(span / scale, 1.0) * 0.04
+    fig.update_xaxes(range=[-pad, span / scale + pad], zeroline=False)
+    fig.update_layout(height=max(320, 190 + 50 * len(tree)), hovermode="closest")
+    return fig
+
+
+def _releases(fig: go.Figure, df: pd.DataFrame, tree: list[tracetree.Lane], x: np.ndarray,
+              y: np.ndarray) -> None:
+    """A chain step waits for the step before: an arrow from that step's last event to the
+    moment its join let this one run (``group_succeeded`` / ``group_failed``)."""
+    ids = df["message_id"].astype("string")
+    events = df["event"].astype("string")
+    joins = events.isin(["group_succeeded", "group_failed"]).to_numpy(dtype=bool)
+    shown = False
+    for lane in tree:
+        if lane.parent is None or lane.virtual:
+            continue
+        mine = np.flatnonzero((ids == lane.key).to_numpy(dtype=bool) & joins)
+        theirs = np.flatnonzero((ids == lane.parent).to_numpy(dtype=bool))
+        if not len(mine) or not len(theirs):
+            continue
+        to, fro = mine[0], theirs[-1]
+        if not shown:  # a legend entry says what the arrows are
+            shown = True
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="next step released",
+                                     line={"color": EVENT_COLOURS["group_succeeded"],
+                                           "width": 1.3}))
+        fig.add_annotation(x=x[to], y=y[to], ax=x[fro], ay=y[fro], xref="x", yref="y",
+                           axref="x", ayref="y", text="", showarrow=True, arrowhead=2,
+                           arrowsize=1.1, arrowwidth=1.3, standoff=8, startstandoff=7,
+                           arrowcolor=EVENT_COLOURS.get(str(events.iloc[to]), "#57606a"))
+
+
+def _event_markers(fig: go.Figure, df: pd.DataFrame, x: np.ndarray, y: np.ndarray,
+                   unit: str, *, labels: bool, retries_only: bool = False) -> None:
+    """One marker trace per event kind, colour-coded, the attempt under deliveries (only
+    under redeliveries with ``retries_only``: one lane per message leaves less room)."""
+    events = df["event"].astype("string")
+    for event in dict.fromkeys(events):
+        idx = np.flatnonzero((events == event).to_numpy(dtype=bool))
+        rows = df.iloc[idx]
+        text = [f"attempt {a}" if not retries_only or (pd.notna(a) and a > 1) else ""
+                for a in rows["attempt"]]
+        fig.add_trace(go.Scatter(
+            x=x[idx], y=y[idx], name=event,
+            mode="markers+text" if labels and event == "delivered" and any(text)
+            else "markers",
+            text=text, textposition="bottom center",
+            textfont={"size": 11, "color": "#57606a"},
+            marker={"size": 13, "color": EVENT_COLOURS.get(event, "#888"),
+                    "symbol": EVENT_SYMBOLS.get(event, "circle"),
+                    "line": {"width": 2 if event in ("retried", "group_created") else 1,
+                             "color": EVENT_COLOURS.get(event, "#888")
+                             if event in ("retried", "group_created") else "white"}},
+            customdata=_trace_hover(rows),
+            hovertemplate=(f"<b>{event}</b> +%{{x:,.1f}} {unit}<br>%{{customdata[0]}}"
+                           "<extra></extra>")))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -374,9 +512,9 @@ def _depth_history(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _dodge(x: np.ndarray, lanes: list[int], gap: float) -> np.ndarray:
+def _dodge(x: np.ndarray, lanes: list[int], gap: float,
+           offsets: tuple[float, float, float] = (0.0, -0.22, 0.22)) -> np.ndarray:
     """Lane positions, nudged up/down when an event sits within ``gap`` of the previous."""
-    offsets = (0.0, -0.22, 0.22)
     y = np.array(lanes, dtype=float)
     last: dict[int, tuple[float, int]] = {}
     for i, lane in enumerate(lanes):
@@ -399,9 +537,18 @@ def _trace_hover(rows: pd.DataFrame) -> list[list[str]]:
     return out
 
 
-def _trace_title(df: pd.DataFrame) -> str:
+def _trace_title(df: pd.DataFrame, tree: Sequence[tracetree.Lane] = ()) -> str:
     if df.empty:
         return "Message trace"
+    roots = [lane for lane in tree if lane.virtual]
+    if len(roots) == 1 and roots[0].label.split()[0] in ("group", "chain"):
+        kind, gid = roots[0].label.split()[:2]
+        tid = str(df["trace_id"].dropna().iloc[0])[:12] if df["trace_id"].notna().any() else "?"
+        took = float(df["elapsed_ms"].iloc[-1])
+        duration = f"{took / 1000:,.1f} s" if took > 10_000 else f"{took:,.0f} ms"
+        return (f"{kind.capitalize()} {gid}  <sup>trace {tid}…, "
+                f"{df['message_id'].nunique()} messages, {len(df)} events, {duration}, "
+                f"last: {df['event'].iloc[-1]}</sup>")
     messages = df["message_id"].nunique()
     last = str(df["event"].iloc[-1])
     took = float(df["elapsed_ms"].iloc[-1])

@@ -31,7 +31,7 @@ from ..core.observe.metrics import (
 )
 from ..core.observe.tracing import EVENTS, TraceEvent, TraceLog
 from ..core.queues import DEFAULT_GROUP
-from . import require
+from . import require, tracetree
 from ._dtypes import STRING, UTC, Window, epoch_s, frame, number, seconds, text
 from .accessor import IOC_COLUMNS, defang_value
 from .accessor import PhantomAccessor as _PhantomAccessor  # noqa: F401 - registers df.phantom
@@ -65,10 +65,13 @@ COMPACT_MESSAGE_COLUMNS = ("id", "indicator", "ioc_type", "type", "state", "prio
                            "age_s", "attempt", "delivery_count", "consumer", "idle_ms",
                            "due_at", "reason", "error", "payload")
 COMPACT_PREVIEW_CHARS = 40
+#: the trace events: the core's, then those of groups, chains and progress reports
+TRACE_EVENTS = (*EVENTS, *(e for e in ("progress", "group_created", "group_succeeded",
+                                       "group_failed") if e not in EVENTS))
 _TRACE_COLUMNS: dict[str, Any] = {
-    "time": UTC, "elapsed_ms": "Int64", "event": ("cat", EVENTS, False), "queue": STRING,
-    "actor": STRING, "message_id": STRING, "trace_id": STRING, "attempt": "Int64",
-    "detail": STRING, "seq": "Int64"}
+    "time": UTC, "elapsed_ms": "Int64", "event": ("cat", TRACE_EVENTS, False), "queue": STRING,
+    "actor": STRING, "message_id": STRING, "trace_id": STRING, "parent_id": STRING,
+    "depth": "Int64", "attempt": "Int64", "detail": STRING, "seq": "Int64"}
 _METRIC_COLUMNS: dict[str, Any] = {
     "queue": STRING, "time": UTC, "bucket_s": "Int64",
     **{c: "Int64" for c in COUNTERS}, **{f"{c}_per_s": "float64" for c in COUNTERS},
@@ -166,13 +169,21 @@ def trace_df(mq: MessageQueue, message_id: str | None = None, trace_id: str | No
     Give ``message_id`` or ``trace_id`` (searches ``queues``, default all); or neither and a
     ``queue`` for its newest ``count`` trace entries. ``elapsed_ms`` counts from the first
     event; ``actor`` is the consumer (or the producer's origin).
+
+    The messages of a group or a chain share one trace and name their parent (``parent
+    <id>`` in an event's detail): ``parent_id`` is it on every row of the message (the group
+    or chain id, or the chain step before; <NA> for a message without one), ``depth`` counts
+    the ancestors that are messages of the frame (0 under a group's virtual root).
     """
     log = TraceLog(mq)
     if message_id is None and trace_id is None and queue is not None:
         events = log.recent(queue, count)
     else:
         events = log.events(message_id=message_id, trace_id=trace_id, queues=queues)
-    return frame([_trace_row(e, events[0].time_ms) for e in events], _TRACE_COLUMNS)
+    parent = tracetree.parents((e.message_id, e.detail) for e in events)
+    depth = tracetree.depths(parent)
+    return frame([{**_trace_row(e, events[0].time_ms), "parent_id": parent[e.message_id],
+                   "depth": depth[e.message_id]} for e in events], _TRACE_COLUMNS)
 
 
 def metrics_df(mq: MessageQueue, queues: Iterable[str] | None = None, window: Window = "1h",

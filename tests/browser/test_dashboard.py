@@ -35,6 +35,7 @@ AUDIT_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 PASSWORDS = {"ops": secrets.token_hex(12), "ana": secrets.token_hex(12)}
 REFRESH_S = 1.0
 INDICATOR = "c2-beacon.evil-example.net"
+FANOUT = ("ioc-fanout-vt", "ioc-fanout-otx", "ioc-fanout-whois")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Fleet:
     server: RedisServer
     operator: pn.MessageQueue
     indicator_id: str
+    group: tuple[str, tuple[str, ...], str]  # a settled group: its id, members, callback
 
     def url_of(self, user: str) -> str:
         return f"redis://{user}:{PASSWORDS[user]}@127.0.0.1:{self.server.port}/0"
@@ -73,7 +75,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     deploy(admin)
     operator = pn.connect(server.url, settings=pn.Settings())
     for queue in ("ioc-enrich", "ioc-backlog", "ioc-poison", "threat-intel", "alerts",
-                  "ioc-provider"):
+                  "ioc-provider", *FANOUT, "threat-fanin"):
         operator.declare(queue)
     rules = render_all(AccessPolicy(), {"ops": ("admin", PASSWORDS["ops"]),
                                         "ana": ("analyst", PASSWORDS["ana"])}, prefix="pn",
@@ -93,11 +95,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         enabled=True, failure_threshold=3, minimum_calls=3, recovery_timeout_s=3600))
     operator.publish_batch("ioc-provider", [("ioc.enrichment.request", {"n": i})
                                             for i in range(8)])
+    # a group: three enrichments fanned out, a score once all three are in
+    for queue in FANOUT:
+        operator.subscribe(queue, "*", lambda m, c: {"verdict": "clean"})
+    operator.subscribe("threat-fanin", "*", lambda m, c: len(c.join.values))
     with operator.worker():
         assert wait_until(lambda: len(operator.dlq("ioc-poison")) == 12 and
                           len(operator.dlq("alerts")) == 4, 20)
         assert wait_until(lambda: any(s.get("state") == "open" for s in
                                       operator.breakers("ioc-provider").values()), 20)
+        flow = operator.group([pn.Task(q, "ioc.enrichment.request", {"ioc": INDICATOR})
+                               for q in FANOUT],
+                              then=pn.Task("threat-fanin", "threat.analysis.request", {}))
+        assert flow.result(20) == 3
+        assert wait_until(lambda: operator.stats(["threat-fanin"])[0].depth == 0, 20)
+    group = (flow.id, tuple(m.id for m in flow.members), flow.callback.id)
     # a backlog nobody consumes, some threat intel waiting, a worker subprocess on ioc-enrich
     operator.publish_batch("ioc-backlog", [("ioc.enrichment.request", {"n": i})
                                            for i in range(40)])
@@ -108,7 +120,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     worker = _worker(server.url)
     assert wait_until(lambda: operator.stats(["ioc-enrich"])[0].depth == 0, 30)
     try:
-        yield Fleet(server, operator, indicator_id)
+        yield Fleet(server, operator, indicator_id, group)
     finally:
         worker.kill()
         worker.wait(10)
@@ -261,6 +273,34 @@ def test_searching_an_indicator_opens_the_trace_of_its_message(
     _shot(page, "3-search-trace")
 
 
+def test_the_trace_of_a_group_opens_as_a_tree_members_then_callback(
+        page: Any, fleet: Fleet, operator_board: Served) -> None:
+    group_id, members, callback = fleet.group
+    _open(page, operator_board)
+    box = page.get_by_placeholder("message id, trace id or indicator (e.g. evil.example.com)")
+    box.fill(callback)
+    box.press("Enter")
+    page.wait_for_selector(f"[data-trace='{callback}'] svg[data-chart=trace][data-tree]",
+                           timeout=15_000)
+    chart = page.locator(f"[data-trace='{callback}'] svg[data-chart=trace]")
+    assert chart.get_attribute("data-tree") == "5"
+    lanes = chart.locator("text[data-lane]")
+    keys = [lanes.nth(i).get_attribute("data-lane") for i in range(lanes.count())]
+    assert keys[0] == group_id and set(keys[1:4]) == set(members) and keys[4] == callback
+    labels = [str(lanes.nth(i).text_content()).replace("\u00a0", " ") for i in range(lanes.count())]
+    assert labels[0].startswith("group ") and labels[4].startswith("└─ threat-fanin")
+    assert labels[4].endswith("(callback)")
+    assert [label[:3] for label in labels[1:4]] == ["├─ "] * 3
+    # the labels line up: each branch glyph starts at the same x, left of the plot
+    boxes = [lanes.nth(i).bounding_box() for i in range(1, 5)]
+    assert len({round(b["x"]) for b in boxes if b}) == 1
+    assert chart.locator("[data-link]").count() == 4
+    assert chart.locator("rect[data-event=group_succeeded]").count() == 1
+    tree = page.locator(f"[data-trace='{callback}'] pre[data-trace-tree]")
+    assert "(callback)" in tree.inner_text()
+    _shot(page, "3b-group-tree")
+
+
 def test_an_operator_replays_a_dead_letter_and_the_audit_trail_names_them(
         page: Any, fleet: Fleet, operator_board: Served) -> None:
     _open(page, operator_board)
@@ -289,7 +329,8 @@ def test_the_same_click_as_an_analyst_is_refused_and_audited(
     _open(page, analyst_board)
     rows = page.locator("tr[data-queue]")
     assert {rows.nth(i).get_attribute("data-queue") for i in range(rows.count())} == {
-        "ioc-enrich", "ioc-backlog", "ioc-poison", "ioc-provider", "threat-intel"}  # no alerts
+        "ioc-enrich", "ioc-backlog", "ioc-poison", "ioc-provider", "threat-intel", *FANOUT,
+        "threat-fanin"}  # no alerts
     assert page.locator("[data-mode]").get_attribute("data-mode") == "read-only"
     page.locator("select").filter(has_text="all queues").first.select_option(
         label="ioc-poison (12)")

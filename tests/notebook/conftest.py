@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 
 import phantom_notebook as pn
 from phantom_notebook.core.observe.metrics import MetricsStore
+from phantom_notebook.core.testing import wait_until
 from tests.support.collect import eventually
 
 NO_WAIT = pn.RetrySettings(max_retries=2, initial_delay_s=0.0, jitter=0.0)
@@ -73,3 +75,51 @@ def run_workload(mq: pn.MessageQueue, queue: str = "counted", ok: int = 40, flak
 def workload(mq: pn.MessageQueue) -> Workload:
     """The known workload, run on ``mq`` (both backends)."""
     return run_workload(mq)
+
+
+@dataclass(frozen=True)
+class Flows:
+    """A group of 3 members and a callback, then a chain of 3 steps, all settled."""
+
+    group_id: str
+    member_ids: tuple[str, ...]
+    callback_id: str
+    chain_last_id: str
+
+
+MEMBER_QUEUES = ("ioc-vt", "ioc-otx", "ioc-whois")
+CHAIN_QUEUES = ("ioc-vt", "threat-score", "threat-report")
+
+
+def _settled(mq: pn.MessageQueue, message_id: str, queue: str) -> bool:
+    from phantom_notebook.notebook.frames import trace_df
+
+    return "acked" in set(trace_df(mq, message_id, queues=[queue])["event"].astype(str))
+
+
+def run_flows(mq: pn.MessageQueue) -> Flows:
+    """Run a group (3 enrichments, then a score) and a chain (enrich -> score -> report)
+    with a worker; return once every message's ``acked`` is in the trace."""
+    for q in MEMBER_QUEUES:
+        mq.subscribe(q, "*", lambda m, c: {"verdict": "clean"})
+    mq.subscribe("threat-score", "*", lambda m, c: 1)
+    mq.subscribe("threat-report", "*", lambda m, c: c.previous)
+    with mq.worker():
+        g = mq.group([pn.Task(q, "ioc.enrichment.request", {"ioc": "198.51.100.7"})
+                      for q in MEMBER_QUEUES],
+                     then=pn.Task("threat-score", "threat.analysis.request", {}))
+        g.result(20)
+        last = mq.chain([pn.Task(q, f"step.{i}", {}) for i, q in enumerate(CHAIN_QUEUES)])
+        last.result(20)
+        # the result is stored before the settle's trace event: wait for the acks too
+        assert wait_until(lambda: _settled(mq, g.callback.id, "threat-score") and
+                          _settled(mq, last.id, "threat-report"), 20)
+    return Flows(g.id, tuple(m.id for m in g.members), g.callback.id, last.id)
+
+
+def flow_trace(mq: pn.MessageQueue, message_id: str, queue: str) -> pd.DataFrame:
+    """The whole trace the message ``message_id`` of ``queue`` belongs to."""
+    from phantom_notebook.notebook.frames import trace_df
+
+    tid = str(trace_df(mq, message_id, queues=[queue])["trace_id"].iloc[0])
+    return trace_df(mq, trace_id=tid)

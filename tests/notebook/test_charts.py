@@ -11,7 +11,7 @@ import pytest
 import phantom_notebook as pn
 from phantom_notebook.notebook import charts
 from phantom_notebook.notebook.frames import dlq_df, metrics_df, stats_df, trace_df
-from tests.notebook.conftest import Workload, run_workload
+from tests.notebook.conftest import Workload, flow_trace, run_flows, run_workload
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +213,71 @@ def test_the_two_error_axis_titles_fit_their_panels_without_overlapping() -> Non
         spans.append(((lo + hi) / 2 * height - title_px / 2, (lo + hi) / 2 * height + title_px / 2))
     (a_lo, a_hi), (b_lo, b_hi) = sorted(spans)
     assert a_hi < b_lo, "the titles would run into each other"
+
+
+def _short(message_id: str) -> str:
+    return message_id.rsplit("-", 1)[-1]
+
+
+def _ticks(fig: go.Figure) -> list[str]:
+    """The y tick labels without the padding that lines them up."""
+    return [t.rstrip("\u00a0") for t in fig.layout.yaxis.ticktext]
+
+
+def _first_seen(trace: pd.DataFrame, ids: tuple[str, ...]) -> list[str]:
+    return [str(m) for m in trace["message_id"].drop_duplicates() if m in ids]
+
+
+def test_a_group_s_trace_is_drawn_as_a_tree_members_then_callback(mq: pn.MessageQueue) -> None:
+    flows = run_flows(mq)
+    trace = flow_trace(mq, flows.callback_id, "threat-score")
+    fig = charts.plot_trace_timeline(trace)
+    queue_of = dict(zip(trace["message_id"], trace["queue"], strict=True))
+    members = _first_seen(trace, flows.member_ids)  # siblings in the order they started
+    assert _ticks(fig) == [
+        f"group {_short(flows.group_id)}",
+        *(f"├─\u00a0{queue_of[m]} · {_short(m)}" for m in members),
+        f"└─\u00a0threat-score · {_short(flows.callback_id)} (callback)"]
+    assert len({len(t) for t in fig.layout.yaxis.ticktext}) == 1  # padded: glyphs line up
+    assert "monospace" in fig.layout.yaxis.tickfont.family
+    assert fig.layout.title.text.startswith(f"Group {_short(flows.group_id)}")
+    markers = {t.name: len(t.x) for t in fig.data if t.name}
+    assert markers == {"group_created": 1, "published": 3, "delivered": 4, "acked": 4,
+                       "group_succeeded": 1}
+    # the group's bar, then one elbow per message from the row above it in the tree
+    bar = next(t for t in fig.data if t.line.width == 6)
+    assert list(bar.y) == [0, 0]
+    (links,) = [t for t in fig.data if t.line.dash == "dot"]
+    assert [y for y in links.y if y is not None][::3] == [0, 0, 0, 0]
+    assert not fig.layout.annotations  # no chain step here: nothing released by a step
+
+
+def test_a_chain_s_trace_is_drawn_as_a_tree_each_step_under_the_one_before(
+        mq: pn.MessageQueue) -> None:
+    flows = run_flows(mq)
+    trace = flow_trace(mq, flows.chain_last_id, "threat-report")
+    steps = [str(m) for m in trace.sort_values("depth", kind="stable")["message_id"]
+             .drop_duplicates()]
+    chain_id = str(trace.loc[trace["message_id"] == steps[0], "parent_id"].iloc[0])
+    fig = trace.phantom.plot_timeline()
+    pad = "\u00a0" * 3
+    assert _ticks(fig) == [
+        f"chain {_short(chain_id)}",
+        f"└─\u00a0ioc-vt · {_short(steps[0])} (step 1)",
+        f"{pad}└─\u00a0threat-score · {_short(steps[1])} (step 2)",
+        f"{pad * 2}└─\u00a0threat-report · {_short(steps[2])} (step 3)"]
+    assert fig.layout.title.text.startswith(f"Chain {_short(chain_id)}")
+    # each later step is released by the step before it: an arrow per step
+    assert len(fig.layout.annotations) == 2
+    assert "next step released" in _names(fig)
+
+
+def test_a_trace_without_parent_links_keeps_its_lanes_per_queue_and_consumer(
+        embedded: tuple) -> None:
+    mq, work = embedded
+    trace = trace_df(mq, message_id=work.doomed_id)
+    fig = charts.plot_trace_timeline(trace)
+    legacy = charts.plot_trace_timeline(trace.drop(columns=["parent_id", "depth"]))
+    assert fig.to_plotly_json() == legacy.to_plotly_json()
+    assert fig.layout.yaxis.title.text == "queue · consumer"
+    assert [t.split(" · ")[0] for t in fig.layout.yaxis.ticktext] == ["counted", "counted"]

@@ -16,7 +16,7 @@ from phantom_notebook.notebook.dashboard import (
     render,
     svg,
 )
-from tests.notebook.conftest import Workload, run_workload
+from tests.notebook.conftest import Workload, run_flows, run_workload
 from tests.support.redis_server import RedisServer
 
 
@@ -261,6 +261,28 @@ def test_searching_by_message_id_opens_its_trace_timeline(mq: pn.MessageQueue) -
     assert found and found[0].message_id == work.doomed_id
     assert f"data-trace='{work.doomed_id}'" in board.trace_view.value
     assert "data-event='dead_lettered'" in board.trace_view.value
+    assert "data-tree=" not in board.trace_view.value  # one message: lanes per queue
+
+
+def test_the_trace_of_a_group_or_a_chain_opens_as_a_tree(mq: pn.MessageQueue) -> None:
+    flows = run_flows(mq)
+    board = Dashboard(mq)
+    board._open(flows.callback_id)
+    view = board.trace_view.value
+    assert "data-tree='5'" in view and "data-trace-tree='5'" in view
+    lanes = re.findall(r"data-lane='([^']+)' data-level='(\d)'", view)
+    assert lanes[0] == (flows.group_id, "0") and lanes[-1] == (flows.callback_id, "1")
+    assert {k for k, _ in lanes[1:4]} == set(flows.member_ids)
+    assert view.count("data-link='1'") == 4 and "data-release" not in view
+    assert {"group_created", "group_succeeded", "published", "acked"} <= set(
+        re.findall(r"data-event='([a-z_]+)'", view))
+
+    board._open(flows.chain_last_id)
+    view = board.trace_view.value
+    levels = [int(level) for _, level in re.findall(r"data-lane='([^']+)' data-level='(\d)'",
+                                                       view)]
+    assert levels == [0, 1, 2, 3] and view.count("data-release='1'") == 2
+    assert "└─ threat-report" in view.replace("\u00a0", " ")
 
 
 def test_a_search_that_finds_nothing_says_so(mq: pn.MessageQueue) -> None:

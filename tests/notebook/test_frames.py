@@ -20,7 +20,7 @@ from phantom_notebook.notebook.frames import (
     stats_df,
     trace_df,
 )
-from tests.notebook.conftest import Workload
+from tests.notebook.conftest import CHAIN_QUEUES, MEMBER_QUEUES, Workload, flow_trace, run_flows
 from tests.support.collect import eventually
 
 UTC = "datetime64[ns, UTC]"
@@ -74,10 +74,45 @@ def test_a_message_retried_twice_then_dead_lettered_has_exactly_those_rows_in_or
     assert "ValueError: feed unreadable" in trace["detail"].iloc[-1]
     assert _kinds(trace) | {"event": "category"} == {
         "time": UTC, "elapsed_ms": "Int64", "event": "category", "queue": "string",
-        "actor": "string", "message_id": "string", "trace_id": "string", "attempt": "Int64",
-        "detail": "string", "seq": "Int64"}
+        "actor": "string", "message_id": "string", "trace_id": "string", "parent_id": "string",
+        "depth": "Int64", "attempt": "Int64", "detail": "string", "seq": "Int64"}
+    assert trace["parent_id"].isna().all() and trace["depth"].tolist() == [0] * 7
     by_trace = trace_df(mq, trace_id=trace["trace_id"].iloc[0])
     assert by_trace["message_id"].tolist() == trace["message_id"].tolist()
+
+
+def _links(trace: pd.DataFrame) -> dict[str, tuple[object, int]]:
+    """message id -> (parent id, depth), checking every row of a message agrees."""
+    per = trace.groupby("message_id", sort=False)[["parent_id", "depth"]].nunique(dropna=False)
+    assert (per == 1).all().all(), per
+    first = trace.drop_duplicates("message_id")
+    return {str(m): (None if pd.isna(p) else str(p), int(d)) for m, p, d in
+            zip(first["message_id"], first["parent_id"], first["depth"], strict=True)}
+
+
+def test_a_group_and_a_chain_name_each_message_s_parent_and_depth(
+        mq: pn.MessageQueue) -> None:
+    flows = run_flows(mq)
+    group = flow_trace(mq, flows.callback_id, "threat-score")
+    assert str(group["parent_id"].dtype) == "string" and str(group["depth"].dtype) == "Int64"
+    # members and callback all hang off the group id: a virtual root, not a message
+    assert _links(group) == {m: (flows.group_id, 0) for m in
+                             (*flows.member_ids, flows.callback_id)}
+    assert set(group.loc[group["message_id"] == flows.callback_id, "event"].astype(str)) == {
+        "group_created", "group_succeeded", "delivered", "acked"}
+    assert set(group.loc[group["message_id"].isin(flows.member_ids), "queue"]) == set(
+        MEMBER_QUEUES)
+
+    chain = flow_trace(mq, flows.chain_last_id, "threat-report")
+    links = _links(chain)
+    assert len(links) == 3 and chain["trace_id"].nunique() == 1
+    by_depth = {depth: mid for mid, (_, depth) in links.items()}
+    assert sorted(by_depth) == [0, 1, 2] and by_depth[2] == flows.chain_last_id
+    root = links[by_depth[0]][0]
+    assert root is not None and root not in links  # the chain id: not a message
+    assert links[by_depth[1]][0] == by_depth[0] and links[by_depth[2]][0] == by_depth[1]
+    queue_of = dict(zip(chain["message_id"], chain["queue"], strict=True))
+    assert tuple(queue_of[by_depth[d]] for d in range(3)) == CHAIN_QUEUES
 
 
 def test_messages_in_each_state_are_listed_with_their_own_columns(mq: pn.MessageQueue) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import phantom_notebook as pn
@@ -17,7 +19,7 @@ from phantom_notebook.notebook.widgets import (
     TraceExplorer,
     TraceExplorerModel,
 )
-from tests.notebook.conftest import Workload
+from tests.notebook.conftest import Workload, run_flows
 
 REPORT = ("Beacon to 198.51.100[.]23 and hxxp://203.0.113[.]45/bins/mozi.m, phish from "
           "billing[@]invoices-example[.]com; the config also says 999.1.1[.]1 (a typo).")
@@ -87,6 +89,51 @@ def test_the_trace_explorer_shows_every_hop_of_a_retried_dead_letter(
     assert "dead_lettered" in explorer.summary()
     assert "application/vnd.plotly.v1+json" in explorer.chart.outputs[0]["data"]
     assert workload.doomed_id in explorer.table.value
+    # one message, no parent: a one-line description and no tree
+    assert explorer.model.tree() == [] and "\n" not in explorer.model.describe()
+    assert explorer.tree.value == ""
+
+
+def _tree_lines(text: str) -> list[tuple[str, str]]:
+    """(tree label, note) of each line of ``describe()`` after its summary line."""
+    out = []
+    for line in text.splitlines()[1:]:
+        found = re.match(r"^(\s*\S.*?)\s{2,}(\S.*)$", line)
+        assert found, line
+        out.append((found[1], found[2]))
+    return out
+
+
+def _short(message_id: str) -> str:
+    return message_id.rsplit("-", 1)[-1]
+
+
+def test_the_trace_explorer_lists_a_group_and_a_chain_as_indented_trees(
+        mq: pn.MessageQueue) -> None:
+    flows = run_flows(mq)
+    explorer = TraceExplorer(mq, key=flows.callback_id)  # a message id: its whole trace
+    text = explorer.model.describe()
+    assert text.splitlines()[0].startswith("4 message(s), 13 events")
+    lines = _tree_lines(text)
+    assert [label for label, _ in lines][0] == f"group {_short(flows.group_id)}"
+    assert lines[0][1].startswith("4 messages in ")
+    assert [label[:3] for label, _ in lines[1:]] == ["├─ ", "├─ ", "├─ ", "└─ "]
+    assert {label.split(" · ")[1] for label, _ in lines[1:4]} == {
+        _short(m) for m in flows.member_ids}
+    assert lines[4][0] == f"└─ threat-score · {_short(flows.callback_id)} (callback)"
+    assert all(note.startswith("acked · 3 events in ") for _, note in lines[1:4])
+    assert lines[4][1].startswith("acked · 4 events in ")
+    assert "data-trace-tree='5'" in explorer.tree.value
+    assert "(callback)" in explorer.tree.value and "\n" not in explorer.status.value
+    assert "application/vnd.plotly.v1+json" in explorer.chart.outputs[0]["data"]
+    assert explorer.summary().startswith("TraceExplorer: 4 message(s)")
+
+    explorer.show(flows.chain_last_id)
+    chain = _tree_lines(explorer.model.describe())
+    assert [label.split(" · ")[0] for label, _ in chain] == [
+        chain[0][0].split(" · ")[0], "└─ ioc-vt", "   └─ threat-score", "      └─ threat-report"]
+    assert chain[0][0].startswith("chain ") and chain[3][0].endswith("(step 3)")
+    assert [lane.level for lane in explorer.model.tree()] == [0, 1, 2, 3]
 
 
 def test_an_unknown_id_gives_an_empty_trace_and_a_message(mq: pn.MessageQueue) -> None:

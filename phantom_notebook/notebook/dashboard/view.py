@@ -459,10 +459,24 @@ class Dashboard(View):
                                     f"{html.escape(message_id)}</span>"
             return
         rows: list[dict[Any, Any]] = hops.to_dict("records")
-        points = [(float(r["time"].timestamp() * 1000), str(r["queue"]), str(r["event"]),
-                   f"{r['event']} · {r['queue']} · +{int(r['elapsed_ms']):,} ms · attempt "
-                   f"{r['attempt']} · {r['actor'] or ''}") for r in rows]
-        chart = svg.timeline(points, self.explorer.describe())
+        stamps = [float(r["time"].timestamp() * 1000) for r in rows]
+        tips = [f"{r['event']} · {r['queue']} · +{int(r['elapsed_ms']):,} ms · attempt "
+                f"{r['attempt']} · {r['actor'] or ''}" for r in rows]
+        summary, _, tree_text = self.explorer.describe().partition("\n")
+        tree = self.explorer.tree()
+        if tree:  # a group or a chain: one lane per message, as a tree
+            chart = svg.tree_timeline(
+                [(t, str(r["message_id"]), str(r["event"]), f"{tip} · message {r['message_id']}")
+                 for t, r, tip in zip(stamps, rows, tips, strict=True)],
+                [svg.TreeLane(lane.key, lane.text, lane.parent, lane.virtual, lane.level)
+                 for lane in tree], summary)
+            # inline: the widget's own line-height (28 px) and font would win over classes
+            chart += (f"<pre class='pn-detail' data-trace-tree='{len(tree)}' style='"
+                      f"font-family:{svg.MONO};line-height:1.5;white-space:pre;"
+                      f"font-size:12px'>{html.escape(tree_text)}</pre>")
+        else:
+            chart = svg.timeline([(t, str(r["queue"]), str(r["event"]), tip)
+                                  for t, r, tip in zip(stamps, rows, tips, strict=True)], summary)
         table = html_table(
             self.explorer.hops_df(), mono=("message_id", "actor"), max_rows=100,
             formats={"elapsed_ms": lambda v: f"+{int(v):,} ms",

@@ -7,7 +7,10 @@ Headless::
     model.plot_timeline()              # go.Figure (never shown by the model)
 
 A message id loads the message's whole trace by default (the request, the result it
-caused, a follow-up alert...), so the timeline shows the hops across queues.
+caused, a follow-up alert...), so the timeline shows the hops across queues. The trace of
+a group or a chain is a tree (each message names its parent): ``model.tree()`` gives its
+lanes, ``describe()`` lists it indented under its one-line summary, and the chart draws
+it (``plot_trace_timeline``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ...core.errors import ValidationError
+from .. import tracetree
 from ..charts import plot_trace_timeline
 from ..frames import trace_df
 from ._base import View, figure_output, heading, html_table, ipywidgets
@@ -70,8 +74,18 @@ class TraceExplorerModel:
         """The timeline of the last ``load`` (``plot_trace_timeline``)."""
         return plot_trace_timeline(self.hops)
 
+    def tree(self) -> list[tracetree.Lane]:
+        """The tree of the last ``load`` depth-first (``tracetree.lanes``); [] when no
+        message of it names a parent (a plain message, a request and its result...)."""
+        hops = self.hops
+        if hops.empty or not bool(hops["parent_id"].notna().any()):
+            return []
+        return tracetree.lanes(hops.loc[:, ["message_id", "queue", "event", "detail"]]
+                               .to_dict("records"))
+
     def describe(self) -> str:
-        """One line: how many messages and events, how long, how it ended."""
+        """One line: how many messages and events, how long, how it ended; for a group or
+        a chain, then its tree, one indented line per message (its last event, how long)."""
         if self.key is None:
             return "no message loaded"
         if self.hops.empty:
@@ -79,8 +93,26 @@ class TraceExplorerModel:
         messages = self.hops["message_id"].nunique()
         took = float(self.hops["elapsed_ms"].iloc[-1])
         queues = ", ".join(dict.fromkeys(self.hops["queue"].astype(str)))
-        return (f"{messages} message(s), {len(self.hops)} events over {took:,.0f} ms "
+        line = (f"{messages} message(s), {len(self.hops)} events over {took:,.0f} ms "
                 f"across {queues}; last event: {self.hops['event'].iloc[-1]}")
+        tree = self.tree()
+        return line + "\n" + tracetree.describe(tree, self._lane_notes(tree)) if tree else line
+
+    def _lane_notes(self, tree: list[tracetree.Lane]) -> dict[str, str]:
+        """lane key -> "acked · 3 events in 12 ms"; a group: "3 messages in 80 ms"."""
+        notes: dict[str, str] = {}
+        spans: dict[str, tuple[float, float]] = {}
+        for mid, rows in self.hops.groupby("message_id", sort=False):
+            ms = rows["elapsed_ms"].astype("float64")
+            spans[str(mid)] = (float(ms.min()), float(ms.max()))
+            notes[str(mid)] = (f"{rows['event'].iloc[-1]} · {len(rows)} events in "
+                               f"{ms.max() - ms.min():,.0f} ms")
+        for lane in tree:
+            if lane.virtual:
+                below = [spans[k] for k in tracetree.below(tree, lane.key) if k in spans]
+                took = max(s[1] for s in below) - min(s[0] for s in below)
+                notes[lane.key] = f"{len(below)} messages in {took:,.0f} ms"
+        return notes
 
 
 class TraceExplorer(View):
@@ -102,14 +134,15 @@ class TraceExplorer(View):
         self.load_button = w.Button(description="Show trace", icon="search",
                                     button_style="info")
         self.status = w.HTML()
+        self.tree = w.HTML()  # the tree of a group / chain trace, as indented text
         self.chart = w.Output(layout=w.Layout(width="100%"))
         self.table = w.HTML(layout=w.Layout(width="100%"))
         self.load_button.on_click(lambda _: self.load())
         self.key.observe(lambda _: self.load(), "value")  # Enter or leaving the box
         self.widget = w.VBox([
             w.HTML(heading("Trace explorer", "every hop of a message across queues")),
-            w.HBox([self.key, self.whole, self.load_button]), self.status, self.chart,
-            self.table],
+            w.HBox([self.key, self.whole, self.load_button]), self.status, self.tree,
+            self.chart, self.table],
             layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"))
         if key:
             self.load()
@@ -132,8 +165,14 @@ class TraceExplorer(View):
             self.status.value = f"<span class='pn-bad'>{_esc(str(exc))}</span>"
             return
         bad = self.model.hops.empty
+        line, _, tree = self.model.describe().partition("\n")
         self.status.value = f"<span class='{'pn-bad' if bad else 'pn-muted'}'>" \
-                            f"{_esc(self.model.describe())}</span>"
+                            f"{_esc(line)}</span>"
+        # inline styles: the HTML widget's line-height (28 px) would win over a class
+        self.tree.value = (f"<pre data-trace-tree='{tree.count(chr(10)) + 1}' style='"
+                           "font-family:ui-monospace,DejaVu Sans Mono,Menlo,Consolas,monospace;"
+                           "font-size:12.5px;line-height:1.45;white-space:pre;margin:4px 0;"
+                           f"color:#24292f'>{_esc(tree)}</pre>") if tree else ""
         if bad:
             self.chart.outputs = ()
             self.table.value = ""
