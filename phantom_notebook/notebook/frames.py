@@ -59,11 +59,13 @@ _MESSAGE_COLUMNS: dict[str, Any] = {
     "attempt": "Int64", "delivery_count": "Int64", "idle_ms": "Int64", "due_at": UTC,
     "consumer": STRING, "reason": STRING, "origin": STRING, "tlp": ("cat", TLP_LEVELS, True),
     "trace_id": STRING, "stream_id": STRING, "payload": STRING, "error": STRING,
-    "indicator": STRING, "ioc_type": STRING, "age_s": "float64"}
+    "indicator": STRING, "ioc_type": STRING, "age_s": "float64", "progress": "float64",
+    "progress_note": STRING}
 #: what ``messages_df`` shows by default: short, readable, the indicator defanged
 COMPACT_MESSAGE_COLUMNS = ("id", "indicator", "ioc_type", "type", "state", "priority", "tlp",
                            "age_s", "attempt", "delivery_count", "consumer", "idle_ms",
-                           "due_at", "reason", "error", "payload")
+                           "progress", "progress_note", "due_at", "reason", "error",
+                           "payload")
 COMPACT_PREVIEW_CHARS = 40
 #: the trace events: the core's, then those of groups, chains and progress reports
 TRACE_EVENTS = (*EVENTS, *(e for e in ("progress", "group_created", "group_succeeded",
@@ -140,6 +142,8 @@ def messages_df(mq: MessageQueue, queue: str, state: str = "ready", limit: int =
         row["state"] = state
         created = row.get("created_at")
         row["age_s"] = round(max(now_ms - created, 0) / 1000, 1) if created else None
+    if state == "pending":
+        _add_progress(mq, queue, rows)
     df = frame(rows, _MESSAGE_COLUMNS)
     if isinstance(columns, str) and columns == "all":
         return df
@@ -364,6 +368,22 @@ def _pending(mq: MessageQueue, queue: str, limit: int, group: str) -> list[dict[
         if len(rows) >= limit:
             break
     return rows
+
+
+def _add_progress(mq: MessageQueue, queue: str, rows: list[dict[str, Any]]) -> None:
+    """The progress their handlers reported (``context.progress``) of in-flight requests,
+    in one round trip."""
+    asked = [r for r in rows if r.get("id")]
+    if not asked:
+        return
+    keys = mq.queue_keys(queue)
+    pipe = mq.client.pipeline(transaction=False)
+    for r in asked:
+        pipe.hmget(keys.result(str(r["id"])), "p", "note")
+    for r, (fraction, note) in zip(asked, pipe.execute(), strict=True):
+        if fraction is not None:
+            r["progress"] = float(fraction)
+            r["progress_note"] = text(note) if note else None
 
 
 def _delayed(mq: MessageQueue, queue: str, limit: int, group: str) -> list[dict[str, Any]]:

@@ -130,3 +130,24 @@ def test_one_requests_progress_bar_follows_the_handler_to_done(
         assert mq.request("ioc-enrich", "t", {}).result(timeout=20, progress=True) == "verdict"
     shown = capsys.readouterr().err.replace("\r", "\n")
     assert ": resolve   0%" in shown and ": whois  50%" in shown and ": done 100%" in shown
+
+
+def test_an_in_flight_requests_progress_is_a_column_of_messages_df(mq: pn.MessageQueue) -> None:
+    from phantom_notebook.notebook import messages_df
+
+    held = threading.Event()
+
+    def long(message: Any, context: pn.MessageContext) -> None:
+        context.progress(0.75, "passive dns")
+        held.wait(10)  # until the test has looked
+
+    mq.subscribe("ioc-enrich", "*", long)
+    with mq.worker():
+        pending = mq.request("ioc-enrich", "t", {})
+        assert wait_until(lambda: pending.progress is not None, timeout_s=5)
+        frame = messages_df(mq, "ioc-enrich", state="pending")
+        held.set()
+        pending.result(timeout=10)
+    row = frame[frame["id"] == pending.id.rsplit("-", 1)[-1]].iloc[0]
+    assert (row["progress"], row["progress_note"]) == (0.75, "passive dns")
+    assert str(frame["progress"].dtype) == "float64"
