@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..model.envelope import Envelope, new_traceparent, now_ms
+from ..model.flow_headers import wants_result
 
 if TYPE_CHECKING:
     from ..backend.keyspace import QueueKeys
@@ -136,6 +137,14 @@ class MessageContext:
     def reject(self, reason: str = "rejected") -> None:
         """Dead-letter the message now with ``reason``; it is not retried."""
         self._settle(Outcome(Action.DEAD, reason=reason))
+
+    @property
+    def is_request(self) -> bool:
+        """True when someone waits for this handler's return value: a request, a group's
+        member or callback, a chain's step (``mq.request`` / ``mq.group`` / ``mq.chain``).
+        For a plain publish the return value is ignored."""
+        headers = self.envelope.headers
+        return bool(headers) and wants_result(headers)
 
     @property
     def previous(self) -> Any:

@@ -179,3 +179,18 @@ def test_a_result_moved_onto_another_request_is_refused(mq: pn.MessageQueue) -> 
     mq.client.hset(second.key, "v", mq.client.hget(first.key, "v"))
     with pytest.raises(pn.DecodeError, match="not the result of"):
         mq.results([second.id], "ioc-enrich")
+
+
+def test_a_handler_knows_whether_someone_waits_for_its_return_value(
+        mq: pn.MessageQueue) -> None:
+    seen: dict[str, bool] = {}
+
+    def note(message: Any, context: pn.MessageContext) -> None:
+        seen[message.payload["kind"]] = context.is_request
+
+    mq.subscribe("ioc-enrich", "*", note)
+    with mq.worker():
+        mq.request("ioc-enrich", "t", {"kind": "request"}).result(timeout=10)
+        mq.publish("ioc-enrich", "t", {"kind": "plain"})
+        assert wait_until(lambda: "plain" in seen, timeout_s=10)
+    assert seen == {"request": True, "plain": False}
