@@ -17,6 +17,12 @@ The pipeline of ``notebooks/ioc_enrichment_pipeline.ipynb``, at volume:
 
 Published, dead-lettered and retried come from the queue metrics in Redis (what the fleet
 view shows); consumed and latencies from a wrapper around every handler, cross-checked.
+
+Then ``score_report`` fans out and in (``intel.pipeline``): every indicator of the sample
+report is asked of all four enricher queues at once (``enrich-network``,
+``enrich-reputation``, ``enrich-malware``, ``enrich-relationships``: one ``mq.group`` per
+indicator), and the group's callback on ``threat-analysis`` scores it once from all the
+answers: one verdict per indicator.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -52,6 +58,7 @@ from .intel import (
     extract_iocs,
 )
 from .intel.consumers import default_enrichers, sample_feeds
+from .intel.pipeline import ScoringStatus, Verdict, enrich_and_score, subscribe_scoring
 from .intel.schemas import IOCData
 
 #: the demo's queues in pipeline order, with their kind (None: as declared, default priority)
@@ -291,6 +298,26 @@ def run_demo(mq: MessageQueue, total: int = 3000, seed: int = 7, timeout_s: floa
         raise TimeoutError(f"the demo did not drain its queues within {timeout_s} s")
     elapsed = time.perf_counter() - started
     return _results(kinds, seen[-1], tally, live, folder / "alerts.jsonl"), elapsed
+
+
+def score_report(mq: MessageQueue, text: str = SAMPLE_REPORT, *, timeout_s: float = 30.0,
+                 progress: bool | Callable[[ScoringStatus], None] = False) -> list[Verdict]:
+    """Fan out, fan in: ask every enricher queue about each indicator of ``text`` (the
+    sample report by default) at once, and score each from all their answers.
+
+    Runs its own worker (a consumer per enricher queue, the analysis on
+    ``threat-analysis``; no alerts) until every indicator has its verdict, in report
+    order. ``progress``: a callable given each ``ScoringStatus`` (or True for a bar).
+    """
+    iocs = extract_iocs(text, tlp="AMBER", source="demo-report")
+    worker = Worker(mq, subscribe_scoring(mq, alert_threshold=None, max_concurrency=4),
+                    poll_ms=20).start()
+    try:
+        run = enrich_and_score(mq, iocs, min_success=3, report_id="incident-2024-117",
+                               requested_by="demo-analyst")
+        return run.wait(timeout_s, progress=progress)
+    finally:
+        worker.stop(grace_s=5)
 
 
 class _QuietRejections(logging.Filter):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
     from .core import QueueStats
     from .demo import DemoSummary, QueueResult
+    from .intel.pipeline import ScoringStatus, Verdict
 
 
 def _console() -> Console:
@@ -99,4 +102,47 @@ def stats_table(rows: Sequence[QueueStats], console: Console | None = None) -> N
     if not rows:
         console.print("no queues yet")
         return
+    console.print(table)
+
+
+@contextmanager
+def scoring_progress(total: int, console: Console | None = None
+                     ) -> Iterator[Callable[[ScoringStatus], None]]:
+    """A rich bar of a scoring run for ``ScoringRun.wait(progress=...)``: yields the
+    callable that takes each ``ScoringStatus`` (the bar: the whole run; the text: risk
+    scores, then the enrichment requests behind them)."""
+    with Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  TimeElapsedColumn(), console=console or _console()) as bar:
+        task = bar.add_task("scoring", total=total, status=f"0/{total} done")
+
+        def update(status: ScoringStatus) -> None:
+            bar.update(task, completed=status.fraction * total, status=status.describe())
+
+        yield update
+
+
+_LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+
+
+def scores_table(verdicts: Sequence[Verdict], console: Console | None = None,
+                 title: str = "risk per indicator") -> None:
+    """Print one row per indicator, riskiest first: its score, level, the enricher queues
+    that answered and the score's factors."""
+    console = console or _console()
+    table = Table(title=title, title_justify="left")
+    for name, justify in [("indicator", "left"), ("type", "left"), ("risk", "right"),
+                          ("level", "left"), ("enrichers", "right"), ("why", "left")]:
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         no_wrap=name not in ("indicator", "why"), overflow="fold",
+                         max_width=34 if name == "indicator" else None)
+    rows = sorted(verdicts, key=lambda v: (v.risk_score is None, -(v.risk_score or 0),
+                                           v.ioc.value))
+    for v in rows:
+        row = v.as_row()
+        level = row["risk_level"]
+        table.add_row(escape(row["value"]), row["type"],
+                      "-" if v.risk_score is None else str(v.risk_score),
+                      f"[{_LEVEL_STYLE.get(level, 'dim')}]{level}[/]", row["enrichers"],
+                      escape(row["breakdown"] + (f" (missing: {row['missing']})"
+                                                 if row["missing"] else "")))
     console.print(table)

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 import phantom_notebook as pn
-from phantom_notebook.demo import BROADCAST_GROUPS, DemoRun, QueueResult, run_demo
+from phantom_notebook.demo import (
+    BROADCAST_GROUPS,
+    SAMPLE_REPORT,
+    DemoRun,
+    QueueResult,
+    run_demo,
+    score_report,
+)
+from phantom_notebook.intel import extract_iocs
+from phantom_notebook.intel.pipeline import ENRICHER_QUEUES, ScoringStatus
 
 KINDS = {"priority", "fifo", "delayed", "pubsub", "broadcast"}
 
@@ -121,6 +130,22 @@ def test_the_shape_is_the_same_for_a_seed(demo: tuple[pn.MessageQueue, DemoRun],
     assert again.summary.risk_levels == first.summary.risk_levels
 
 
+def test_the_sample_report_fans_out_to_every_enricher_and_in_to_one_score_each() -> None:
+    mq = _fresh()
+    seen: list[ScoringStatus] = []
+    try:
+        verdicts = score_report(mq, progress=seen.append)
+    finally:
+        mq.client.close()
+    values = [i.value for i in extract_iocs(SAMPLE_REPORT)]
+    assert [v.ioc.value for v in verdicts] == values
+    assert all(v.ok and v.enrichers == dict.fromkeys(ENRICHER_QUEUES, "ok") for v in verdicts)
+    levels = {v.ioc.value: v.risk_level for v in verdicts}
+    assert (levels["login-verify.example.org"], levels["10.20.30.40"]) == ("critical", "low")
+    n = len(values)
+    assert seen[-1].describe() == f"{n}/{n} done · enrichment {4 * n}/{4 * n}"
+
+
 def test_the_command_prints_its_table_within_30_seconds(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PHANTOM_REDIS_URL", "PHANTOM_SETTINGS")}  # the embedded default
@@ -139,4 +164,9 @@ def test_the_command_prints_its_table_within_30_seconds(tmp_path: Path) -> None:
         assert f"│ {queue}" in out
     assert "schema_invalid" in out and "alerts file" in out
     assert "rejecting" not in done.stderr  # the deliberate rejections are not log noise
+    n = len(extract_iocs(SAMPLE_REPORT))
+    assert f"fan-out/fan-in: {n} indicators of the sample report" in out
+    assert f"{n}/{n} done · enrichment {4 * n}/{4 * n}" in out  # the bar's final state
+    assert "risk per indicator" in out and "│ login-verify[.]example[.]org" in out
+    assert "critical" in out and "4/4" in out
     assert took < 30, f"the demo took {took:.1f} s"

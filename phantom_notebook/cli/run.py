@@ -13,7 +13,9 @@ from .common import command, connect, load
 def register(sub: Any) -> None:
     """Add ``demo`` and ``worker``."""
     demo = command(sub, "demo", "Publish a few thousand IOC-like messages across every queue "
-                                "kind, consume them and print a summary.")
+                                "kind, consume them and print a summary; then fan a report's "
+                                "indicators out to every enricher queue and in to one risk "
+                                "score each.")
     demo.add_argument("--messages", type=int, default=3000, help="how many to publish")
     demo.set_defaults(func=_demo)
 
@@ -54,12 +56,19 @@ def register(sub: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-    from ..report_text import demo_table
+    from ..demo import SAMPLE_REPORT, run_demo, score_report
+    from ..intel import extract_iocs
+    from ..report_text import demo_table, scores_table, scoring_progress
 
     mq = connect(args)
     results, elapsed = run_demo(mq, total=args.messages)
     demo_table(results, elapsed, where=repr(mq))
+    total = len(extract_iocs(SAMPLE_REPORT))
+    print(f"\nfan-out/fan-in: {total} indicators of the sample report, each asked of every "
+          "enricher queue at once (one group per indicator), scored once from all answers")
+    with scoring_progress(total) as progress:
+        verdicts = score_report(mq, progress=progress)
+    scores_table(verdicts)
     return 0
 
 

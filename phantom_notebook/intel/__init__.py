@@ -24,6 +24,7 @@ from .defang import defang, refang
 from .ioc import DEFAULT_CONFIDENCE, DEFAULT_TLP, IOC, detect_type, validate
 from .ioc_extract import FILE_EXTENSION_TLDS, extract_iocs
 from .normalize import InvalidIOCError, IOCType, known_tlds
+from .pipeline import ScoringRun, Verdict, enrich_and_score, subscribe_scoring
 from .producers import (
     AlertProducer,
     DataIngestionProducer,
@@ -53,7 +54,8 @@ __all__ = [
     "AlertDistributionConsumer", "AlertProducer", "DataIngestionConsumer",
     "DataIngestionProducer", "DataValidationConsumer", "Enricher", "IOCEnrichmentConsumer",
     "IOCMessageProducer", "IOCType", "InvalidIOCError", "InvalidTLPError", "JsonlFileSink",
-    "Catalog", "MessageSpec", "RedisChannelSink", "SchemaValidationError", "SystemProducer",
-    "ThreatAnalysisConsumer", "ThreatAnalysisProducer", "WebhookSink", "defang",
-    "detect_type", "extract_iocs", "known_tlds", "refang", "validate", *_LAZY,
+    "Catalog", "MessageSpec", "RedisChannelSink", "SchemaValidationError", "ScoringRun",
+    "SystemProducer", "ThreatAnalysisConsumer", "ThreatAnalysisProducer", "Verdict",
+    "WebhookSink", "defang", "detect_type", "enrich_and_score", "extract_iocs", "known_tlds",
+    "refang", "subscribe_scoring", "validate", *_LAZY,
 ]

@@ -10,6 +10,7 @@ One import gives all of it::
     pnb.messages_df(mq, "ioc-processing")      # compact; columns="all" for every column
     pnb.plot_throughput(pnb.metrics_df(mq))
     pnb.IOCPublisher(mq)                       # also QueueMonitor, TraceExplorer, DLQBrowser
+    pnb.verdicts_df(pnb.enrich_and_score(mq, iocs).wait())   # fan-out/fan-in risk scores
 
 Behind the ``[notebook]`` extra: nothing here is imported by the core, and every module
 that needs pandas / plotly / ipywidgets / papermill asks for it through ``require`` so a
@@ -37,6 +38,7 @@ _LAZY = {**{n: "frames" for n in ("messages_df", "trace_df", "metrics_df", "stat
                                    "DLQBrowser", "DLQBrowserModel")},
          **{n: "helpers" for n in ("wait_for", "wait_until", "known_queue", "publish",
                                    "live_consumers", "WaitTimeoutError")},
+         "verdicts_df": "scoring",
          "serve_metrics": "prometheus", "PhantomCollector": "prometheus",
          "run_health_report": "reports"}
 #: names from the layers below, so an analyst imports one module (``... as pnb``)
@@ -44,7 +46,9 @@ _BELOW = {"connect": "phantom_notebook.core", "MessageQueue": "phantom_notebook.
           "PhantomError": "phantom_notebook.core.errors",
           "extract_iocs": "phantom_notebook.intel", "IOC": "phantom_notebook.intel",
           "TLP": "phantom_notebook.intel", "IOCMessageProducer": "phantom_notebook.intel",
-          "defang": "phantom_notebook.intel.defang", "refang": "phantom_notebook.intel.defang"}
+          "defang": "phantom_notebook.intel.defang", "refang": "phantom_notebook.intel.defang",
+          "enrich_and_score": "phantom_notebook.intel.pipeline",
+          "subscribe_scoring": "phantom_notebook.intel.pipeline"}
 
 
 def __getattr__(name: str) -> object:

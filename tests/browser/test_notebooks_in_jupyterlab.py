@@ -2,12 +2,14 @@
 
 What a person would see is checked in the page itself: every cell ran without an error,
 every widget rendered (no "Loading widget" placeholder left), every plotly chart has traces
-with points, the DLQBrowser's filters show labels and its replay works by clicks, and the
-browser console has no error. A few screenshots go to ``reports/screenshots/`` for review.
+with points, the pipeline's progress bar reaches "N/N done", the DLQBrowser's filters show
+labels and its replay works by clicks, and the browser console has no error. A few
+screenshots go to ``reports/screenshots/`` for review.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -239,3 +241,25 @@ def test_the_dlq_browser_and_queue_monitor_work_by_clicks(ran: Callable[[str], A
     browser.screenshot(path=str(SCREENSHOTS / "dlq_after_replay.png"))
     errors = [e for e in page.console.errors() if "Cannot set properties" in e]
     assert not errors, errors
+
+
+def test_the_pipeline_progress_bar_reaches_every_indicator_done(
+        ran: Callable[[str], Any]) -> None:
+    page = ran("ioc_enrichment_pipeline")
+    summary = cell(page, "enricher queues: {run.status()").locator(".jp-OutputArea-output")
+    found = re.match(r"(\d+) indicators x (\d+) enricher queues", summary.inner_text())
+    assert found, summary.inner_text()
+    n, queues = int(found[1]), int(found[2])
+    out = cell(page, "verdicts = run.wait(").locator(".jp-OutputArea-output").first
+    bar = out.locator(".widget-hbox").filter(has=page.locator(".widget-hprogress")).first
+    bar.wait_for(state="visible", timeout=20_000)
+    # the run has ended: the bar shows its final state (tqdm pads with figure spaces)
+    text = " ".join(bar.inner_text().replace("\u2007", " ").split())
+    assert text.startswith("scoring: 100%"), text
+    assert f"{n}/{n} done · enrichment {n * queues}/{n * queues} [" in text, text
+    fill = bar.locator(".progress-bar")
+    assert fill.evaluate("el => el.style.width") == "100%"
+    assert "progress-bar-success" in (fill.get_attribute("class") or "")  # closed complete
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out.scroll_into_view_if_needed()
+    cell(page, "verdicts = run.wait(").screenshot(path=str(SCREENSHOTS / "pipeline_progress.png"))

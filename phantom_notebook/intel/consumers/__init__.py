@@ -18,7 +18,11 @@ from phantom_notebook.intel.consumers.enrichers import (
     RelationshipEnricher,
     classify_ip,
 )
-from phantom_notebook.intel.consumers.enrichment import IOCEnrichmentConsumer, default_enrichers
+from phantom_notebook.intel.consumers.enrichment import (
+    EnrichmentFailedError,
+    IOCEnrichmentConsumer,
+    default_enrichers,
+)
 from phantom_notebook.intel.consumers.feeds import (
     FeedEntry,
     FeedReputation,
@@ -52,6 +56,7 @@ __all__ = [
     "DataValidationConsumer",
     "DomainEnricher",
     "Enricher",
+    "EnrichmentFailedError",
     "FeedEntry",
     "FeedReputation",
     "HashEnricher",

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from phantom_notebook.core.consume.context import MessageContext
 from phantom_notebook.core.errors import Reject
 from phantom_notebook.core.model.envelope import Envelope
+from phantom_notebook.core.model.flow_headers import wants_result
 from phantom_notebook.core.queues import MessageQueue
 from phantom_notebook.intel.catalog import CATALOG, SCHEMA_INVALID, Catalog, SchemaValidationError
 from phantom_notebook.intel.producers import Producer
@@ -55,18 +56,29 @@ class Consumer(ABC):
             log.warning("rejecting %s %s: %s", message.type, message.id, exc)
             raise SchemaRejected(exc) from None
 
-    def handle(self, message: Envelope, context: MessageContext) -> None:
-        """Validate the message, then ``process`` it (the entry point the worker calls)."""
-        self.process(self.read(message), message, context)
+    def handle(self, message: Envelope, context: MessageContext) -> Any:
+        """Validate the message, then ``process`` it (the entry point the worker calls).
+
+        Returns what ``process`` returns: for a request or a group member (``mq.request``,
+        ``mq.group``) that value is the stored result its caller waits for.
+        """
+        return self.process(self.read(message), message, context)
 
     @abstractmethod
-    def process(self, payload: Any, message: Envelope, context: MessageContext) -> None:
-        """Do the work for one validated message (subclasses implement this)."""
+    def process(self, payload: Any, message: Envelope, context: MessageContext) -> Any:
+        """Do the work for one validated message (subclasses implement this); the return
+        value is the result of a request (ignored for a plain publish)."""
 
     def subscribe(self, queue: str | None = None, **options: Any) -> list[Any]:
         """Subscribe this handler for each of its types (on the type's default queue)."""
         return [self.mq.subscribe(queue or self.catalog.get(t).queue, t, self, **options)
                 for t in self.types]
+
+    @staticmethod
+    def replies(message: Envelope) -> bool:
+        """True when someone waits for this message's return value: a request, a group's
+        member or callback, a chain's step (``mq.request`` / ``mq.group`` / ``mq.chain``)."""
+        return bool(message.headers) and wants_result(message.headers)
 
     def key(self, *parts: str) -> str:
         """A Redis key of the intel layer under the deployment prefix."""
