@@ -19,7 +19,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.harness import PROFILES, BenchServer, Result, Sizes, judge
 
-SCENARIOS = ("publish", "consume", "latency", "depth")
+SCENARIOS = ("publish", "consume", "latency", "depth", "request", "group")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,10 +51,12 @@ def _scenarios() -> dict[str, Callable[[BenchServer, Sizes, str], list[Result]]]
         scenarios_depth,
         scenarios_latency,
         scenarios_publish,
+        scenarios_results,
     )
 
     return {"publish": scenarios_publish.run, "consume": scenarios_consume.run,
-            "latency": scenarios_latency.run, "depth": scenarios_depth.run}
+            "latency": scenarios_latency.run, "depth": scenarios_depth.run,
+            "request": scenarios_results.run_request, "group": scenarios_results.run_group}
 
 
 def run_all(args: argparse.Namespace, server: BenchServer, sizes: Sizes) -> list[Result]:

@@ -41,14 +41,18 @@ class Sizes:
     depth: int
     peers: int
     worker_timeout_s: float
+    requests: int  # per request/reply latency measurement, paced at 1k/s
+    groups: int  # fan-out/fan-in groups per round
 
     @classmethod
     def for_mode(cls, mode: str, depth: int | None = None) -> Sizes:
         """``smoke`` (seconds), ``quick`` (a few minutes) or ``full``."""
         table = {
-            "smoke": cls(200, 2_000, 2_000, 60, 60, 2_000, 200, 30),
-            "quick": cls(5_000, 100_000, 100_000, 1_000, 600, 100_000, 2_000, 120),
-            "full": cls(20_000, 300_000, 300_000, 10_000, 2_000, 1_000_000, 20_000, 600),
+            "smoke": cls(200, 2_000, 2_000, 60, 60, 2_000, 200, 30, 200, 100),
+            "quick": cls(5_000, 100_000, 100_000, 1_000, 600, 100_000, 2_000, 120, 3_000,
+                         1_000),
+            "full": cls(20_000, 300_000, 300_000, 10_000, 2_000, 1_000_000, 20_000, 600,
+                        20_000, 20_000),
         }
         sizes = table[mode]
         return dataclasses.replace(sizes, depth=depth) if depth else sizes

@@ -1,12 +1,14 @@
 """Subprocess roles: ``python -m benchmarks.procs <role> <spec json>``.
 
-Roles: ``ours-worker`` (a phantom_notebook ``Worker`` with a no-op handler), ``raw-worker``
-(XREADGROUP COUNT 500 + XACK + XDEL), ``ours-bg`` / ``raw-bg`` (paced background
-publishers). Workers record locally (count, first and last handled time, probe latencies,
-delayed lateness) and publish their tallies to ``bench:<run>:*`` keys every 20 ms, so the
-hot path never pays a round trip for the measurement. Coordination: a worker pushes its pid
-to ``bench:<run>:ready``, waits for a token on ``bench:<run>:go``, and stops when
-``bench:<run>:stop`` exists.
+Roles: ``ours-worker`` (a phantom_notebook ``Worker`` with a no-op handler on one queue, or
+on each of ``queues``; it returns ``returns``, which a request stores as its result),
+``raw-worker`` (XREADGROUP COUNT 500 + XACK + XDEL), ``raw-reply-worker`` (the same, plus
+an RPUSH of a reply to the list each request names), ``ours-bg`` / ``raw-bg`` (paced
+background publishers). Workers record locally (count, first and last handled time, probe
+latencies, delayed lateness) and publish their tallies to ``bench:<run>:*`` keys every
+20 ms, so the hot path never pays a round trip for the measurement. Coordination: a worker
+pushes its pid to ``bench:<run>:ready``, waits for a token on ``bench:<run>:go``, and stops
+when ``bench:<run>:stop`` exists.
 """
 
 from __future__ import annotations
@@ -100,10 +102,14 @@ def ours_worker(spec: dict[str, Any]) -> None:
     client = redis.Redis.from_url(spec["url"])
     rec = Recorder()
 
-    def handle(message: Any, context: Any) -> None:
-        rec.hit(message.payload)
+    value = spec.get("returns")
 
-    mq.subscribe(spec["queue"], "*", handle, prefetch_count=spec.get("prefetch", 500))
+    def handle(message: Any, context: Any) -> Any:
+        rec.hit(message.payload)
+        return value
+
+    for queue in spec.get("queues") or [spec["queue"]]:
+        mq.subscribe(queue, "*", handle, prefetch_count=spec.get("prefetch", 500))
     # the supervisor's rule (phantom-notebook worker --processes N): overlap on a spare core
     worker = mq.worker(name=f"bench-{os.getpid()}",
                        overlap=overlap_fits(int(spec.get("procs", 1))))
@@ -150,6 +156,39 @@ def raw_worker(spec: dict[str, Any]) -> None:
 
 def _noop(payload: Any) -> None:
     return None
+
+
+def raw_reply_worker(spec: dict[str, Any]) -> None:
+    """The request/reply ceiling: XREADGROUP COUNT 500 (blocking), decode, then one
+    pipeline per batch: RPUSH the encoded reply (``returns``) to the list each entry names
+    in its ``r`` field (+ PEXPIRE), XACK + XDEL."""
+    client = redis.Redis.from_url(spec["url"])
+    codec = RawCodec(spec["profile"], bytes.fromhex(spec.get("header", "")))
+    stream, group = spec["stream"], "workers"
+    consumer = f"raw-{os.getpid()}"
+    value = spec.get("returns")
+    tune_process_for_throughput()
+    rec = Recorder()
+    reporter = Reporter(client, spec["run"], rec)
+    _ready_then_wait(client, spec["run"])
+    reporter.start()
+    while not reporter.stop_seen.is_set():
+        reply: Any = client.xreadgroup(group, consumer, {stream: ">"}, count=500, block=50)
+        if not reply:
+            continue
+        ids = []
+        pipe = client.pipeline(transaction=False)
+        for sid, fields in reply[0][1]:
+            payload = codec.decode(fields[b"m"])
+            rec.hit(payload)
+            _noop(payload)
+            pipe.rpush(fields[b"r"], codec.encode(value))
+            pipe.pexpire(fields[b"r"], 60_000)
+            ids.append(sid)
+        pipe.xack(stream, group, *ids)
+        pipe.xdel(stream, *ids)
+        pipe.execute()
+    reporter.finish()
 
 
 def background(spec: dict[str, Any], ours: bool) -> None:
@@ -204,6 +243,8 @@ def main(argv: list[str]) -> None:
         ours_worker(spec)
     elif role == "raw-worker":
         raw_worker(spec)
+    elif role == "raw-reply-worker":
+        raw_reply_worker(spec)
     elif role in ("ours-bg", "raw-bg"):
         background(spec, ours=role == "ours-bg")
     else:

@@ -16,13 +16,14 @@ UNIT_TITLES = {
     "msg/s": ("Throughput (higher is better)", "messages per second"),
     "ms": ("Latency (lower is better)", "milliseconds"),
     "bytes/msg": ("Memory per queued message (lower is better)", "bytes per message"),
+    "groups/s": ("Fan-out/fan-in throughput (higher is better)", "groups per second"),
 }
 
 
 def _fmt(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if unit == "msg/s":
+    if unit in ("msg/s", "groups/s"):
         return f"{value:,.0f}"
     if unit == "ms":
         return f"{value:.3f}"

@@ -91,17 +91,23 @@ class PendingResult:
             return self._watch(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = self._mq.queue_keys(self.stored).result_wake(self.id)
-        while True:
+        if self._result is not None or timeout == 0:
             found = self.peek()
             if found is not None:
                 return found
+        while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise ResultTimeoutError(
                     f"no result for request {self.id} on {self.queue!r} after {timeout:g} s "
                     "(it may still be queued, running or retrying)")
+            # block first: the wake-up element stays in the list once the result is stored,
+            # so a result that is there already returns at once (two round trips, not four)
             block = WAIT_SLICE_S if left is None else max(min(left, WAIT_SLICE_S), 0.001)
             self._mq.client.blmove(wake, wake, block, "RIGHT", "LEFT")
+            found = self.peek()
+            if found is not None:
+                return found
 
     def result(self, timeout: float | None = None, *, progress: bool = False) -> Any:
         """Wait for the handler's return value; raises ``TaskFailedError`` with the
