@@ -141,10 +141,12 @@ def test_no_result_in_time_raises_a_result_timeout(mq: pn.MessageQueue) -> None:
 
 def test_awaiting_a_pending_result_gives_the_value(mq: pn.MessageQueue) -> None:
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
     mq.subscribe("ioc-enrich", "*", _verdict)
-    with mq.worker():
+    with mq.worker(), ThreadPoolExecutor(1) as service:
         pending = mq.request("ioc-enrich", "t", {"ioc": "x"})
-        value = asyncio.run(_await(pending))
+        # a service's own event loop (this thread may already run one: notebook tests)
+        value = service.submit(asyncio.run, _await(pending)).result(timeout=20)
     assert value["verdict"] == "malicious"
 
 
