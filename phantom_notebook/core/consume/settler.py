@@ -133,12 +133,14 @@ class Settler:
             batch = self._settlement
             pop = self.inflight.pop
             ack_rows = batch.acks
-            stuck = self.stuck
+            stuck, progress = self.stuck, self.progress
             for env, ctx, started, done in acks:
                 d = ctx.delivery
                 if stuck and stuck.pop(d.stream_id, None) is not None:
                     continue  # timed out and settled already: its late ack is ignored
                 pop(d.stream_id, None)
+                if progress:  # an unwritten progress report goes too, as in settle()
+                    progress.pop(d.stream_id, None)
                 created, received = env.created_at_ms, ctx.received_ms
                 e2e = done - created
                 e2e_list.append(e2e)

@@ -151,3 +151,27 @@ def test_an_in_flight_requests_progress_is_a_column_of_messages_df(mq: pn.Messag
     row = frame[frame["id"] == pending.id.rsplit("-", 1)[-1]].iloc[0]
     assert (row["progress"], row["progress_note"]) == (0.75, "passive dns")
     assert str(frame["progress"].dtype) == "float64"
+
+
+def test_a_fast_handlers_progress_is_never_written_after_its_ack(mq: pn.MessageQueue) -> None:
+    handled: list[str] = []
+
+    def fast(message: Any, context: pn.MessageContext) -> None:  # a plain message: inline ack
+        context.progress(0.5, "half way")
+        handled.append(message.id)
+
+    mq.subscribe("ioc-enrich", "*", fast)
+    worker = mq.worker()
+    with worker:
+        mid = mq.publish("ioc-enrich", "t", {})
+        assert wait_until(lambda: "acked" in _events(mq, mid), timeout_s=10)
+        # nothing left for the keeper to write (without the fix it writes it, then forgets)
+        assert wait_until(lambda: not any(getattr(lane, "settler", None) is not None
+                                          and lane.settler.progress for lane in worker.lanes),
+                          timeout_s=5)
+    assert _events(mq, mid)[-1] == "acked"
+
+
+def _events(mq: pn.MessageQueue, mid: str) -> list[str]:
+    frame = trace_df(mq, mid, queues=["ioc-enrich"])
+    return [str(e) for e in frame["event"]] if len(frame) else []
