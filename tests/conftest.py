@@ -6,10 +6,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import phantom_notebook as pn
 from tests.support.redis_server import RedisServer, external_url
 from tests.support.worker_process import WorkerProcess
+
+# mutation runs (tools/mutation/python_mutants.py): the same examples for every mutant, and
+# no deadline (mutmut's trampolines make every call slower; a deadline would "kill" mutants)
+settings.register_profile("mutation", deadline=None, derandomize=True, database=None)
 
 
 @pytest.fixture(scope="session")

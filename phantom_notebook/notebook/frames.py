@@ -138,7 +138,8 @@ def messages_df(mq: MessageQueue, queue: str, state: str = "ready", limit: int =
         raw = row.pop("raw", None)
         if raw is not None:
             row.update(_open(mq, raw, chars))
-        row.setdefault("queue", queue)
+        if row.get("queue") is None:  # an undecodable entry's header may not name it
+            row["queue"] = queue
         row["state"] = state
         created = row.get("created_at")
         row["age_s"] = round(max(now_ms - created, 0) / 1000, 1) if created else None

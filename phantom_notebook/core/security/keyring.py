@@ -289,10 +289,11 @@ def _read_key_file(path: Path, insecure_ok: bool) -> tuple[list[SecretKey], str 
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise ConfigError(field, f"cannot be opened ({exc.strerror})") from None
+    info = os.fstat(fd)  # before fdopen, which refuses a directory with IsADirectoryError
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(field, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(field, "is not a regular file")
         loose = stat.S_IMODE(info.st_mode) & 0o077
         if loose and os.name == "posix" and not insecure_ok:
             raise ConfigError(field, f"is accessible to group or others (mode "

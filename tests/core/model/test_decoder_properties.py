@@ -68,8 +68,10 @@ def test_broken_envelopes_always_end_in_the_dlq_with_a_reason(data: st.DataObjec
     assert {"ioc": "good"} in got.payloads
 
 
-def test_a_header_that_is_not_json_is_a_decode_failure() -> None:
-    mq = pn.connect(None, key_prefix="prop-json", settings=pn.Settings())
+def test_a_header_that_is_not_json_is_a_decode_failure(prefix: str) -> None:
+    # a prefix of its own: the embedded Redis lives as long as the process, which may run
+    # this test more than once (mutation testing does)
+    mq = pn.connect(None, key_prefix=prefix, settings=pn.Settings())
     mq.declare("props")
     mq.client.xadd(mq.queue_keys("props").stream(2),
                    {"m": b"\x01\x00\x00\x00\x03abc" + orjson.dumps({})})

@@ -36,8 +36,11 @@ then     the audit section, and last its index (0 = not audited)
 
 Each entry is XACKed (and XDELed) in the same call that re-schedules or dead-letters it
 (or stores its result: a request's result is written exactly when its entry is acked),
-so a crash can never both lose and keep a message; a retry or dead letter whose entry this
-group no longer holds (a late settle after another worker reclaimed it) writes nothing.
+so a crash can never both lose and keep a message. A retry, dead letter or acked result is
+written only while the settling consumer (the one named in the trace section) still holds
+its entry: once its lease lapsed and another consumer reclaimed the entry, or settled it,
+the late outcome writes nothing and the holder's settle counts (plain acks are the group's:
+the work is done whoever acks it). Without a consumer name the group's hold is enough.
 Dead-letter retention is the operator's (DeadLetterQueue.trim_expired): consumers hold no
 XTRIM. Runs under OOM (allow-oom): settling is what frees memory. Returns {acked,
 retried, dead}.
@@ -55,8 +58,25 @@ local metrics_ttl = tonumber(ARGV[4])
 local refused = audit_first(KEYS, ARGV, KEYS[7], metrics_ttl)
 if refused then return refused end
 
+-- the settling consumer: step over the sections before the trace section that names it
+local function settling_consumer()
+  local q = 6
+  for _ = 1, tonumber(ARGV[5]) do q = q + 2 + tonumber(ARGV[q + 1]) end
+  q = q + 1 + 4 * tonumber(ARGV[q])   -- retries
+  q = q + 1 + 10 * tonumber(ARGV[q])  -- dead letters
+  q = q + 1 + 7 * tonumber(ARGV[q])   -- results
+  q = q + 1 + 2 * tonumber(ARGV[q])   -- metric increments
+  return ARGV[q + 1]                  -- after the trace cap
+end
+local consumer = settling_consumer()
+
+-- settle one entry the settling consumer holds: 1, else 0 (nothing touched)
 local function finish(level, sid)
   local stream = KEYS[tonumber(level) + 1]
+  if consumer ~= '' then
+    local held = call('XPENDING', stream, group, sid, sid, 1)[1]
+    if not held or held[2] ~= consumer then return 0 end
+  end
   local n = call('XACK', stream, group, sid)
   if delete then call('XDEL', stream, sid) end
   if track then call('ZREM', KEYS[11], level .. ':' .. sid) end
@@ -89,7 +109,7 @@ local retried = 0
 for _ = 1, retries do
   local level, sid, due, env = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]), ARGV[p + 3]
   p = p + 4
-  -- only re-schedule what this group still holds: a stale settle must not duplicate
+  -- only re-schedule what this consumer still holds: a stale settle must not duplicate
   if finish(level, sid) == 1 then
     if due > now then
       call('ZADD', KEYS[5], due, level .. env)
@@ -146,8 +166,7 @@ for _ = 1, k do
   p = p + 2
 end
 
-local trace_cap = tonumber(ARGV[p])
-local consumer = ARGV[p + 1]
+local trace_cap = tonumber(ARGV[p])  -- then the consumer (read above)
 local events = tonumber(ARGV[p + 2]); p = p + 3
 for _ = 1, events do
   trace(KEYS[8], trace_cap, ARGV[p], consumer, ARGV[p + 1])
