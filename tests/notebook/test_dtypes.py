@@ -26,20 +26,24 @@ from phantom_notebook.notebook._dtypes import (
 
 def test_a_categorical_keeps_its_known_values_in_order_then_the_unknown_ones_sorted() -> None:
     s = column(["LOW", None, "zeta", "HIGH", "alpha", "zeta"], ("cat", ("HIGH", "LOW"), True))
-    assert isinstance(s.dtype, pd.CategoricalDtype) and s.dtype.ordered
-    assert list(s.dtype.categories) == ["HIGH", "LOW", "alpha", "zeta"]
+    dtype = s.dtype
+    assert isinstance(dtype, pd.CategoricalDtype) and dtype.ordered
+    assert list(dtype.categories) == ["HIGH", "LOW", "alpha", "zeta"]
     assert s.iloc[0] == "LOW" and pd.isna(s.iloc[1]) and s.iloc[2] == "zeta"
     unordered = column([3, None], ("cat", (), False))
-    assert not unordered.dtype.ordered and list(unordered.dtype.categories) == ["3"]
+    loose = unordered.dtype
+    assert isinstance(loose, pd.CategoricalDtype)
+    assert not loose.ordered and list(loose.categories) == ["3"]
     assert unordered.iloc[0] == "3"
 
 
 def test_categories_are_text_even_when_there_are_none_yet() -> None:
     text_index = pd.Index([], dtype=str).dtype
-    for values in ([], [None, None]):
-        s = column(values, ("cat", (), False))
-        assert s.dtype.categories.dtype == text_index and len(s.dtype.categories) == 0
-    assert column([None], ("cat", ("a",), True)).dtype.categories.dtype == text_index
+    for values in ([], [None, None], [None]):
+        dtype = column(values, ("cat", ("a",) if values == [None] else (), False)).dtype
+        assert isinstance(dtype, pd.CategoricalDtype)
+        assert dtype.categories.dtype == text_index
+        assert len(dtype.categories) == (1 if values == [None] else 0)
 
 
 def test_times_in_ms_become_utc_nanosecond_timestamps_and_non_numbers_missing() -> None:

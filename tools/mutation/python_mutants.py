@@ -165,10 +165,16 @@ def test_redis() -> Iterator[None]:
         server.close()
 
 
+def selection(short: str, tests_dir: Path) -> list[str]:
+    """The test files of ``short`` that exist in ``tests_dir`` (an older checkout's tests
+    may lack the newer files), as paths starting with ``tests/``."""
+    return [t for t in MODULES[short][1] if (tests_dir / t.removeprefix("tests/")).exists()]
+
+
 def workdir(short: str, tests_dir: Path, out: Outputs) -> Path:
     """A fresh ``build/mutation/<module>``: the package and tests linked, and a pyproject.toml
     whose ``[tool.mutmut]`` mutates only this module against only its tests."""
-    path, tests = MODULES[short]
+    path = MODULES[short][0]
     work = out.work / short
     shutil.rmtree(work, ignore_errors=True)  # mutmut never refreshes unmutated copies
     work.mkdir(parents=True)
@@ -179,9 +185,8 @@ def workdir(short: str, tests_dir: Path, out: Outputs) -> Path:
     shared = tomllib.loads(text)["tool"]["mutmut"]
     start = text.index("\n[tool.mutmut]\n") + 1
     end = text.index("\n[", start + 1)
-    # "tests/..." under tests_dir; a file that does not exist there (yet) is left out
-    present = [t for t in tests if (tests_dir / t.removeprefix("tests/")).exists()]
-    own = {**shared, "only_mutate": [path], "pytest_add_cli_args_test_selection": present}
+    own = {**shared, "only_mutate": [path],
+           "pytest_add_cli_args_test_selection": selection(short, tests_dir)}
     table = "\n".join(f"{key} = {json.dumps(value)}" for key, value in own.items())
     (work / "pyproject.toml").write_text(f"{text[:start]}[tool.mutmut]\n{table}\n{text[end:]}")
     return work
@@ -342,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.report_only and not (out.work / short / "mutants").is_dir():
                 continue
             began = time.monotonic()
+            tests = selection(short, args.tests_dir.resolve())
+            if not tests and not args.report_only:
+                print(f"{short:<12} skipped: none of its tests is in {args.tests_dir}")
+                continue
             if not args.report_only:
                 # a fresh server per module: it holds the Lua library of this module's copy
                 with test_redis():

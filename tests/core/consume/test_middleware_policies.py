@@ -39,21 +39,25 @@ def _lane(expired_action: str = "dead_letter", queue: str = "intel") -> Any:
                            settings=SimpleNamespace(expired_action=expired_action))
 
 
+def _ctx(**fields: Any) -> Any:
+    return SimpleNamespace(**fields)
+
+
 def _sub(non_retryable: tuple[type[BaseException], ...] = ()) -> Any:
     return SimpleNamespace(retry_settings=RETRY, non_retryable=non_retryable)
 
 
 def _retry(attempt: int, error: BaseException | None, outcome: Outcome | None = None) -> Outcome:
     return RetryMiddleware().after_process(
-        _lane(), _sub((LookupError,)), _env(), SimpleNamespace(attempt=attempt), error,
+        _lane(), _sub((LookupError,)), _env(), _ctx(attempt=attempt), error,
         outcome or Outcome(Action.RETRY))
 
 
 def test_the_base_middleware_changes_nothing() -> None:
     base, outcome = Middleware(), Outcome(Action.ACK)
     assert base.admit(_lane()) is None
-    assert base.before_process(_lane(), _env(), SimpleNamespace()) is None
-    assert base.after_process(_lane(), _sub(), _env(), SimpleNamespace(), None,
+    assert base.before_process(_lane(), _env(), _ctx()) is None
+    assert base.after_process(_lane(), _sub(), _env(), _ctx(), None,
                               outcome) is outcome
 
 
@@ -68,7 +72,7 @@ def test_a_message_expiring_now_is_settled_expired_and_counted_once(
         monkeypatch: pytest.MonkeyPatch, action: str, expected: Action) -> None:
     monkeypatch.setattr(middleware, "now_ms", lambda: NOW)
     lane = _lane(action)
-    outcome = TTLMiddleware().before_process(lane, _env(expires_at_ms=NOW), SimpleNamespace())
+    outcome = TTLMiddleware().before_process(lane, _env(expires_at_ms=NOW), _ctx())
     assert outcome is not None
     assert (outcome.action, outcome.reason, outcome.error) == (expected, "expired", None)
     assert lane.stats.expired == 6
@@ -79,14 +83,14 @@ def test_a_message_expiring_later_or_never_goes_to_its_handler(
     monkeypatch.setattr(middleware, "now_ms", lambda: NOW)
     lane = _lane()
     for env in (_env(expires_at_ms=NOW + 1), _env()):
-        assert TTLMiddleware().before_process(lane, env, SimpleNamespace()) is None
+        assert TTLMiddleware().before_process(lane, env, _ctx()) is None
     assert lane.stats.expired == 5
 
 
 def test_an_envelope_naming_another_queue_is_dead_lettered_as_queue_mismatch() -> None:
     gate = IntegrityMiddleware()
-    assert gate.before_process(_lane(queue="intel"), _env(), SimpleNamespace()) is None
-    outcome = gate.before_process(_lane(queue="automation"), _env(), SimpleNamespace())
+    assert gate.before_process(_lane(queue="intel"), _env(), _ctx()) is None
+    outcome = gate.before_process(_lane(queue="automation"), _env(), _ctx())
     assert outcome is not None
     assert (outcome.action, outcome.reason) == (Action.DEAD, "queue_mismatch")
     assert isinstance(outcome.error, ValueError)
@@ -140,5 +144,5 @@ def test_a_retry_without_an_error_past_max_retries_is_dead_lettered_as_exhausted
 
 def test_the_tlp_gate_is_not_a_per_message_hook() -> None:
     gate = TLPMiddleware()
-    assert gate.before_process(_lane(), _env(tlp="RED"), SimpleNamespace()) is None
+    assert gate.before_process(_lane(), _env(tlp="RED"), _ctx()) is None
     assert gate.admit(_lane()) is None

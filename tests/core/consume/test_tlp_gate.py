@@ -77,7 +77,9 @@ def test_a_limit_spelled_in_lower_case_with_the_prefix_gates_like_the_canonical_
 
 def _gate(label: str, limit: str | None) -> Any:
     env = Envelope("m1", "t", "q", None, tlp=label)
-    return TLPMiddleware().after_route(SimpleNamespace(), SimpleNamespace(max_tlp=limit), env)
+    lane: Any = SimpleNamespace()
+    sub: Any = SimpleNamespace(max_tlp=limit)  # what the gate reads of a subscription
+    return TLPMiddleware().after_route(lane, sub, env)
 
 
 @pytest.mark.parametrize(("label", "limit"), list(itertools.product(ORDER, ORDER)))

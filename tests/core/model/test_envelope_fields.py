@@ -42,7 +42,8 @@ class Counting:
     """A stand-in for ``os.urandom``: bytes 0, 1, 2, ... (mod 256), counting its calls."""
 
     def __init__(self) -> None:
-        self.next, self.calls = 0, []  # type: list[int]
+        self.next = 0
+        self.calls: list[int] = []
 
     def urandom(self, n: int) -> bytes:
         self.calls.append(n)
@@ -192,7 +193,12 @@ GOOD = {"id": "m1", "t": "t", "q": "q", "p": 2}
     ({"p": "2"}, "p/c/a"), ({"p": True}, "p/c/a"), ({"c": 1.5}, "p/c/a"), ({"a": "1"}, "p/c/a"),
     ({"v": 1}, "v/tp/tlp"), ({"tp": None}, "v/tp/tlp"), ({"tlp": 4}, "v/tp/tlp"),
     ({"x": "soon"}, "x"), ({"h": []}, "h"), ({"h": {"a": 1}}, "h"),
-    ({"id": 1, "c": "x", "tlp": 0, "x": 1.5, "h": None}, "id, p/c/a, v/tp/tlp, x, h")])
+    ({"id": 1, "c": "x", "tlp": 0, "x": 1.5, "h": None}, "id, p/c/a, v/tp/tlp, x, h"),
+    # the well-typed fields next to a wrong one are not named
+    ({"id": 1, "co": "c", "ca": "a", "o": "o", "k": "k"}, "id"),
+    ({"id": 1, "x": 5, "c": 3, "a": 2, "v": "1.0", "tp": "", "tlp": "RED"}, "id"),
+    ({"id": 1, "h": {"a": "b"}}, "id"),
+    ({"x": "soon", "p": 0}, "x"), ({"x": "soon", "p": 3}, "x")])
 def test_each_wrong_header_field_is_named_in_the_decode_error(changes: dict[str, Any],
                                                              problem: str) -> None:
     with pytest.raises(DecodeError) as caught:
@@ -219,6 +225,10 @@ def test_every_priority_in_range_and_the_defaults_decode(priority: int) -> None:
                                                                   None, None, {})
 
 
+def test_a_sealed_header_decodes_with_its_key_id() -> None:
+    assert envelope_from_header({**GOOD, "k": "k1"}, None).key_id == "k1"
+
+
 def test_a_missing_required_field_is_named() -> None:
     with pytest.raises(DecodeError, match=r"bad header field: KeyError\('q'\)"):
         envelope_from_header({"id": "m", "t": "t", "p": 1}, None)
@@ -233,7 +243,14 @@ def test_a_missing_required_field_is_named() -> None:
 def test_a_non_finite_number_is_refused_with_its_path(payload: Any, where: str) -> None:
     with pytest.raises(PayloadError) as caught:
         encode_payload(payload)
-    assert str(caught.value).startswith(f"{where} is not a finite number")
+    assert str(caught.value) == (f"{where} is not a finite number (JSON has no NaN or "
+                                 "Infinity; it would arrive as null)")
+
+
+def test_encode_applies_its_payload_limit() -> None:
+    assert encode(_env(), 17) == frame(_env().header(), b'{"ioc":"x","n":1}')
+    with pytest.raises(PayloadError, match="payload is 17 bytes, over the limit of 16 bytes"):
+        encode(_env(), 16)
 
 
 def test_a_null_that_is_really_null_is_fine() -> None:
@@ -253,13 +270,18 @@ def test_the_wire_format_is_version_length_header_body() -> None:
     (b"\x01\x00\x00", "envelope truncated (3 bytes)"),
     (b"\x02\x00\x00\x00\x02{}", "unknown wire version 2"),
     (b"\x01\x00\x00\x00\x09{}", "header length runs past the end"),
-    (b"\x01\x00\x00\x00\x02[]", "header is not an object")])
+    (b"\x01\x00\x00\x00\x02[]", "header is not an object"),
+    (b"\x01\x00\x00\x00\x00", "header is not JSON: "),  # five bytes: framed, empty header
+    (b"\x01\x00\x00\x00\x02{x", "header is not JSON: ")])
 def test_each_framing_error_says_what_is_wrong_and_keeps_the_bytes(raw: bytes,
                                                                    detail: str) -> None:
     with pytest.raises(DecodeError) as caught:
         unframe(raw)
-    assert (caught.value.reason, caught.value.detail, caught.value.raw) == (
-        "decode_failed", detail, raw)
+    assert (caught.value.reason, caught.value.raw) == ("decode_failed", raw)
+    if detail.endswith(": "):
+        assert caught.value.detail.startswith(detail) and len(caught.value.detail) > len(detail)
+    else:
+        assert caught.value.detail == detail
 
 
 def test_a_header_exactly_filling_the_bytes_is_not_past_the_end() -> None:
@@ -270,7 +292,13 @@ def test_decode_refuses_a_sealed_envelope_and_keeps_the_bytes_of_a_bad_header() 
     sealed = frame({**GOOD, "k": "k1"}, b"\x00" * 30)
     with pytest.raises(DecodeError) as caught:
         decode(sealed)
-    assert (caught.value.reason, caught.value.raw) == ("decrypt_failed", sealed)
+    assert (caught.value.reason, caught.value.detail, caught.value.raw) == (
+        "decrypt_failed", "envelope is encrypted but no key ring is set", sealed)
+    not_json = frame(GOOD, b"{payload")
+    with pytest.raises(DecodeError) as caught:
+        decode(not_json)
+    assert caught.value.detail.startswith("payload is not JSON: ")
+    assert (caught.value.reason, caught.value.raw) == ("decode_failed", not_json)
     bad = frame({**GOOD, "p": "high"}, b"{}")
     with pytest.raises(DecodeError) as caught:
         decode(bad)
@@ -280,8 +308,18 @@ def test_decode_refuses_a_sealed_envelope_and_keeps_the_bytes_of_a_bad_header() 
 
 # -- the entropy buffer ----------------------------------------------------------------------
 
+def test_a_fresh_buffer_holds_nothing_and_registers_its_fork_hook() -> None:
+    pool = envelope._Entropy()  # the real os: register_at_fork refuses a missing hook
+    assert (pool._buf, pool._at) == (b"", 0)
+    assert len(pool.take(4)) == 4 and len(pool._buf) == pool.REFILL
+
+
 def test_small_requests_are_served_from_one_refill_and_large_ones_directly(
         urandom: Counting) -> None:
+    first = envelope._Entropy()
+    assert first.take(4) == bytes(range(4)) and urandom.calls == [4096]  # not a stale buffer
+    urandom.calls.clear()
+    urandom.next = 0
     pool = envelope._Entropy()
     assert pool.take(10) == bytes(range(10)) and urandom.calls == [4096]
     assert pool.take(6) == bytes(range(10, 16))

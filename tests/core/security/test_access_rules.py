@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -229,7 +230,7 @@ def test_a_denial_says_what_was_refused_and_what_the_role_holds(action: str, que
         policy.check("enricher", action, queue)
     assert str(caught.value) == (f"role 'enricher' may not {what} (grants: publish ioc-*, "
                                  "threat-*; consume ioc-*)")
-    error: object = caught.value
+    error: Any = caught.value
     assert (error.role, error.action, error.queue) == (
         "enricher", action, queue)
     policy.check("enricher", "consume", "ioc-feed")

@@ -86,7 +86,7 @@ def test_a_key_that_is_not_base64_or_not_32_bytes_is_refused_without_echoing_it(
 
 
 def test_a_secret_key_holds_exactly_32_bytes_and_shows_only_its_id() -> None:
-    key = SecretKey("k1", bytearray(RAW1))
+    key = SecretKey("k1", bytearray(RAW1))  # type: ignore[arg-type]
     assert key.reveal() == RAW1 and type(key.reveal()) is bytes
     assert key.to_base64() == B1 and SecretKey.from_base64("k1", B1) == key
     assert repr(key) == str(key) == "SecretKey(id='k1', ***)"

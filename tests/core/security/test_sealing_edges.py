@@ -164,7 +164,7 @@ def test_a_verifier_tries_every_ed25519_key_of_an_origin() -> None:
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     verifier = OriginVerifier({"feed": (old.public_key(), new.public_key())})
     for private in (old, new):
-        header = {"id": "m", "o": "feed"}
+        header: dict[str, Any] = {"id": "m", "o": "feed"}
         header["h"] = {SIGNATURE_HEADER: OriginSigner("feed", private).sign(
             signed_bytes(header, b"B"))}
         verifier.verify(header, b"B")
@@ -231,7 +231,7 @@ def test_a_verifier_refuses_an_origin_without_keys_or_a_private_key() -> None:
         OriginVerifier({"analyst": []})
     assert str(caught.value) == "invalid setting \"origin 'analyst'\": has no key"
     with pytest.raises(ConfigError, match="take the Ed25519 public key, not the private key"):
-        OriginVerifier({"feed": Ed25519PrivateKey.generate()})
+        OriginVerifier({"feed": Ed25519PrivateKey.generate()})  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="origin name is not usable"):
         OriginVerifier({"bad origin": KEY})
 
