@@ -20,6 +20,19 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "phantom_notebook.core.model.routing.x_parent_of__mutmut_7": (
         'stored.split("#", 2)[0]',
         "a stored name holds at most one '#': maxsplit 1 or 2 give the same head"),
+    # health.py
+    "phantom_notebook.core.observe.health.x__paused__mutmut_3": (
+        "None)",
+        "the merged bucket's queue name is never read, only its counts"),
+    "phantom_notebook.core.observe.health.x__paused__mutmut_5": (
+        ")",
+        "the merged bucket's queue name is never read, only its counts"),
+    "phantom_notebook.core.observe.health.x__queue_checks__mutmut_3": (
+        "mq.layout(queue).all), None)",
+        "the merged bucket's queue name is never read, only its counts"),
+    "phantom_notebook.core.observe.health.x__queue_checks__mutmut_5": (
+        "mq.layout(queue).all), )",
+        "the merged bucket's queue name is never read, only its counts"),
     # envelope.py
     "phantom_notebook.core.model.envelope.x__header_problem__mutmut_20": (
         '(("p", 1), ("c", 0), ("a", 1))',

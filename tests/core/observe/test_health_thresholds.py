@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 import phantom_notebook as pn
+from phantom_notebook.core.backend import library
 from phantom_notebook.core.observe import health
 from phantom_notebook.core.observe.health import (
     CRITICAL,
@@ -160,6 +161,7 @@ def test_dead_letter_growth_at_each_threshold_and_one_past_it(
     _stage(quiet, "dlq-growth", delivered=10_000, dead_lettered=dead)
     [check] = _checks(check_health(quiet, ["dlq-growth"]), "dead letters", "dlq-growth")
     assert (check.status, check.value) == (status, f"+{dead:,}")
+    assert check.message == "dead-lettered in the window"
 
 
 def test_processing_p99_at_each_threshold_and_one_past_it(quiet: pn.MessageQueue) -> None:
@@ -177,6 +179,7 @@ def test_processing_p99_at_each_threshold_and_one_past_it(quiet: pn.MessageQueue
         [check] = _checks(check_health(quiet, ["slow"], thresholds=t), "processing p99", "slow")
         assert check.status == status, t
         assert check.value == f"{p99:,.1f} ms"
+        assert check.message == f"warn above {t.latency_warn_ms:,.0f} ms"
     quiet.declare("unmeasured")
     assert _checks(check_health(quiet, ["unmeasured"]), "processing p99") == []
 
@@ -310,6 +313,8 @@ def test_an_unaudited_action_is_critical(quiet: pn.MessageQueue) -> None:
     _stage(quiet, "audited", audit_failed=2)
     [check] = _checks(check_health(quiet, ["audited"]), "audit trail", "audited")
     assert (check.status, check.value) == (CRITICAL, "2 unaudited")
+    assert check.message == ("actions went through without their audit entry "
+                             "(audit_failure=degrade); `phantom-notebook repair` the stream")
 
 
 def test_a_paused_queue_is_ok_while_nothing_waits_and_warns_while_its_backlog_grows(
@@ -318,7 +323,7 @@ def test_a_paused_queue_is_ok_while_nothing_waits_and_warns_while_its_backlog_gr
     quiet.pause("held")
     [check] = _checks(check_health(quiet, ["held"]), "paused", "held")
     assert (check.status, check.value) == (OK, "paused")
-    assert "resume" not in check.message
+    assert check.message == "0 waiting, 0 published in the last 300 s"
     quiet.publish("held", "t", 1)
     [check] = _checks(check_health(quiet, ["held"]), "paused", "held")
     assert check.status == WARN
@@ -328,16 +333,50 @@ def test_a_paused_queue_is_ok_while_nothing_waits_and_warns_while_its_backlog_gr
     assert _checks(check_health(quiet, ["held"]), "paused") == []
 
 
+def test_a_paused_queue_warns_only_when_messages_wait_and_more_keep_coming(
+        quiet: pn.MessageQueue) -> None:
+    quiet.declare("held")
+    quiet.pause("held")
+    _stage(quiet, "held", published=5)  # published, but nothing waits (drained before)
+    assert _status(check_health(quiet, ["held"]), "paused", "held") == OK
+    quiet.publish("waiting", "t", 1)
+    quiet.pause("waiting")
+    for key in quiet.client.scan_iter(match=f"{quiet.keys.prefix}:{{waiting}}:m:*"):
+        quiet.client.delete(key)  # a message waits, but none was published in the window
+    [check] = _checks(check_health(quiet, ["waiting"]), "paused", "waiting")
+    assert (check.status, check.message) == (OK, "1 waiting, 0 published in the last 300 s")
+
+
+def test_paused_groups_are_named(quiet: pn.MessageQueue) -> None:
+    quiet.declare("split")
+    quiet.pause("split", group="enrichers")
+    quiet.pause("split", group="scorers")
+    [check] = _checks(check_health(quiet, ["split"]), "paused", "split")
+    assert check.value in ("enrichers, scorers paused", "scorers, enrichers paused")
+
+
+def test_removing_a_rule_that_is_not_registered_is_no_error() -> None:
+    health.remove_health_rule("never registered")
+
+
 def test_a_lane_waiting_for_its_limits_is_reported_as_information(
         quiet: pn.MessageQueue, clock: PinnedClock) -> None:
     _beat(quiet, "w1", NOW_S, limits=[
         {"partition": "ioc-vt", "group": "default", "rate_limit": "4/s",
          "max_in_flight_global": 10, "key_limits": {"k1": "1/s", "k2": "2/s"},
          "waiting": "rate limit"},
-        {"partition": "ioc-otx", "group": "g2"}, "not a dict"])
+        {"partition": "ioc-otx", "group": "g2"}, "not a dict",
+        {"partition": "p", "group": "many", "key_limits": {f"k{i}": "1/s" for i in range(11)},
+         "waiting": "w" * 50},
+        {"partition": "p", "group": "listed", "key_limits": ["k1"]}])
     report = check_health(quiet, [])
     checks = {c.target: c for c in _checks(report, "flow control")}
-    assert set(checks) == {"ioc-vt/default", "ioc-otx/g2"}
+    assert set(checks) == {"ioc-vt/default", "ioc-otx/g2", "p/many", "p/listed"}
+    many = checks["p/many"]
+    assert many.value == "waiting for " + "w" * 40
+    assert many.message == ("per key " + ", ".join(f"k{i} 1/s" for i in range(10))
+                            + " (consumer w1)")
+    assert checks["p/listed"].message == " (consumer w1)"
     busy, idle = checks["ioc-vt/default"], checks["ioc-otx/g2"]
     assert (busy.status, busy.value) == (OK, "waiting for rate limit")
     assert busy.message == "rate 4/s; at most 10 in flight; per key k1 1/s, k2 2/s (consumer w1)"
@@ -364,6 +403,48 @@ def test_dead_letters_removed_behind_the_queue_s_back_are_critical(
     quiet.client.xdel(dlq, ids[0], ids[1])
     [check] = _checks(check_health(quiet, ["leaky"]), "dead letters lost")
     assert (check.status, check.target, check.value) == (CRITICAL, dlq, "2")
+
+
+def test_integrity_looks_only_at_the_queues_asked_about(quiet: pn.MessageQueue) -> None:
+    quiet.declare("fine")
+    quiet.declare("skewed")
+    future_ms = int(time.time() * 1000) + 10_000_000
+    quiet.client.xadd(quiet.queue_keys("skewed").stream(2), {"m": b"x"}, id=f"{future_ms}-0")
+    dlq = quiet.queue_keys("skewed").dlq
+    quiet.client.xdel(dlq, quiet.client.xadd(dlq, {"reason": "x"}))
+    report = check_health(quiet, ["fine"])
+    assert _checks(report, "stream integrity") == [] and _checks(report, "dead letters lost") == []
+    assert len(_checks(check_health(quiet, ["fine", "skewed"]), "stream integrity")) == 1
+
+
+def test_a_server_holding_another_library_build_is_critical(own_server: Any) -> None:
+    mq = pn.connect(own_server.url, key_prefix="builds")
+    assert _checks(check_health(mq, []), "functions") == []
+    version = library.name("version")
+    mq.client.function_load(
+        f"#!lua name={library.LIBRARY}\nredis.register_function{{function_name='{version}', "
+        "callback=function() return 'other-build' end, flags={'no-writes'}}", replace=True)
+    [check] = _checks(check_health(mq, []), "functions")
+    assert (check.status, check.target, check.value) == (CRITICAL, "server", "other-build")
+    assert check.message == (f"this client is build {library.build()}: run "
+                             "`phantom-notebook deploy`")
+    mq.client.close()
+
+
+def test_a_health_run_without_xinfo_skips_the_stream_checks_and_says_so(
+        own_server: Any) -> None:
+    admin = pn.connect(own_server.url, key_prefix="acl")
+    admin.declare("q")
+    admin.client.acl_setuser("no-xinfo", enabled=True, passwords=["+pw"], keys=["*"],
+                             channels=["*"], commands=["+@all", "-xinfo|stream"])
+    host, port = own_server.url.split("//")[1].split("/")[0].split(":")
+    mq = pn.connect(f"redis://no-xinfo:pw@{host}:{port}/0", key_prefix="acl")
+    [check] = _checks(check_health(mq, ["q"]), "stream integrity")
+    assert (check.status, check.target, check.value) == (OK, "server", "not checked")
+    assert check.message == "needs XINFO STREAM (an admin's or the operator's health run)"
+    assert _checks(check_health(mq, ["q"]), "dead letters lost") == []
+    mq.client.close()
+    admin.client.close()
 
 
 def test_junk_in_the_queue_registry_warns(quiet: pn.MessageQueue) -> None:
@@ -406,6 +487,7 @@ def test_the_report_renders_as_text_html_and_plain_data() -> None:
     assert "<td style='color:#9a6700;font-weight:600'>WARN</td>" in page
     assert "<td style='color:#1a7f37;font-weight:600'>OK</td>" in page
     assert "m0 &lt;&amp;&gt;" in page and "<&>" not in page
+    assert page.count("</td></tr><tr><td") == 2  # three rows, nothing between them
     data = report.to_dict()
     assert data == {"status": CRITICAL, "checked_at": NOW_S, "window_s": 60.0, "checks": [
         {"name": f"check {i}", "status": s, "target": f"t{i}", "value": f"v{i}",
