@@ -107,6 +107,59 @@ def test_a_pending_entry_gone_from_the_stream_is_a_row_that_says_so(
     assert pd.isna(row["id"]) and pd.isna(row["payload"])
 
 
+def test_pending_rows_span_the_priority_streams_up_to_the_limit(mq: pn.MessageQueue) -> None:
+    high = [mq.publish("held", "t", f"h{n}", priority="HIGH") for n in range(2)]
+    normal = [mq.publish("held", "t", f"n{n}") for n in range(3)]
+    for level in (1, 2):
+        stream = mq.queue_keys("held").stream(level)
+        mq.client.xgroup_create(stream, DEFAULT_GROUP, id="0")
+        mq.client.xreadgroup(DEFAULT_GROUP, "c1", {stream: ">"})
+    assert messages_df(mq, "held", state="pending", columns="all")["id"].tolist() == [
+        *high, *normal]
+    assert messages_df(mq, "held", state="pending", limit=3, columns="all")["id"].tolist() == [
+        *high, normal[0]]
+
+
+def test_a_pending_entry_that_was_deleted_does_not_borrow_the_next_one(
+        mq: pn.MessageQueue) -> None:
+    ids = [mq.publish("held", "t", n) for n in range(2)]
+    stream = _read_by_hand(mq, "held", 2)
+    first_sid = mq.client.xrange(stream)[0][0]
+    mq.client.xdel(stream, first_sid)
+    rows = messages_df(mq, "held", state="pending", columns="all")
+    assert pd.isna(rows["id"].iloc[0]) and rows["id"].iloc[1] == ids[1]
+    assert rows["error"].iloc[0] == "entry no longer in the stream (settled meanwhile)"
+
+
+def test_a_pending_entry_without_a_message_field_is_an_empty_undecodable_one(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("held")
+    stream = mq.queue_keys("held").stream(2)
+    mq.client.xadd(stream, {"x": "1"})
+    mq.client.xgroup_create(stream, DEFAULT_GROUP, id="0")
+    mq.client.xreadgroup(DEFAULT_GROUP, "c1", {stream: ">"})
+    [row] = messages_df(mq, "held", state="pending", columns="all").to_dict("records")
+    assert row["error"] == "decode_failed: envelope truncated (0 bytes)"
+
+
+def test_pending_rows_of_a_stream_that_is_not_one_raise(mq: pn.MessageQueue) -> None:
+    mq.declare("held")
+    mq.client.set(mq.queue_keys("held").stream(1), "not a stream")
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        messages_df(mq, "held", state="pending")
+
+
+def test_delayed_and_dead_rows_stop_at_the_limit(mq: pn.MessageQueue) -> None:
+    for n in range(3):
+        mq.publish("later", "t", n, delay=60 + n)
+    assert len(messages_df(mq, "later", state="delayed", limit=2, columns="all")) == 2
+    assert len(messages_df(mq, "later", state="delayed", limit=1, columns="all")) == 1
+    dlq = mq.queue_keys("later").dlq
+    for n in range(3):
+        mq.client.xadd(dlq, {"reason": "r", "message_id": f"m{n}", "raw": b""})
+    assert len(messages_df(mq, "later", state="dead", limit=2, columns="all")) == 2
+
+
 def test_pending_requests_show_the_progress_their_handlers_reported(
         mq: pn.MessageQueue) -> None:
     ids = [mq.publish("held", "t", n) for n in range(3)]
@@ -190,6 +243,8 @@ def test_short_ids_keep_what_is_already_short(mq: pn.MessageQueue) -> None:
     ({"observable": "evil.com", "ioc_value": "other.com"}, "other[.]com", None),
     ({"ioc": "", "value": "evil.com"}, "evil[.]com", None),
     ({"ioc": {"value": 7}, "value": "evil.com"}, "evil[.]com", None),
+    ({"value": "evil.com", "type": 5}, "evil[.]com", None),
+    ({"ioc": {"type": "domain", "value": "198.51.100.7"}}, "198.51.100.7", "domain"),  # no domain
     ({"other": 1}, None, None), (["evil.com"], None, None), ("evil.com", None, None)])
 def test_the_indicator_column_finds_the_payload_s_indicator(
         mq: pn.MessageQueue, payload: Any, indicator: str | None, kind: str | None) -> None:
@@ -233,6 +288,38 @@ def test_an_undecodable_message_keeps_what_its_clear_header_tells(mq: pn.Message
     assert second["error"].startswith("decode_failed: ") and pd.isna(second["age_s"])
 
 
+def _raw(header: dict[str, Any], body: bytes = b"{}") -> bytes:
+    head = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+    return b"\x01" + len(head).to_bytes(4, "big") + head + body
+
+
+@pytest.mark.parametrize(("level", "priority"), [(0, "CRITICAL"), (3, "LOW"), (4, None),
+                                                  (-1, None), ("0", None)])
+def test_an_undecodable_message_s_priority_is_read_only_when_in_range(
+        mq: pn.MessageQueue, level: Any, priority: str | None) -> None:
+    mq.declare("q")
+    mq.client.xadd(mq.queue_keys("q").stream(2), {"m": _raw({"id": "m1", "p": level, "k": "x"})})
+    [row] = messages_df(mq, "q", columns="all").to_dict("records")
+    assert (None if pd.isna(row["priority"]) else row["priority"]) == priority
+
+
+@pytest.mark.parametrize(("tlp", "shown"), [(" tlp:white ", "CLEAR"), ("TLP:AMBER", "AMBER"),
+                                            ("white", "CLEAR"), ("red", "RED")])
+def test_a_stored_tlp_label_is_shown_in_its_canonical_form(mq: pn.MessageQueue, tlp: str,
+                                                            shown: str) -> None:
+    mq.declare("q")
+    header = {"id": "m1", "t": "t", "q": "q", "p": 2, "tlp": tlp}
+    mq.client.xadd(mq.queue_keys("q").stream(2), {"m": _raw(header)})
+    assert messages_df(mq, "q", columns="all")["tlp"].tolist() == [shown]
+
+
+def test_a_row_names_the_queue_its_envelope_names(mq: pn.MessageQueue) -> None:
+    mq.declare("q")
+    header = {"id": "m1", "t": "t", "q": "elsewhere", "p": 2}
+    mq.client.xadd(mq.queue_keys("q").stream(2), {"m": _raw(header)})
+    assert messages_df(mq, "q", columns="all")["queue"].tolist() == ["elsewhere"]
+
+
 def test_a_codec_bug_becomes_the_row_s_error_not_an_exception(
         mq: pn.MessageQueue, monkeypatch: pytest.MonkeyPatch) -> None:
     mq.publish("q", "t", 1)
@@ -249,6 +336,11 @@ def test_a_codec_bug_becomes_the_row_s_error_not_an_exception(
 # -- traces, metrics, stats, health ----------------------------------------------------------
 
 def test_a_queue_s_newest_trace_entries_oldest_first(mq: pn.MessageQueue) -> None:
+    ids = [mq.publish("q", "t", n) for n in range(4)]
+    assert trace_df(mq, ids[0])["actor"].isna().all()  # no origin: nobody to name
+    mq.origin = "feed-1"
+    signed = mq.publish("q", "t", "from the feed")
+    assert trace_df(mq, signed)["actor"].tolist() == ["feed-1"]
     ids = [mq.publish("q", "t", n) for n in range(4)]
     recent = trace_df(mq, queue="q", count=2)
     assert recent["message_id"].tolist() == ids[2:] and recent["event"].tolist() == [
@@ -270,7 +362,7 @@ def test_metric_rows_cover_the_window_with_rates_per_second_of_each_bucket(
     _stage(mq, "busy", current - 20, published=30, delivered=20, retried=2, dead_lettered=3,
            acked=15, **{"h:proc:40": 10})
     _stage(mq, "busy", current, published=8)
-    frame = metrics_df(mq, ["busy", "idle"], window=30, now=now)
+    frame = metrics_df(mq, ["idle", "busy"], window=30, now=now)
     assert frame["queue"].unique().tolist() == ["busy"]  # no traffic: no rows
     starts = [int(t.timestamp()) for t in frame["time"]]
     assert starts == [current - 30, current - 20, current - 10, current]
@@ -339,8 +431,14 @@ def test_health_rows_come_worst_first_with_the_report_s_time() -> None:
 
 def test_health_rows_of_a_live_check(mq: pn.MessageQueue) -> None:
     mq.declare("q")
+    mq.declare("other")
     frame = health_df(mq, ["q"], thresholds=HealthThresholds(depth_warn=-1))
     assert frame["status"].iloc[0] == "warn" and "queue depth" in frame["check"].tolist()
+    assert "other" not in set(frame["target"]) and "q" in set(frame["target"])
+    mq.pause("q")
+    paused = health_df(mq, ["q"])
+    [message] = paused.loc[paused["check"] == "paused", "message"].tolist()
+    assert message.endswith("in the last 300 s")
 
 
 # -- dead letters, audit, consumers ----------------------------------------------------------
@@ -351,7 +449,10 @@ def test_dead_letter_rows_without_payloads_and_for_undecodable_entries(
         raise pn.Reject("schema_invalid" if message.payload == 1 else "other")
 
     mq.subscribe("bad", "*", reject)
-    first = mq.publish("bad", "ioc", 1, priority="LOW", tlp="AMBER")
+    producer = pn.connect(None if mq.embedded else mq.settings.redis.url,
+                          key_prefix=mq.keys.prefix, settings=mq.settings)
+    producer.origin = "feed-1"
+    first = producer.publish("bad", "ioc", 1, priority="LOW", tlp="AMBER")
     mq.publish("bad", "ioc", 2)
     mq.client.xadd(mq.queue_keys("bad").stream(2), {"m": b"\x01garbage"})
     with mq.worker():
@@ -362,12 +463,33 @@ def test_dead_letter_rows_without_payloads_and_for_undecodable_entries(
     assert (row["type"], row["priority"], row["reason"], row["tlp"]) == ("ioc", "LOW",
                                                                         "schema_invalid", "AMBER")
     assert row["attempts"] == 1 and pd.notna(row["trace_id"]) and pd.notna(row["created_at"])
+    [letter] = mq.dlq("bad").list(message_id=first)
+    assert (row["origin"], row["error_type"], row["error"], row["consumer"], row["group"]) == (
+        "feed-1", letter.error_type, letter.error, letter.consumer, letter.group)
+    assert row["consumer"] and row["group"] and row["error_type"]
+    assert row["first_failure_at"] == _ts(letter.first_failure_ms)
+    assert row["dead_at"] == _ts(letter.last_failure_ms)
     broken = frame[~frame["decodable"]].iloc[0]
     assert pd.isna(broken["created_at"]) and pd.isna(broken["tlp"]) and pd.isna(
         broken["origin"])
     assert broken["decode_error"] and broken["reason"] == "decode_failed"
     assert dlq_df(mq, "bad", reason="other")["reason"].tolist() == ["other"]
     assert len(dlq_df(mq, "bad", limit=2)) == 2
+
+
+def test_the_dead_letter_and_audit_frames_read_their_default_number_of_rows(
+        real_mq: pn.MessageQueue) -> None:
+    real_mq.declare("many")
+    dlq, audit = real_mq.queue_keys("many").dlq, real_mq.keys.audit(real_mq.user)
+    now_ms = int(time.time() * 1000)
+    pipe = real_mq.client.pipeline(transaction=False)
+    for i in range(1001):
+        pipe.xadd(dlq, {"reason": "r", "message_id": f"m{i}", "raw": b""})
+    for i in range(10_001):
+        pipe.xadd(audit, {"actor": "a", "t": str(now_ms)}, id=f"{now_ms - 20_000 + i}-0")
+    pipe.execute()
+    assert len(dlq_df(real_mq, "many")) == 1000
+    assert len(audit_df(real_mq)) == 10_000
 
 
 def test_audit_rows_read_every_time_format_in_entry_order(mq: pn.MessageQueue) -> None:
@@ -396,6 +518,22 @@ def test_audit_rows_read_every_time_format_in_entry_order(mq: pn.MessageQueue) -
     assert audit_df(mq, window=None)["entry_id"].tolist() == frame["entry_id"].tolist()
 
 
+@pytest.mark.parametrize(("t", "ms"), [
+    ("100000000000.5", 100000000000.5),  # just above 1e11: milliseconds (March 1973)
+    ("1700000000", 1.7e12), ("1700000000123", 1.7e12 + 123)])
+def test_an_audit_time_above_1e11_is_milliseconds_and_below_is_seconds(
+        mq: pn.MessageQueue, t: str, ms: float) -> None:
+    mq.client.xadd(mq.keys.audit(mq.user), {"actor": "a", "t": t})
+    assert audit_df(mq, window=None)["time"].tolist() == [_ts(ms)]
+
+
+def test_audit_rows_sort_by_entry_id_numerically_across_streams(mq: pn.MessageQueue) -> None:
+    mq.client.xadd(mq.keys.audit(mq.user), {"actor": "later", "t": "1"}, id="1000-0")
+    mq.client.xadd(mq.keys.audit("other"), {"actor": "earlier", "t": "1"}, id="999-0")
+    mq.client.xadd(mq.keys.audit("other"), {"actor": "last", "t": "1"}, id="1000-1")
+    assert audit_df(mq, window=None)["actor"].tolist() == ["earlier", "later", "last"]
+
+
 def test_audit_rows_outside_the_window_are_left_out(mq: pn.MessageQueue) -> None:
     now_ms = int(time.time() * 1000)
     mq.client.xadd(mq.keys.audit(mq.user), {"actor": "old", "t": "1"}, id=f"{now_ms - 7_200_000}-0")
@@ -415,6 +553,12 @@ def test_consumer_rows_are_sorted_and_stale_when_old_or_never_seen(mq: pn.Messag
     for name, beat in beats.items():
         mq.client.hset(mq.keys.heartbeats(mq.user), name, orjson.dumps({"consumer": name,
                                                                         **beat}))
+    mq.client.hset(mq.keys.heartbeats(mq.user), "w-d", orjson.dumps(
+        {"consumer": "w-d", "last_seen": now - 30.5, "groups": ["g1", "g2"]}))
+    by_default = consumers_df(mq, now=now).set_index("consumer")
+    assert by_default.loc["w-d", "stale"] and not by_default.loc["w-a", "stale"]  # 30 s
+    assert by_default.loc["w-d", "groups"] == "g1, g2"
+    mq.client.hdel(mq.keys.heartbeats(mq.user), "w-d")
     frame = consumers_df(mq, stale_after_s=30, now=now)
     assert frame["consumer"].tolist() == ["w-a", "w-b", "w-c"]
     assert frame["stale"].tolist() == [False, True, True]

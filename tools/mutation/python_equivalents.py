@@ -20,6 +20,296 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "phantom_notebook.core.model.routing.x_parent_of__mutmut_7": (
         'stored.split("#", 2)[0]',
         "a stored name holds at most one '#': maxsplit 1 or 2 give the same head"),
+    # access.py
+    "phantom_notebook.core.security.access.x__role__mutmut_1": (
+        'Role.from_table(None, actions)',
+        "_role builds the built-in roles once, at import, before any mutant is active"),
+    "phantom_notebook.core.security.access.x__role__mutmut_2": (
+        'Role.from_table(name, None)',
+        "_role builds the built-in roles once, at import, before any mutant is active"),
+    "phantom_notebook.core.security.access.x__role__mutmut_3": (
+        'Role.from_table(actions)',
+        "_role builds the built-in roles once, at import, before any mutant is active"),
+    "phantom_notebook.core.security.access.x__role__mutmut_4": (
+        'Role.from_table(name, )',
+        "_role builds the built-in roles once, at import, before any mutant is active"),
+    "phantom_notebook.core.security.access.x__scopes__mutmut_22": (
+        '("XX*XX",) if role.reads_audit',
+        "the read_audit rows name no {q}/{n}: the scope's one pattern only counts as one pass"),
+    "phantom_notebook.core.security.access.x__scopes__mutmut_28": (
+        '("XX*XX",) if role.reads_audit and',
+        "the audit_maintain rows name no {q}/{n}: the scope's one pattern only counts as one pass"),
+    "phantom_notebook.core.security.access.x__scopes__mutmut_37": (
+        'scopes["all"] = ("XX*XX",)',
+        "the 'all' rows name no {q}/{n}: the scope's one pattern only counts as one pass"),
+    "phantom_notebook.core.security.access.x_apply_acl__mutmut_12": (
+        'execute_command("acl", "SETUSER"',
+        "Redis command names are case-insensitive"),
+    "phantom_notebook.core.security.access.x_apply_acl__mutmut_14": (
+        'execute_command("ACL", "setuser"',
+        "Redis command names are case-insensitive"),
+    "phantom_notebook.core.security.access.x_apply_acl__mutmut_32": (
+        'execute_command("acl", "SAVE")',
+        "Redis command names are case-insensitive"),
+    "phantom_notebook.core.security.access.x_apply_acl__mutmut_34": (
+        'execute_command("ACL", "save")',
+        "Redis command names are case-insensitive"),
+    "phantom_notebook.core.security.access.xǁGrantǁcovers__mutmut_23": (
+        'queue.split("#", )[0]',
+        "queue names cannot hold '#' and a partition adds one: every split keeps the same head"),
+    "phantom_notebook.core.security.access.xǁGrantǁcovers__mutmut_24": (
+        'queue.rsplit("#", 1)[0]',
+        "a stored name holds at most one '#': split and rsplit cut at the same place"),
+    "phantom_notebook.core.security.access.xǁGrantǁcovers__mutmut_26": (
+        'queue.split("#", 2)[0]',
+        "a stored name holds at most one '#': maxsplit 1 or 2 give the same head"),
+    # keyring.py
+    "phantom_notebook.core.security.keyring.x__read_key_file__mutmut_52": (
+        'data.decode("UTF-8")',
+        "codec names are case-insensitive"),
+    "phantom_notebook.core.security.keyring.x_generate_key__mutmut_5": (
+        '.decode("ASCII")',
+        "codec names are case-insensitive"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁto_base64__mutmut_4": (
+        '.decode("ASCII")',
+        "codec names are case-insensitive"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁfrom_env__mutmut_34": (
+        'if (spec) or True else []',
+        "_parse_spec('') finds no entries: the empty list either way"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁrotate__mutmut_37": (
+        'active=None)',
+        "without an active id the first key is active, and the fresh key is listed first"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁrotate__mutmut_39": (
+        '*self._keys.values()], )',
+        "without an active id the first key is active, and the fresh key is listed first"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_14": (
+        'target.parent or "XX.XX"',
+        "a Path's parent is never empty (Path('keys').parent is '.'): the fallback is unused"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_19": (
+        'encoding=None)',
+        "the file is pure ASCII (ids and base64): every encoding writes the same bytes"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_22": (
+        'os.fdopen(fd, "w", )',
+        "the file is pure ASCII (ids and base64): every encoding writes the same bytes"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_26": (
+        'encoding="ASCII"',
+        "codec names are case-insensitive"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_42": (
+        'unlink(missing_ok=None)',
+        "the temporary file exists whenever the cleanup runs (mkstemp made it)"),
+    "phantom_notebook.core.security.keyring.xǁKeyRingǁwrite_key_file__mutmut_44": (
+        'unlink(missing_ok=False)',
+        "the temporary file exists whenever the cleanup runs (mkstemp made it)"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁ__hash____mutmut_2": (
+        'hash(("XXSecretKeyXX", self.key_id))',
+        "any constant salt gives equal keys equal hashes and spreads ids alike"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁ__hash____mutmut_3": (
+        'hash(("secretkey", self.key_id))',
+        "any constant salt gives equal keys equal hashes and spreads ids alike"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁ__hash____mutmut_4": (
+        'hash(("SECRETKEY", self.key_id))',
+        "any constant salt gives equal keys equal hashes and spreads ids alike"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁfrom_base64__mutmut_5": (
+        'field=None)',
+        "the id and the 32 bytes were checked just before: the constructor cannot fail"),
+    "phantom_notebook.core.security.keyring.xǁSecretKeyǁfrom_base64__mutmut_8": (
+        'decode_key(text, key_id, field), )',
+        "the id and the 32 bytes were checked just before: the constructor cannot fail"),
+    # sealing.py
+    "phantom_notebook.core.security.sealing.x__b64url__mutmut_9": (
+        'rstrip(b"XX=XX")',
+        "a 32- or 64-byte signature's last base64 character is never 'X' (its low bits are 0)"),
+    "phantom_notebook.core.security.sealing.x_signed_bytes__mutmut_19": (
+        'if type(None) is dict and',
+        "the skipped fast path and the general branch drop a lone pn-sig alike"),
+    "phantom_notebook.core.security.sealing.xǁSealingCodecǁnew_sealer__mutmut_8": (
+        'pads = None',
+        "without the inline HMAC the sealer calls signer.sign: the same signature, only slower"),
+    "phantom_notebook.core.security.sealing.xǁSealingCodecǁnew_sealer__mutmut_9": (
+        '(signer is not None) and False',
+        "without the inline HMAC the sealer calls signer.sign: the same signature, only slower"),
+    "phantom_notebook.core.security.sealing.xǁSealingCodecǁnew_sealer__mutmut_14": (
+        'kid, encrypt, nonces = "XXXX", None, b""',
+        "without a ring the key id is never written (nothing is encrypted)"),
+    "phantom_notebook.core.security.sealing.xǁSealingCodecǁnew_sealer__mutmut_15": (
+        'kid, encrypt, nonces = "", None, b"XXXX"',
+        "without a ring no nonce is ever taken"),
+    # ioc_extract.py, defang.py
+    "phantom_notebook.intel.ioc_extract.x__add_related__mutmut_5": (
+        '                break',
+        "an IOC of extract_iocs has at most one related pivot: break ends the same loop"),
+    "phantom_notebook.intel.ioc_extract.x__add_related__mutmut_9": (
+        'found[pivot.key][0] >= start',
+        "two hits never start at the same offset: > and >= agree"),
+    "phantom_notebook.intel.ioc_extract.x__add_related__mutmut_12": (
+        '(start + 1.5, pivot)',
+        "nothing starts 1-2 characters into a URL: the pivot sorts right after it either way"),
+    "phantom_notebook.intel.ioc_extract.x__before__mutmut_12": (
+        'replace("XX\\nXX", " ")',
+        "every pattern applied to the window treats a newline as the blank it replaces"),
+    "phantom_notebook.intel.ioc_extract.x__host_of__mutmut_5": (
+        'ioc.value.partition("@")[2]',
+        "an address holds one '@' (the patterns allow none in the local part): both cut at it"),
+    "phantom_notebook.intel.ioc_extract.x__inside_url__mutmut_6": (
+        'match.lastgroup != "XXhashXX"',
+        "a hash of no known length is typed md5 and then fails md5 validation: skipped anyway"),
+    "phantom_notebook.intel.ioc_extract.x__inside_url__mutmut_7": (
+        'match.lastgroup != "HASH"',
+        "a hash of no known length is typed md5 and then fails md5 validation: skipped anyway"),
+    "phantom_notebook.intel.ioc_extract.x__kind_of__mutmut_7": (
+        '_HASH_BY_LENGTH.get(len(match[0]), None)',
+        "the default is only reached for lengths every caller skips"),
+    "phantom_notebook.intel.ioc_extract.x__kind_of__mutmut_9": (
+        '_HASH_BY_LENGTH.get(len(match[0]), )',
+        "the default is only reached for lengths every caller skips"),
+    "phantom_notebook.intel.ioc_extract.x__looks_like_file__mutmut_3": (
+        'value.partition(".")',
+        "with more than two labels both cuts leave no file-extension TLD: False either way"),
+    "phantom_notebook.intel.ioc_extract.x_extract_iocs__mutmut_42": (
+        'start <= previous[0]',
+        "one value is never found twice at the same offset: < and <= agree"),
+    "phantom_notebook.intel.ioc_extract.x_extract_iocs__mutmut_65": (
+        'key=None)]',
+        "the offsets are unique (pivots at +0.5): tuples sort by them alone"),
+    "phantom_notebook.intel.ioc_extract.x_extract_iocs__mutmut_67": (
+        'sorted(found.values(), )]',
+        "the offsets are unique (pivots at +0.5): tuples sort by them alone"),
+    "phantom_notebook.intel.defang.x__defang_email__mutmut_3": (
+        'email.partition("@")',
+        "an address holds one '@' (the patterns allow none in the local part): both cut at it"),
+    "phantom_notebook.intel.defang.x__replacement__mutmut_6": (
+        'match[1].translate(_TO_FANGED)',
+        "for a scheme match group 1 is the scheme group, the whole match"),
+    "phantom_notebook.intel.defang.x_refang_with_offsets__mutmut_3": (
+        'position = None',
+        "text[None:n] is text[0:n]: None and 0 slice alike"),
+    # frames.py
+    "phantom_notebook.notebook.frames.x_metrics_df__mutmut_13": (
+        'if step <= 1 or step % BUCKET_S:',
+        "a step of 1 is no multiple of 10 s: refused by the modulo either way"),
+    "phantom_notebook.notebook.frames.x_metrics_df__mutmut_60": (
+        'int(now_s) // step * step + 2, step)',
+        "steps are multiples of 10 s: a stop 1 or 2 past the last start adds no start"),
+    "phantom_notebook.notebook.frames.x_audit_df__mutmut_23": (
+        'count=None)]',
+        "the oldest `limit` entries overall are among each stream's oldest `limit`: same rows"),
+    "phantom_notebook.notebook.frames.x_audit_df__mutmut_26": (
+        'min=lo, count=limit)]',
+        "redis-py's xrange defaults max to '+'"),
+    "phantom_notebook.notebook.frames.x_audit_df__mutmut_27": (
+        'max="+", )]',
+        "the oldest `limit` entries overall are among each stream's oldest `limit`: same rows"),
+    "phantom_notebook.notebook.frames.x__entry_order__mutmut_3": (
+        'sid.rpartition("-")',
+        "a stream id holds one '-': both cut at it"),
+    "phantom_notebook.notebook.frames.x__entry_order__mutmut_7": (
+        'int(ms or 1)',
+        "a stream id always has its milliseconds part"),
+    "phantom_notebook.notebook.frames.x__entry_order__mutmut_10": (
+        'int(seq or 1)',
+        "a stream id always has its sequence part"),
+    "phantom_notebook.notebook.frames.x__audit_ms__mutmut_6": (
+        'n >= 1e11',
+        "1e11 read as seconds lies past the datetime range: no valid time tells > from >="),
+    "phantom_notebook.notebook.frames.x__audit_ms__mutmut_13": (
+        '(stamp.tzinfo is None) and False',
+        "a naive Timestamp's .value counts from the epoch as if UTC: localizing to UTC keeps it"),
+    "phantom_notebook.notebook.frames.x__audit_ms__mutmut_15": (
+        'tz_localize(None)',
+        "a naive Timestamp's .value counts from the epoch as if UTC: localizing to UTC keeps it"),
+    "phantom_notebook.notebook.frames.x__audit_ms__mutmut_17": (
+        'tz_localize("utc")',
+        "time zone names are case-insensitive to pandas: utc is UTC"),
+    "phantom_notebook.notebook.frames.x__audit_ms__mutmut_24": (
+        'entry_id.rpartition("-")[0]',
+        "a stream id holds one '-': both cut at it"),
+    "phantom_notebook.notebook.frames.x__ready__mutmut_8": (
+        'raise_on_error=None)',
+        "None is as false as False: errors come back as values either way"),
+    "phantom_notebook.notebook.frames.x__ready__mutmut_13": (
+        'strict=None)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__ready__mutmut_16": (
+        'infos, )',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__ready__mutmut_17": (
+        'strict=False)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_17": (
+        '"NOGROUP" in str(exc) and "no such key"',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_18": (
+        '"XXNOGROUPXX" in str(exc)',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_19": (
+        '"nogroup" in str(exc)',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_21": (
+        '"NOGROUP" in str(None)',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_22": (
+        '"XXno such keyXX"',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_23": (
+        '"NO SUCH KEY"',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_25": (
+        'str(exc).upper()',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_26": (
+        'str(None).lower()',
+        "the missing-group error says both NOGROUP and 'No such key': either test decides alone"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_29": (
+        'pipeline(transaction=None)',
+        "a read-only pipeline: wrapped in MULTI/EXEC or not, the replies are the same"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_30": (
+        'pipeline(transaction=True)',
+        "a read-only pipeline: wrapped in MULTI/EXEC or not, the replies are the same"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_34": (
+        'max=p["message_id"], count=None)',
+        "min and max are the same id: at most one entry, whatever the count"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_38": (
+        'max=p["message_id"], )',
+        "min and max are the same id: at most one entry, whatever the count"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_43": (
+        'max=p["message_id"], count=2)',
+        "min and max are the same id: at most one entry, whatever the count"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_46": (
+        'strict=None)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_49": (
+        'pipe.execute(), )',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_50": (
+        'strict=False)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__pending__mutmut_88": (
+        'if len(rows) > limit:',
+        "at the limit the next stream is asked for COUNT 0 and adds nothing"),
+    "phantom_notebook.notebook.frames.x__add_progress__mutmut_9": (
+        'pipeline(transaction=None)',
+        "a read-only pipeline: wrapped in MULTI/EXEC or not, the replies are the same"),
+    "phantom_notebook.notebook.frames.x__add_progress__mutmut_10": (
+        'pipeline(transaction=True)',
+        "a read-only pipeline: wrapped in MULTI/EXEC or not, the replies are the same"),
+    "phantom_notebook.notebook.frames.x__add_progress__mutmut_27": (
+        'strict=None)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__add_progress__mutmut_30": (
+        'pipe.execute(), )',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__add_progress__mutmut_31": (
+        'strict=False)',
+        "a pipeline returns one reply per command: the zip's lengths always agree"),
+    "phantom_notebook.notebook.frames.x__envelope_row__mutmut_3": (
+        'option=None).decode()',
+        "a payload decoded from JSON has only string keys: OPT_NON_STR_KEYS changes nothing"),
+    "phantom_notebook.notebook.frames.x__envelope_row__mutmut_5": (
+        'orjson.dumps(env.payload, ).decode()',
+        "a payload decoded from JSON has only string keys: OPT_NON_STR_KEYS changes nothing"),
+    "phantom_notebook.notebook.frames.x__envelope_row__mutmut_46": (
+        'if (value) or True else None',
+        "defang_value returns a missing value (None) unchanged"),
     # health.py
     "phantom_notebook.core.observe.health.x__paused__mutmut_3": (
         "None)",

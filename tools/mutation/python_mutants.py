@@ -83,9 +83,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "routing": ("phantom_notebook/core/model/routing.py", (
         "tests/core/admin/test_partitions.py", "tests/core/admin/test_partition_routing.py")),
     "ioc_extract": ("phantom_notebook/intel/ioc_extract.py", (
-        "tests/intel/test_ioc_extract.py", "tests/intel/test_ioc_extract_report.py")),
+        "tests/intel/test_ioc_extract.py", "tests/intel/test_ioc_extract_report.py",
+        "tests/intel/test_ioc_extract_edges.py")),
     "defang": ("phantom_notebook/intel/defang.py", (
-        "tests/intel/test_ioc_defang.py", "tests/intel/test_ioc_extract.py")),
+        "tests/intel/test_ioc_defang.py", "tests/intel/test_ioc_extract.py",
+        "tests/intel/test_ioc_extract_edges.py")),
     "frames": ("phantom_notebook/notebook/frames.py", (
         "tests/notebook/test_frame_values.py", "tests/notebook/test_frame_schemas.py",
         "tests/notebook/test_frames.py")),
@@ -303,6 +305,12 @@ def render(results: list[ModuleResult], total: int, killed: int, equivalent: int
         lines.append(f"| {r.module} | `{r.path}` | {r.mutants} | {r.killed} | {r.survived} | "
                      f"{r.equivalent} | {r.kill_rate:.1f} % | {r.adjusted_rate:.1f} % | "
                      f"{f'{before:.1f} %' if before is not None else '-'} |")
+    lines += ["", "## Tests each module's mutants run against", "",
+              "mutmut runs, for each mutant, the tests of its module's selection that call the "
+              "mutated function (recorded in a stats run), fastest first, stopping at the "
+              "first failure. None of them needs the browser or runs a notebook.", ""]
+    lines += [f"- {r.module}: " + ", ".join(f"`{t}`" for t in MODULES[r.module][1])
+              for r in results]
     if EXCLUDED:
         lines += ["", "## Not mutated", ""]
         lines += [f"- `{what}`: {why}" for what, why in EXCLUDED.items()]

@@ -290,6 +290,16 @@ def test_capacity_warns_only_when_publishing_outruns_handling_by_more_than_the_r
                                    "backlog grows"
 
 
+def test_publishing_exactly_the_ratio_faster_than_handling_is_no_warning_yet(
+        quiet: pn.MessageQueue) -> None:
+    quiet.publish("backlog", "t", 1)
+    _stage(quiet, "backlog", published=149, acked=100)  # 150 == 100 * 1.5, exactly
+    t = HealthThresholds(backlog_growth_ratio=1.5)
+    assert _checks(check_health(quiet, ["backlog"], thresholds=t), "capacity") == []
+    _stage(quiet, "backlog", published=1)
+    assert _status(check_health(quiet, ["backlog"], thresholds=t), "capacity") == WARN
+
+
 def test_capacity_does_not_warn_for_an_empty_queue(quiet: pn.MessageQueue) -> None:
     quiet.declare("drained")
     _stage(quiet, "drained", published=500, acked=1)
@@ -392,7 +402,19 @@ def test_a_stream_with_a_future_id_is_critical(quiet: pn.MessageQueue) -> None:
     quiet.client.xadd(stream, {"m": b"x"}, id=f"{future_ms}-0")
     [check] = _checks(check_health(quiet, ["skewed"]), "stream integrity")
     assert (check.status, check.target, check.value) == (CRITICAL, stream, f"{future_ms}-0")
-    assert "hands out future ids" in check.message
+    ahead = check.message.split(" s in the future")[0].removeprefix("last id ")
+    assert 9_990 <= float(ahead.replace(",", "")) <= 10_000
+    assert check.message.endswith(" s in the future: it hands out future ids (a raw XADD with "
+                                  "an explicit id); run `phantom-notebook repair`")
+
+
+def test_a_stream_at_the_largest_id_refuses_every_entry_and_says_so(
+        quiet: pn.MessageQueue) -> None:
+    quiet.declare("full")
+    top = "18446744073709551615-18446744073709551615"
+    quiet.client.xadd(quiet.queue_keys("full").stream(2), {"m": b"x"}, id=top)
+    [check] = _checks(check_health(quiet, ["full"]), "stream integrity")
+    assert check.value == top and "it refuses every new entry (a raw XADD" in check.message
 
 
 def test_dead_letters_removed_behind_the_queue_s_back_are_critical(
@@ -403,6 +425,8 @@ def test_dead_letters_removed_behind_the_queue_s_back_are_critical(
     quiet.client.xdel(dlq, ids[0], ids[1])
     [check] = _checks(check_health(quiet, ["leaky"]), "dead letters lost")
     assert (check.status, check.target, check.value) == (CRITICAL, dlq, "2")
+    assert check.message == ("dead letters vanished outside replay, purge, retention and "
+                             "repair (XADD MAXLEN / XTRIM by a role that writes the DLQ?)")
 
 
 def test_integrity_looks_only_at_the_queues_asked_about(quiet: pn.MessageQueue) -> None:
@@ -451,8 +475,53 @@ def test_junk_in_the_queue_registry_warns(quiet: pn.MessageQueue) -> None:
     quiet.declare("fine")
     quiet.client.sadd(quiet.keys.queues, "bad name with spaces")
     [check] = _checks(check_health(quiet, ["fine"]), "queue registry")
-    assert (check.status, check.value) == (WARN, "1 junk")
-    assert "'bad name with spaces'" in check.message
+    assert (check.status, check.target, check.value) == (WARN, quiet.keys.queues, "1 junk")
+    assert check.message == ("members that are not queue names are skipped: "
+                             "'bad name with spaces'")
+    quiet.client.sadd(quiet.keys.queues, "fine#2", "b" * 60 + " x", "c d")
+    [check] = _checks(check_health(quiet, ["fine"]), "queue registry")
+    assert check.value == "4 junk"
+    assert check.message == ("members that are not queue names are skipped: "
+                             f"'bad name with spaces', {'b' * 40!r}, 'c d'")
+
+
+def test_several_library_builds_are_all_named(quiet: pn.MessageQueue,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "deployed_builds", lambda client: ["b2", None, "b1", "b2"])
+    [check] = _checks(check_health(quiet, []), "functions")
+    assert check.value == "None, b1, b2"
+
+
+def test_every_registered_rule_adds_its_checks_and_a_broken_one_says_why(
+        quiet: pn.MessageQueue) -> None:
+    seen: list[HealthThresholds] = []
+
+    def first(dep: Any, queues: list[str], t: HealthThresholds) -> list[HealthCheck]:
+        seen.append(t)
+        return [HealthCheck("feed freshness", WARN, q, "61 min", "stale") for q in queues]
+
+    def second(dep: Any, queues: list[str], t: HealthThresholds) -> list[HealthCheck]:
+        return [HealthCheck("partner backlog", OK, "partner", "0", "fine")]
+
+    def broken(dep: Any, queues: list[str], t: HealthThresholds) -> list[HealthCheck]:
+        raise RuntimeError("partner API down")
+
+    t = HealthThresholds(depth_warn=7)
+    quiet.declare("feed")
+    for name, rule in (("feed freshness", first), ("partner backlog", second),
+                       ("broken", broken)):
+        health.health_rule(name)(rule)
+    try:
+        report = check_health(quiet, ["feed"], thresholds=t)
+    finally:
+        for name in ("feed freshness", "partner backlog", "broken"):
+            health.remove_health_rule(name)
+    assert seen == [t]
+    assert _status(report, "feed freshness", "feed") == WARN
+    assert _status(report, "partner backlog", "partner") == OK
+    [failed] = _checks(report, "broken")
+    assert (failed.status, failed.target, failed.value) == (WARN, "rule", "error")
+    assert failed.message == "the health rule raised RuntimeError: partner API down"
 
 
 # -- the report ------------------------------------------------------------------------------

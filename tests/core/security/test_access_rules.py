@@ -32,6 +32,7 @@ from phantom_notebook.core.security.access import (
     render_acl,
     render_all,
 )
+from tests.support.redis_server import RedisServer
 
 GOLDEN = Path(__file__).with_name("acl_golden")
 POLICY = AccessPolicy.from_dict({
@@ -129,8 +130,10 @@ def test_a_queue_pattern_may_end_in_a_star(pattern: str) -> None:
 def test_a_star_anywhere_but_the_end_is_refused(pattern: object) -> None:
     with pytest.raises(ValidationError) as caught:
         check_queue_pattern(pattern)  # type: ignore[arg-type]
-    assert str(caught.value).startswith(f"invalid queue pattern {pattern!r}: use queue-name "
-                                        "characters and '?', with '*' only at the end")
+    assert str(caught.value) == (f"invalid queue pattern {pattern!r}: use queue-name "
+                                 "characters and '?', with '*' only at the end (e.g. 'ioc-*', "
+                                 "'alerts', '*'); a '*' elsewhere would let the Redis ACL match "
+                                 "keys of other queues")
 
 
 def test_a_grant_covers_its_action_on_matching_queues_and_their_partitions() -> None:
@@ -144,6 +147,7 @@ def test_a_grant_covers_its_action_on_matching_queues_and_their_partitions() -> 
     assert exact.covers("consume", "alerts#2") and not exact.covers("consume", "alerts2")
     assert Grant("stats", "*").covers("stats", "q") and not Grant("stats").covers("publish", "q")
     assert Grant("read_audit").covers("read_audit", "anything")
+    assert Grant("read_audit", "ioc-*").covers("read_audit", "threat-x")  # not queue-bound
     assert not Grant("manage").covers("read_audit", "q")
     with pytest.raises(ValidationError) as caught:
         Grant("delete", "q")  # type: ignore[arg-type]
@@ -163,6 +167,24 @@ def test_a_role_names_its_patterns_per_action_and_describes_itself() -> None:
     assert Role("nobody").describe() == "none"
     assert role.allows("consume", "alerts") and not role.allows("manage", "alerts")
     assert type(Role("listed", [Grant("stats")]).grants) is tuple  # type: ignore[arg-type]
+
+
+def test_without_a_queue_a_check_asks_about_the_queue_named_star() -> None:
+    policy = AccessPolicy.from_dict({"one-letter": {"stats": ["?"]}}, builtin=False)
+    assert policy.role("one-letter").allows("stats") and policy.allows("one-letter", "stats")
+    policy.check("one-letter", "stats")  # "?" matches the one-character name "*"
+    assert not policy.allows("one-letter", "stats", "ab")
+
+
+def test_the_default_prefix_is_pn() -> None:
+    assert grants_of(POLICY, "auditor", "aud") == grants_of(POLICY, "auditor", "aud",
+                                                            prefix="pn")
+    assert describe_acl(POLICY, "auditor", "aud") == describe_acl(POLICY, "auditor", "aud",
+                                                                  prefix="pn")
+    assert "%R~pn:queues" in describe_acl(POLICY, "auditor", "aud")
+    assert "%R~team:queues" in describe_acl(POLICY, "auditor", "aud", prefix="team")
+    assert render_all(POLICY, {"aud": ("auditor", "pw")}) == {
+        "aud": render_acl(POLICY, "auditor", "aud", "pw", prefix="pn")}
 
 
 @pytest.mark.parametrize("name", ["", "1role", "a b", "x" * 65, None])
@@ -259,3 +281,17 @@ def test_apply_acl_sets_every_user_and_reports_whether_acl_save_worked(
     assert str(caught.value).startswith("invalid setting 'acl.bad-x': Redis refused the rules: ")
     assert isinstance(caught.value.__cause__, redis.ResponseError)
     client.close()
+
+
+def test_apply_acl_saves_the_users_to_the_server_s_acl_file(tmp_path: Path) -> None:
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("")
+    server = RedisServer("--aclfile", str(aclfile)).start()
+    try:
+        client = server.client()
+        applied = apply_acl(client, render_all(POLICY, {"ana-y": ("analyst", "pw")}), save=True)
+        assert applied == AclApplied(("ana-y",), saved=True, save_error=None)
+        assert "user ana-y on" in aclfile.read_text()
+        client.close()
+    finally:
+        server.close()

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from phantom_notebook import ConfigError
+from phantom_notebook.core.security import keyring as keyring_module
 from phantom_notebook.core.security.keyring import (
     KEY_BYTES,
     KeyRing,
@@ -99,6 +100,12 @@ def test_a_secret_key_holds_exactly_32_bytes_and_shows_only_its_id() -> None:
         SecretKey("bad id", RAW1)
     with pytest.raises(ConfigError, match="'file line 3': key 'k1' is not valid base64"):
         SecretKey.from_base64("k1", "***", field="file line 3")
+    with pytest.raises(ConfigError, match="^invalid setting 'file line 4': the key id is not"):
+        SecretKey.from_base64("bad id", B1, field="file line 4")
+    with pytest.raises(ConfigError, match="^invalid setting 'key': the key id is not usable"):
+        SecretKey.from_base64("bad id", B1)
+    with pytest.raises(ConfigError, match="^invalid setting 'key': key 'k1' decodes to 3 bytes"):
+        SecretKey.from_base64("k1", "AAAA")
 
 
 def test_keys_are_equal_by_id_and_material() -> None:
@@ -106,8 +113,11 @@ def test_keys_are_equal_by_id_and_material() -> None:
     assert key == SecretKey("k1", RAW1) and hash(key) == hash(SecretKey("k1", RAW2))
     assert key != SecretKey("k1", RAW2) and key != SecretKey("k2", RAW1)
     assert key.__eq__("k1") is NotImplemented and key != RAW1
-    with pytest.raises(TypeError, match="cannot be pickled"):
+    assert hash(key) != hash(SecretKey("k2", RAW1))  # spread by id
+    with pytest.raises(TypeError) as caught:
         pickle.dumps(key)
+    assert str(caught.value) == ("SecretKey cannot be pickled: keys stay out of pickles and "
+                                 "caches")
 
 
 # -- rings -----------------------------------------------------------------------------------
@@ -125,8 +135,9 @@ def test_the_first_key_is_active_unless_another_is_named() -> None:
     with pytest.raises(KeyError):
         ring.key("k9")
     assert repr(ring) == str(ring) == "KeyRing(active='k1', ids=['k1', 'k2'])"
-    with pytest.raises(TypeError, match="cannot be pickled"):
+    with pytest.raises(TypeError) as caught:
         pickle.dumps(ring)
+    assert str(caught.value) == "KeyRing cannot be pickled: keys stay out of pickles and caches"
 
 
 def test_each_key_has_its_cipher_and_the_active_one_seals() -> None:
@@ -177,6 +188,8 @@ def test_dropping_removes_a_retired_key_but_never_the_active_one() -> None:
     dropped = ring.drop("k2")
     assert (dropped.ids, dropped.active_id) == (("k1",), "k1")
     assert _ring("k2").drop("k1").ids == ("k2",) and _ring("k2").drop("k1").active_id == "k2"
+    three = KeyRing([SecretKey("k1", RAW1), SecretKey("k2", RAW2), SecretKey("k3", RAW3)], "k3")
+    assert three.drop("k1").active_id == "k3"  # not simply the first key left
     with pytest.raises(ConfigError) as caught:
         ring.drop("k1")
     assert _message(caught) == "invalid setting 'key id': 'k1' is the active key: rotate first"
@@ -198,6 +211,8 @@ def test_a_ring_is_built_from_base64_pairs_or_the_environment_spec() -> None:
     assert B2 not in _message(caught)
     with pytest.raises(ConfigError, match="'PHANTOM_KEYS entry 2': key 'k2' is not valid"):
         KeyRing.parse(f"k1:{B1},k2:***")
+    with pytest.raises(ConfigError, match="'PHANTOM_KEYS entry 1': key 'k1' is not valid"):
+        KeyRing.parse("k1:AAAA:BBBB")  # the id ends at the first colon
 
 
 # -- key files -------------------------------------------------------------------------------
@@ -280,6 +295,24 @@ def test_a_written_key_file_is_owner_only_and_names_the_active_key(tmp_path: Pat
     _ring().write_key_file(path)  # replaces the file atomically
     assert KeyRing.from_file(path).active_id == "k1"
     assert [p.name for p in tmp_path.iterdir()] == ["keys"]
+
+
+def test_the_key_file_is_written_beside_its_target_then_renamed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: object) -> None:
+        renames.append((str(src), str(dst)))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keyring_module.os, "replace", spy)
+    monkeypatch.chdir(tmp_path.parent)  # a temp file in the working directory would show
+    target = tmp_path / "keys"
+    _ring().write_key_file(target)
+    [(src, dst)] = renames
+    assert Path(src).parent == tmp_path and Path(src).name.startswith(".pn-keys-")
+    assert dst == str(target)
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -99,8 +99,9 @@ def test_an_hmac_signature_is_the_standard_hmac_sha256_in_base64url(key: Any) ->
 
 
 def test_a_key_longer_than_a_sha256_block_is_hashed_first_as_hmac_does() -> None:
-    long_key = bytes(range(100))
-    assert OriginSigner("analyst", long_key).sign(b"m") == _stdlib_sig(long_key, b"m")
+    for size in (65, 100):
+        long_key = bytes(range(size))
+        assert OriginSigner("analyst", long_key).sign(b"m") == _stdlib_sig(long_key, b"m")
     exact = bytes(range(64))
     assert OriginSigner("analyst", exact).sign(b"m") == _stdlib_sig(exact, b"m")
 
@@ -207,7 +208,7 @@ def test_each_refused_origin_says_why(header: dict[str, Any], detail: str) -> No
 def test_a_signature_with_a_character_outside_base64url_is_refused_not_skipped() -> None:
     header = _signed()
     sig = header["h"][SIGNATURE_HEADER]
-    header["h"] = {SIGNATURE_HEADER: sig[:10] + "." + sig[10:]}  # lenient decoding skips "."
+    header["h"] = {SIGNATURE_HEADER: sig[:10] + ".." + sig[10:]}  # lenient decoding skips ".."
     with pytest.raises(DecodeError, match="signature is not base64url"):
         OriginVerifier({"analyst": KEY}).verify(header, b"B")
 
@@ -230,8 +231,24 @@ def test_a_verifier_refuses_an_origin_without_keys_or_a_private_key() -> None:
     with pytest.raises(ConfigError) as caught:
         OriginVerifier({"analyst": []})
     assert str(caught.value) == "invalid setting \"origin 'analyst'\": has no key"
-    with pytest.raises(ConfigError, match="take the Ed25519 public key, not the private key"):
+    with pytest.raises(ConfigError) as caught:
         OriginVerifier({"feed": Ed25519PrivateKey.generate()})  # type: ignore[dict-item]
+    assert str(caught.value) == ("invalid setting \"origin key of 'feed'\": verifiers take the "
+                                 "Ed25519 public key, not the private key")
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    ("ed25519:***", "key 'feed' is not valid base64"),
+    ("ed25519:AAAA", "key 'feed' decodes to 3 bytes, need exactly 32"),
+    (b"short", "HMAC key is 5 bytes, need at least 32")])
+def test_an_unusable_verifying_key_is_refused_naming_the_origin(key: Any, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        OriginVerifier({"feed": key})
+    assert str(caught.value) == f"invalid setting \"origin key of 'feed'\": {problem}"
+    if isinstance(key, str):
+        with pytest.raises(ConfigError) as caught:
+            OriginSigner("feed", key)
+        assert str(caught.value) == f"invalid setting \"origin key of 'feed'\": {problem}"
     with pytest.raises(ConfigError, match="origin name is not usable"):
         OriginVerifier({"bad origin": KEY})
 
@@ -268,6 +285,44 @@ def test_a_new_message_is_signed_once_with_the_signer_s_origin() -> None:
         assert "o" not in kept
     with pytest.raises(ConfigError) as caught:
         codec.seal(_env(origin="misp-feed"), 1000)
+    assert str(caught.value) == ("invalid setting 'origin': message origin 'misp-feed' is not "
+                                 "the signer's origin 'analyst'")
+
+
+def test_every_sealed_header_is_canonical_json_with_sorted_keys() -> None:
+    env = _env(origin="analyst", headers={"z": "1", "a": "2"}, expires_at_ms=9)
+    for codec in (SealingCodec(_ring()), SealingCodec(_ring(), OriginSigner("analyst", KEY))):
+        head, header, _ = unframe(codec.seal(env, 1000))
+        assert head == orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+        seal = codec.new_sealer(1)
+        head, header, _ = unframe(seal(env.header(), b'{"ioc":"x"}'))
+        assert head == orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+        assert codec.open(codec.reseal(codec.seal(env, 1000))).headers["z"] == "1"
+
+
+def test_a_batch_draws_all_its_nonces_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phantom_notebook.core.security import sealing
+
+    calls: list[int] = []
+
+    def draw(n: int) -> bytes:
+        calls.append(n)
+        return os.urandom(n)
+
+    monkeypatch.setattr(sealing, "random_bytes", draw)
+    codec = SealingCodec(_ring())
+    seal = codec.new_sealer(3)
+    raws = [seal(_env().header(), b'{"ioc":"x"}') for _ in range(3)]
+    assert calls == [36] and len({unframe(r)[2][:12] for r in raws}) == 3
+    seal(_env().header(), b"1")  # a fourth message: one more nonce of its own
+    assert calls == [36, 12]
+    assert all(codec.open(r) == _env(key_id="k1") for r in raws)
+
+
+def test_the_batch_sealer_refuses_a_foreign_origin_with_the_seal_s_message() -> None:
+    seal = SealingCodec(None, OriginSigner("analyst", KEY)).new_sealer(1)
+    with pytest.raises(ConfigError) as caught:
+        seal(_env(origin="misp-feed").header(), b"{}")
     assert str(caught.value) == ("invalid setting 'origin': message origin 'misp-feed' is not "
                                  "the signer's origin 'analyst'")
 
@@ -321,15 +376,17 @@ def _sealed_with(**header: Any) -> bytes:
     (lambda: frame({"id": "m1", "t": "t", "q": "q", "p": 2}, b"{}"), SealingCodec(_ring()),
      "unencrypted_rejected", "envelope is not encrypted and this codec requires it"),
     (lambda: frame({"id": "m1", "t": "t", "q": "q", "p": 2}, b"not json"), SealingCodec(None),
-     "decode_failed", None),
+     "decode_failed", "payload is not JSON: "),
     (lambda: frame({"id": 1, "t": "t", "q": "q", "p": 2}, b"{}"), SealingCodec(None),
-     "decode_failed", None)])
+     "decode_failed", "bad header field: TypeError('wrong type in header field(s) id')")])
 def test_each_refusal_of_open_has_its_reason_and_detail(make: Any, codec: SealingCodec,
                                                         reason: str, detail: str | None) -> None:
     raw = make()
     got_reason, got_detail = _reason(codec, raw)
     assert got_reason == reason
-    if detail is not None:
+    if detail is not None and detail.endswith(": "):
+        assert got_detail.startswith(detail) and len(got_detail) > len(detail)
+    elif detail is not None:
         assert got_detail == detail
 
 
