@@ -369,8 +369,27 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "two HGETs of one hash: wrapped in MULTI/EXEC or not, the replies are the same"),
 }
 
+def _more() -> None:
+    """Merge the notes of ``equivalents_<module>.py`` (one file per module, each with its own
+    ``EQUIVALENT`` dict) into ``EQUIVALENT``."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("equivalents_*.py")):
+        more = importlib.import_module(f"tools.mutation.{path.stem}")
+        EQUIVALENT.update(more.EQUIVALENT)
+
+
+_more()
+
 #: function or file -> why mutmut does not mutate it
 EXCLUDED: dict[str, str] = {}
 
-#: module -> kill rate (%) measured before the issue #22 tests
-BASELINE: dict[str, float] = {}
+#: module -> kill rate (%) of the first mutmut run (2026-12-03 11:29-12:46 UTC, commit ef29414:
+#: after the boundary tests of issue #22, before the tests written against its survivors;
+#: frames and dtypes were not run then)
+BASELINE: dict[str, float] = {
+    "policies": 95.3, "middleware": 75.6, "envelope": 65.2, "codec": 50.0, "sealing": 69.9,
+    "keyring": 65.1, "access": 68.7, "health": 41.7, "routing": 62.2, "ioc_extract": 88.8,
+    "defang": 95.2,
+}

@@ -61,16 +61,17 @@ class Outputs:
 #: those of them that call the mutated function). Never the browser or notebook tests.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "policies": ("phantom_notebook/core/model/policies.py", (
-        "tests/core/model/test_policies.py",)),
+        "tests/core/model/test_policies.py", "tests/core/model/test_policies_edges.py")),
     "middleware": ("phantom_notebook/core/consume/middleware.py", (
         "tests/core/consume/test_middleware_policies.py", "tests/core/consume/test_tlp_gate.py",
-        "tests/core/consume/test_custom_middleware.py")),
+        "tests/core/consume/test_custom_middleware.py",
+        "tests/core/consume/test_middleware_edges.py")),
     "envelope": ("phantom_notebook/core/model/envelope.py", (
         "tests/core/model/test_envelope.py", "tests/core/model/test_decoder_properties.py",
-        "tests/core/model/test_envelope_fields.py")),
+        "tests/core/model/test_envelope_fields.py", "tests/core/model/test_envelope_edges.py")),
     "codec": ("phantom_notebook/core/model/codec.py", (
         "tests/core/model/test_envelope.py", "tests/core/model/test_envelope_fields.py",
-        "tests/core/security/test_sealing.py")),
+        "tests/core/security/test_sealing.py", "tests/core/model/test_codec_edges.py")),
     "sealing": ("phantom_notebook/core/security/sealing.py", (
         "tests/core/security/test_sealing.py", "tests/core/security/test_sealing_edges.py",
         "tests/core/publish/test_publish_fastpath.py")),
@@ -79,9 +80,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "access": ("phantom_notebook/core/security/access.py", (
         "tests/core/security/test_access.py", "tests/core/security/test_access_rules.py")),
     "health": ("phantom_notebook/core/observe/health.py", (
-        "tests/core/observe/test_health.py", "tests/core/observe/test_health_thresholds.py")),
+        "tests/core/observe/test_health.py", "tests/core/observe/test_health_thresholds.py",
+        "tests/core/observe/test_health_rules.py")),
     "routing": ("phantom_notebook/core/model/routing.py", (
-        "tests/core/admin/test_partitions.py", "tests/core/admin/test_partition_routing.py")),
+        "tests/core/admin/test_partitions.py", "tests/core/admin/test_partition_routing.py",
+        "tests/core/admin/test_routing_edges.py")),
     "ioc_extract": ("phantom_notebook/intel/ioc_extract.py", (
         "tests/intel/test_ioc_extract.py", "tests/intel/test_ioc_extract_report.py",
         "tests/intel/test_ioc_extract_edges.py")),
