@@ -298,10 +298,11 @@ def render(results: list[ModuleResult], total: int, killed: int, equivalent: int
              f"not ({equivalent} of them recorded as equivalent): kill rate **{rate:.1f} %**.",
              "", "Kill rate = killed / mutants (a timeout or a crash counts as killed); "
              "'without equivalents' leaves out the survivors recorded as equivalent in "
-             "`tools/mutation/python_equivalents.py`. 'Before' is the rate measured before "
-             "the tests of issue #22.", "",
+             "`tools/mutation/python_equivalents.py` and `equivalents_*.py`. 'First run' is "
+             "the rate of the first mutmut run (`BASELINE`), before the tests written "
+             "against its survivors.", "",
              "| module | file | mutants | killed | survived | equivalent | kill rate | "
-             "without equivalents | before |",
+             "without equivalents | first run |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         before = BASELINE.get(r.module)
