@@ -11,3 +11,12 @@ from .core import __all__ as _core_all
 
 __version__ = "0.1.0"
 __all__ = [*_core_all, "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``pn.aio`` (the asyncio API) is imported on first use, not with the package."""
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

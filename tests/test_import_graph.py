@@ -34,6 +34,7 @@ LAYERS = (
     "phantom_notebook.core.schedule",
     "phantom_notebook.core.queues",
     "phantom_notebook.core",
+    "phantom_notebook.aio",
     "phantom_notebook.intel",
     "phantom_notebook.notebook",
     "phantom_notebook",

@@ -145,6 +145,12 @@ class QueueRegistry:
             self._layouts[queue] = (now + LAYOUT_TTL_S, layout)
         return layout
 
+    def cached_layout(self, queue: str) -> Layout | None:
+        """The layout of ``queue`` when a fresh one is cached (no Redis call), else None."""
+        with self._lock:
+            cached = self._layouts.get(queue)
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def forget(self, queue: str) -> None:
         """Drop what is cached of ``queue`` (after ``repartition``)."""
         with self._lock:

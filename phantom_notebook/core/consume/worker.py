@@ -102,6 +102,11 @@ class Worker:
     def __repr__(self) -> str:
         return f"Worker({self.consumer!r}, lanes={len(self.lanes)}, handled={self.stats.handled})"
 
+    def _async_runner(self) -> _AsyncRunner:
+        """Where async handlers run: one event loop thread of this worker's own
+        (``phantom_notebook.aio`` runs them on the caller's loop instead)."""
+        return _AsyncRunner()
+
     def _build_lanes(self, poll_ms: int) -> list[Lane | PubSubLane]:
         grouped: dict[tuple[str, str], list[Subscription]] = {}
         for sub in self.subscriptions:
@@ -116,7 +121,7 @@ class Worker:
             submit = None
             if any(s.is_async for s in subs):
                 if self._async is None:
-                    self._async = _AsyncRunner()
+                    self._async = self._async_runner()
                 submit = self._async.submit
             if subs[0].settings.kind == "pubsub":
                 lanes.append(PubSubLane(self.mq, subs, self.consumer, self.stats))

@@ -77,14 +77,28 @@ def request_many(mq: Deployment, queue: str, messages: Iterable[Message | tuple[
                  result_ttl: timedelta | float | None = None) -> list[PendingResult]:
     """Publish many requests to ``queue`` in one round trip per partition."""
     _check_queue(mq, queue)
+    ids, routes = _publish(mq, queue, request_messages(messages, timeout, result_ttl))
+    return [PendingResult(mq, queue, r, i) for i, r in zip(ids, routes, strict=True)]
+
+
+def request_messages(messages: Iterable[Message | tuple[str, Any]],
+                     timeout: timedelta | float | None,
+                     result_ttl: timedelta | float | None) -> list[Message]:
+    """``messages`` as requests: the reply header (the result's time to live) set, and
+    ``timeout`` (when given) as their time to live. Raises ``ValidationError`` for a
+    ``timeout`` or ``result_ttl`` that is not a positive number of seconds."""
     ttl_ms = int(_seconds(result_ttl, "result_ttl", DEFAULT_RESULT_TTL_S) * 1000)
     expire = _seconds(timeout, "timeout", 1.0) if timeout is not None else None
     items: list[Message] = []
     for m in messages:
         msg = m if isinstance(m, Message) else Message(*m)
         items.append(_engine(msg, {REPLY: str(ttl_ms)}, expire))
-    ids, routes = _publish(mq, queue, items)
-    return [PendingResult(mq, queue, r, i) for i, r in zip(ids, routes, strict=True)]
+    return items
+
+
+def check_request_queue(mq: Deployment, queue: str) -> None:
+    """``publish`` on ``queue`` is allowed and it is a work queue (one result exists)."""
+    _check_queue(mq, queue)
 
 
 def _engine(m: Message, extra: dict[str, str], ttl_s: float | None) -> EngineMessage:
@@ -303,4 +317,4 @@ def chain(mq: Deployment, steps: Sequence[Task], *, timeout: timedelta | float |
 
 
 __all__ = ["DEFAULT_GROUP_TIMEOUT_S", "DEFAULT_RESULT_TTL_S", "GroupHandle", "Task", "chain",
-           "group", "request_many"]
+           "check_request_queue", "group", "request_many", "request_messages"]

@@ -1,0 +1,57 @@
+"""The asyncio Redis client of ``phantom_notebook.aio``: the same server, user and TLS
+settings as the synchronous client of the same ``connect``.
+
+Standalone servers (``redis://``, ``rediss://``, ``unix://``) and the embedded Redis get a
+``redis.asyncio`` client (the embedded one is ``fakeredis.FakeAsyncRedis`` on the process's
+shared ``FakeServer``, so sync and async code of one process see one Redis). A Cluster or a
+Sentinel URL has no async client here: its calls run the synchronous engine in a thread
+(``native`` is False), so the event loop is never blocked either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aredis
+
+from ..core.backend.connection import embedded_server
+from ..core.config.settings import RedisSettings
+from ..core.errors import ConfigError
+
+
+def native(settings: RedisSettings) -> bool:
+    """True when ``settings`` reach a server the asyncio client serves (not a Cluster or a
+    Sentinel-managed master)."""
+    return settings.url is None or not settings.url.split("://", 1)[0].endswith(
+        ("+cluster", "+sentinel"))
+
+
+def open_async_client(settings: RedisSettings) -> Any:
+    """A ``redis.asyncio`` client for ``settings`` (see the module docstring).
+
+    The pool is not bounded by ``max_connections``: a coroutine waiting for a result holds
+    one connection in a blocking read, and a service may await thousands at once.
+    """
+    if settings.url is None:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=embedded_server())
+    kwargs: dict[str, Any] = {
+        "socket_timeout": settings.command_timeout_s + settings.block_ms / 1000,
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
+    if settings.url.startswith("unix://"):
+        kwargs.pop("socket_keepalive")
+    if settings.url.startswith("rediss://"):
+        kwargs.update(ssl_ca_certs=settings.ssl_ca_certs, ssl_certfile=settings.ssl_certfile,
+                      ssl_keyfile=settings.ssl_keyfile)
+    try:
+        pool = aredis.ConnectionPool.from_url(settings.url, **kwargs)
+    except ValueError as exc:
+        raise ConfigError("redis.url", str(exc), "redis://, rediss://, unix://") from None
+    return aredis.Redis(connection_pool=pool)
+
+
+__all__ = ["native", "open_async_client"]
