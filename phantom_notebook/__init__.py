@@ -6,8 +6,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .core import *  # noqa: F403 - the curated core surface
 from .core import __all__ as _core_all
+
+if TYPE_CHECKING:
+    from . import aio as aio
 
 __version__ = "0.1.0"
 __all__ = [*_core_all, "__version__"]

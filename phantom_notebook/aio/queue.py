@@ -96,6 +96,8 @@ class AsyncMessageQueue:
         """Release both clients' connections."""
         if self.client is not None:
             await self.client.aclose()
+            # a client given its pool does not close it: every socket, before the loop ends
+            await self.client.connection_pool.disconnect()
         await asyncio.to_thread(self.sync.close)
 
     async def __aenter__(self) -> AsyncMessageQueue:
