@@ -126,9 +126,11 @@ class AsyncWorker:
         """Create the consumer groups and start the lanes (in threads); returns at once."""
         if self._worker is None:
             loop = asyncio.get_running_loop()
-            self._worker = await asyncio.to_thread(
+            worker = await asyncio.to_thread(
                 _LoopWorker, loop, self.mq.sync, self.subscriptions, **self.options)
-            await asyncio.to_thread(self._worker.start)
+            self._worker = worker
+            # cancelled meanwhile, the lanes still start whole, so stop() can drain them
+            await uncancellable(asyncio.to_thread(worker.start))
         return self
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -141,10 +143,10 @@ class AsyncWorker:
         """Run until cancelled or stopped; returns 0, or ``EXIT_LANE_FAILED`` when a lane
         cannot recover (with ``drain=True``: when the queues are empty). Cancelled, it
         drains first, then raises ``CancelledError``."""
-        await self.start()
-        worker = self.worker
         code = 0
         try:
+            await self.start()
+            worker = self.worker
             while worker.running:
                 await asyncio.sleep(WATCH_S)  # a watch interval, not synchronization
                 if worker.failures():

@@ -204,7 +204,7 @@ def run_mutmut(short: str, max_children: int, tests_dir: Path, out: Outputs,
     work = workdir(short, tests_dir, out)
     command = [str(mutmut), "run", "--max-children", str(max_children),
                f"{dotted(MODULES[short][0])}.*"]
-    log.write(f"\n$ cd {work.relative_to(ROOT)} && {' '.join(command[1:])}\n")
+    log.write(f"\n$ cd {work} && {' '.join(command[1:])}\n")
     log.flush()
     proc = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)

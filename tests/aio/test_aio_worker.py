@@ -1,0 +1,61 @@
+"""The asyncio worker stops like a SIGTERM'd one: cancelled mid-handler, it lets the handler
+finish, settles it, and only then lets the cancellation through; nothing is redelivered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import phantom_notebook as pn
+
+
+def test_a_cancelled_run_finishes_the_running_handler_and_acks_it_before_raising(
+        sync_mq: pn.MessageQueue, connect_async: Any) -> None:
+    sync_mq.declare("drain")
+    mid = sync_mq.publish("drain", "ioc.enrichment.request", {"ioc": "203.0.113.9"})
+
+    async def scenario() -> list[str]:
+        finished: list[str] = []
+        started = asyncio.Event()
+
+        async def slow(env: pn.Envelope, ctx: pn.MessageContext) -> None:
+            started.set()
+            await asyncio.sleep(0.3)  # the handler's own work, in flight when cancelled
+            finished.append(env.id)
+
+        async with await connect_async() as mq:
+            await mq.subscribe("drain", "*", slow)
+            run = asyncio.ensure_future(mq.worker(grace_s=10).run())
+            await asyncio.wait_for(started.wait(), 10)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+        return finished
+
+    assert asyncio.run(scenario()) == [mid]
+    stats = sync_mq.stats("drain")[0]
+    assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
+    pending = sync_mq.client.xpending(sync_mq.queue_keys("drain").streams[2], "workers")
+    assert pending["pending"] == 0
+
+
+def test_a_draining_run_returns_zero_once_the_queue_is_empty(
+        sync_mq: pn.MessageQueue, connect_async: Any) -> None:
+    sync_mq.declare("batch")
+    sync_mq.publish_batch("batch", [("ioc.seen", {"i": i}) for i in range(50)])
+
+    async def scenario() -> tuple[int, int]:
+        handled = 0
+
+        async def count(env: pn.Envelope, ctx: pn.MessageContext) -> None:
+            nonlocal handled
+            handled += 1
+
+        async with await connect_async() as mq:
+            await mq.subscribe("batch", "*", count)
+            code = await asyncio.wait_for(mq.worker(drain=True).run(), 30)
+        return code, handled
+
+    assert asyncio.run(scenario()) == (0, 50)
