@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 import phantom_notebook as pn
+from phantom_notebook.core.observe.health import HealthThresholds
 from phantom_notebook.intel import CATALOG, extract_iocs
 from phantom_notebook.intel.producers import ioc_payload
 
@@ -42,9 +43,11 @@ class SiemAlert(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
-def create_app(url: str | None = None, queue: str = "alerts", **connect: Any) -> FastAPI:
+def create_app(url: str | None = None, queue: str = "alerts",
+               thresholds: HealthThresholds | None = None, **connect: Any) -> FastAPI:
     """The app, publishing to ``queue`` on ``url`` (None: ``$PHANTOM_REDIS_URL`` or the
-    embedded Redis); ``connect`` goes to ``pn.aio.connect`` (``key_prefix``, ``origin``)."""
+    embedded Redis); ``thresholds`` tune ``/healthz``; ``connect`` goes to
+    ``pn.aio.connect`` (``key_prefix``, ``origin``, ``settings``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +83,7 @@ def create_app(url: str | None = None, queue: str = "alerts", **connect: Any) ->
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
         try:
-            report = await request.app.state.mq.health([queue])
+            report = await request.app.state.mq.health([queue], thresholds=thresholds)
         except pn.ConnectionLostError as exc:
             return JSONResponse({"status": "critical", "error": str(exc)}, status_code=503)
         status = report.status

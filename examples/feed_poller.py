@@ -5,9 +5,9 @@
 Each round fetches every feed (plain text or CSV: indicators are extracted from the text,
 defanged ones included), and publishes one ``ioc.enrichment.request`` per indicator with
 ``publish_stream`` (batches sealed while the previous one is on the wire). The dedup key
-is the indicator, so a feed that repeats itself within the queue's deduplication window
-queues each indicator once. A feed that fails (HTTP error, timeout) is logged and retried
-next round; the others go on.
+is the indicator, so on a queue with deduplication enabled a feed that repeats itself within
+the window queues each indicator once. A feed that fails (HTTP error, timeout) is logged and
+retried next round; the others go on.
 """
 
 from __future__ import annotations
