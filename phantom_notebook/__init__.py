@@ -1,7 +1,8 @@
 """phantom_notebook: a Redis-backed message queue for threat-intelligence teams.
 
->>> import phantom_notebook as pn
->>> mq = pn.connect()            # embedded Redis; pn.connect("redis://host:6379/0") for real
+Examples:
+    >>> import phantom_notebook as pn
+    >>> mq = pn.connect()            # embedded Redis; pn.connect("redis://host:6379/0") for real
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from . import aio as aio
 
 __version__ = "0.1.0"
+"""The version of this package, written only here (pyproject.toml reads it)."""
 __all__ = [*_core_all, "__version__"]
 
 

@@ -1,16 +1,18 @@
 """The analyst layer (DataFrames, plotly charts, ipywidgets, papermill reports).
 
-One import gives all of it::
+One import gives all of it:
 
-    import phantom_notebook.notebook as pnb
+```python
+import phantom_notebook.notebook as pnb
 
-    mq = pnb.connect("redis://localhost:6379/0")
-    ids = [pnb.publish(mq, "ioc-processing", "ioc.enrichment.request", {...})]
-    pnb.wait_for(mq, ids)                      # until acked / dead-lettered
-    pnb.messages_df(mq, "ioc-processing")      # compact; columns="all" for every column
-    pnb.plot_throughput(pnb.metrics_df(mq))
-    pnb.IOCPublisher(mq)                       # also QueueMonitor, TraceExplorer, DLQBrowser
-    pnb.verdicts_df(pnb.enrich_and_score(mq, iocs).wait())   # fan-out/fan-in risk scores
+mq = pnb.connect("redis://localhost:6379/0")
+ids = [pnb.publish(mq, "ioc-processing", "ioc.enrichment.request", {...})]
+pnb.wait_for(mq, ids)                      # until acked / dead-lettered
+pnb.messages_df(mq, "ioc-processing")      # compact; columns="all" for every column
+pnb.plot_throughput(pnb.metrics_df(mq))
+pnb.IOCPublisher(mq)                       # also QueueMonitor, TraceExplorer, DLQBrowser
+pnb.verdicts_df(pnb.enrich_and_score(mq, iocs).wait())   # fan-out/fan-in risk scores
+```
 
 Behind the ``[notebook]`` extra: nothing here is imported by the core, and every module
 that needs pandas / plotly / ipywidgets / papermill asks for it through ``require`` so a
