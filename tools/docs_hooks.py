@@ -1,6 +1,13 @@
-"""mkdocs hooks (mkdocs.yml ``hooks:``): the API reference must cover every public name.
+"""mkdocs hooks (mkdocs.yml ``hooks:``): charts in the notebook pages, and an API reference
+that covers every public name.
 
-After the build, every name in the ``__all__`` of each public surface must be the id of an
+Charts: the notebooks store plotly figures as ``application/vnd.plotly.v1+json`` only,
+which nbconvert cannot show. Each notebook page is rendered from a copy whose figures also
+carry an HTML rendering (``plotly.io.to_html`` without plotly.js), and the page loads the
+plotly.js that ships in the plotly package from the site itself: nothing from a CDN, at
+build or at view time. The notebooks themselves are not changed.
+
+Coverage: after the build, every name in the ``__all__`` of each public surface must be the id of an
 entry on that surface's reference page (the name itself, ``<module>.<name>``, or the name in
 the submodule that defines it, ``<module>.<sub>.<name>``); a name re-exported from another
 surface may instead be covered on that surface's page. A gap is logged as a warning, which
@@ -10,8 +17,11 @@ surface may instead be covered on that surface's page. A gap is logged as a warn
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,48 @@ SURFACES = {
     "phantom_notebook.intel": "reference/intel/index.html",
     "phantom_notebook.notebook": "reference/notebook/index.html",
 }
+
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+PLOTLY_JS = "assets/javascripts/plotly.min.js"  # in the site
+_charted: set[str] = set()  # src_uri of the notebook pages that show a chart
+
+
+def _with_chart_html(source: Path, target: Path) -> bool:
+    """Write ``source`` to ``target`` with an HTML rendering beside each plotly figure."""
+    import plotly.io as pio
+
+    book = json.loads(source.read_text())
+    charts = 0
+    for cell in book.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data and "text/html" not in data:
+                data["text/html"] = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False,
+                                                full_html=False, validate=False)
+                charts += 1
+    if charts:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(book))
+    return bool(charts)
+
+
+def on_files(files: Any, config: Any) -> Any:
+    work = Path(tempfile.mkdtemp(prefix="pn-docs-notebooks-"))
+    for file in files:
+        if file.src_uri.endswith(".ipynb") and file.abs_src_path:
+            copy = work / file.src_uri
+            if _with_chart_html(Path(file.abs_src_path), copy):
+                file.abs_src_path = str(copy)
+                _charted.add(file.src_uri)
+    return files
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    if page.file.src_uri not in _charted:
+        return html
+    depth = page.url.rstrip("/").count("/") + 1 if page.url else 0
+    return f'<script src="{"../" * depth}{PLOTLY_JS}"></script>\n{html}'
 
 
 def _ids(site: Path, page: str) -> set[str]:
@@ -58,6 +110,12 @@ def missing_names(site: Path, surfaces: dict[str, str] = SURFACES) -> list[str]:
 
 
 def on_post_build(config: Any, **kwargs: Any) -> None:
+    if _charted:
+        import plotly
+
+        target = Path(config["site_dir"]) / PLOTLY_JS
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target)
     pages = {m: p for m, p in SURFACES.items() if (Path(config["site_dir"]) / p).exists()}
     for module in sorted(set(SURFACES) - set(pages)):
         log.warning("the API reference has no page for %s (%s)", module, SURFACES[module])
