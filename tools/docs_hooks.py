@@ -47,12 +47,14 @@ def _with_chart_html(source: Path, target: Path) -> bool:
 
     book = json.loads(source.read_text())
     charts = 0
-    for cell in book.get("cells", []):
-        for output in cell.get("outputs", []):
+    for c, cell in enumerate(book.get("cells", [])):
+        for o, output in enumerate(cell.get("outputs", [])):
             data = output.get("data", {})
             if PLOTLY_MIME in data and "text/html" not in data:
+                # a fixed div id: the same notebook gives the same copy (mkdocs-jupyter's cache)
                 data["text/html"] = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False,
-                                                full_html=False, validate=False)
+                                                full_html=False, validate=False,
+                                                div_id=f"{source.stem}-chart-{c}-{o}")
                 charts += 1
     if charts:
         target.parent.mkdir(parents=True, exist_ok=True)
