@@ -3,8 +3,9 @@
 ``python`` blocks of README.md and docs/**/*.md run in order per page, in one namespace per
 page, on the embedded Redis (``pn.connect()`` without a URL) under a key prefix of their
 own; a block that raises fails its page's test naming the page and the block's first line
-(the traceback points at the line in the Markdown file). A ``python`` block that cannot run
-here starts with ``# not run: <reason>``; each is reported as a skipped test with its reason.
+(the traceback points at the line in the Markdown file). A block may ``await`` at top level
+(as in Jupyter): it runs on one event loop kept for the whole page. A ``python`` block that
+cannot run here starts with ``# not run: <reason>``; each is reported as a skipped test.
 ``bash`` / ``shell`` / ``console`` blocks are commands and are not run; ``toml`` blocks are
 parsed and loaded as ``Settings``; ``text`` blocks are plain text. A block without one of
 these languages fails ``test_every_block_names_its_language``.
@@ -12,6 +13,9 @@ these languages fails ``test_every_block_names_its_language``.
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import inspect
 import os
 import re
 import tomllib
@@ -128,16 +132,21 @@ def test_python_blocks_run(page: str, page_env: str, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a block writing files writes them here
     namespace: dict[str, object] = {"__name__": "__docs__"}
+    loop = asyncio.new_event_loop()  # for blocks that await at top level, one per page
     ran = 0
     try:
         for block in (b for b in ALL if b.page == page and b.lang in RUN):
             if block.skip_reason is not None:
                 continue
             # padded so the traceback names the block's lines in the Markdown file
-            code = compile("\n" * block.line + block.code, str(ROOT / page), "exec")
+            code = compile("\n" * block.line + block.code, str(ROOT / page), "exec",
+                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
             failure = None
             try:
-                exec(code, namespace)
+                if code.co_flags & inspect.CO_COROUTINE:
+                    loop.run_until_complete(eval(code, namespace))
+                else:
+                    exec(code, namespace)
             except Exception as exc:
                 failure = (f"{block.where}: the block raised {type(exc).__name__}: {exc}\n"
                            + "".join(traceback.format_exception(exc)[1:]))
@@ -148,4 +157,7 @@ def test_python_blocks_run(page: str, page_env: str, tmp_path: Path,
         for value in namespace.values():
             if isinstance(value, pn.MessageQueue):
                 value.close()
+            elif type(value).__name__ == "AsyncMessageQueue":
+                loop.run_until_complete(value.close())  # type: ignore[attr-defined]
+        loop.close()
     assert ran, f"{page}: every python block is marked not run"
