@@ -19,7 +19,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.harness import PROFILES, BenchServer, Result, Sizes, judge
 
-SCENARIOS = ("publish", "consume", "latency", "depth", "request", "group")
+SCENARIOS = ("publish", "consume", "latency", "depth", "request", "group", "async")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -47,6 +47,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _scenarios() -> dict[str, Callable[[BenchServer, Sizes, str], list[Result]]]:
     from benchmarks import (
+        scenarios_async,
         scenarios_consume,
         scenarios_depth,
         scenarios_latency,
@@ -56,7 +57,8 @@ def _scenarios() -> dict[str, Callable[[BenchServer, Sizes, str], list[Result]]]
 
     return {"publish": scenarios_publish.run, "consume": scenarios_consume.run,
             "latency": scenarios_latency.run, "depth": scenarios_depth.run,
-            "request": scenarios_results.run_request, "group": scenarios_results.run_group}
+            "request": scenarios_results.run_request, "group": scenarios_results.run_group,
+            "async": scenarios_async.run}
 
 
 def run_all(args: argparse.Namespace, server: BenchServer, sizes: Sizes) -> list[Result]:

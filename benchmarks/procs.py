@@ -125,6 +125,40 @@ def ours_worker(spec: dict[str, Any]) -> None:
     reporter.finish()
 
 
+def ours_async_worker(spec: dict[str, Any]) -> None:
+    """``ours-worker`` with an async no-op handler, on ``phantom_notebook.aio``: the
+    handlers run on this process's event loop (``asyncio.run``)."""
+    import asyncio
+
+    from phantom_notebook.aio import AsyncMessageQueue
+    from phantom_notebook.aio.client import open_async_client
+
+    mq, _ = connect(spec["url"], spec["prefix"], spec["profile"], **spec.get("overrides", {}))
+    client = redis.Redis.from_url(spec["url"])
+    rec = Recorder()
+
+    async def handle(message: Any, context: Any) -> None:
+        rec.hit(message.payload)
+
+    async def main() -> None:
+        amq = AsyncMessageQueue(mq, open_async_client(mq.settings.redis))
+        await amq.subscribe(spec["queue"], "*", handle, prefetch_count=spec.get("prefetch", 500),
+                            max_concurrency=spec.get("concurrency", 1))
+        worker = amq.worker(name=f"bench-{os.getpid()}",
+                            overlap=overlap_fits(int(spec.get("procs", 1))))
+        tune_process_for_throughput()
+        reporter = Reporter(client, spec["run"], rec)
+        await asyncio.to_thread(_ready_then_wait, client, spec["run"])
+        await worker.start()
+        reporter.start()
+        await asyncio.to_thread(reporter.stop_seen.wait)
+        await worker.stop(grace_s=5)
+        reporter.finish()
+        await amq.close()
+
+    asyncio.run(main())
+
+
 def raw_worker(spec: dict[str, Any]) -> None:
     """The ceiling: XREADGROUP COUNT 500 (blocking), decode, no-op, XACK + XDEL per batch."""
     client = redis.Redis.from_url(spec["url"])
@@ -241,6 +275,8 @@ def main(argv: list[str]) -> None:
     role, spec = argv[0], orjson.loads(argv[1])
     if role == "ours-worker":
         ours_worker(spec)
+    elif role == "ours-async-worker":
+        ours_async_worker(spec)
     elif role == "raw-worker":
         raw_worker(spec)
     elif role == "raw-reply-worker":

@@ -41,13 +41,15 @@ class _LoopRunner:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._jobs: deque[tuple[Subscription, Job]] = deque()
+        self._jobs: deque[tuple[Subscription | None, Job]] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
         self._limits: dict[int, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, sub: Subscription, job: Job) -> None:
+    def submit(self, sub: Subscription | None, job: Job) -> None:
+        """Start ``job`` on the loop (within ``sub``'s concurrency; None: the job limits
+        itself)."""
         with self._lock:
             self._jobs.append((sub, job))
             wake, self._scheduled = not self._scheduled, True
@@ -60,7 +62,7 @@ class _LoopRunner:
             self._jobs.clear()
             self._scheduled = False
         for sub, job in jobs:
-            task = self.loop.create_task(self._limited(sub, job))
+            task = self.loop.create_task(self._limited(sub, job) if sub is not None else job())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -70,6 +72,10 @@ class _LoopRunner:
             sem = self._limits[id(sub)] = asyncio.Semaphore(sub.max_concurrency)
         async with sem:
             await job()
+
+    def submit_batch(self, job: Job) -> None:
+        """Start the coroutine of a lane's whole fetched batch (it limits concurrency)."""
+        self.submit(None, job)
 
     def close(self) -> None:
         """Nothing to stop: the loop is the caller's (the lanes drained before this)."""

@@ -59,3 +59,34 @@ def test_a_draining_run_returns_zero_once_the_queue_is_empty(
         return code, handled
 
     assert asyncio.run(scenario()) == (0, 50)
+
+
+def test_an_async_handler_past_its_timeout_is_cancelled_and_the_rest_of_its_batch_still_runs(
+        sync_mq: pn.MessageQueue, connect_async: Any) -> None:
+    sync_mq.declare("slow", retry=pn.RetrySettings(max_retries=0))
+    hung = sync_mq.publish("slow", "t.hang", {})
+    fine = sync_mq.publish_batch("slow", [("t.ok", {"i": i}) for i in range(5)])
+
+    async def scenario() -> tuple[list[str], list[Any]]:
+        handled: list[str] = []
+
+        async def handler(env: pn.Envelope, ctx: pn.MessageContext) -> None:
+            if env.type == "t.hang":
+                await asyncio.Event().wait()  # never returns by itself
+            handled.append(env.id)
+
+        async with await connect_async() as mq:
+            await mq.declare("slow", retry=pn.RetrySettings(max_retries=0))  # this side's policy
+            await mq.subscribe("slow", "*", handler, handler_timeout_s=0.2)
+            async with mq.worker():
+                dlq = await mq.dlq("slow")
+                deadline = asyncio.get_running_loop().time() + 10
+                while len(handled) < 5 or await dlq.count() == 0:
+                    assert asyncio.get_running_loop().time() < deadline, (handled,)
+                    await asyncio.sleep(0.02)  # polling a condition with a deadline
+                letters = await dlq.list()
+        return handled, letters
+
+    handled, letters = asyncio.run(scenario())
+    assert handled == fine  # in order, after the hung one was cancelled
+    assert [(d.message_id, d.reason) for d in letters] == [(hung, "handler_timeout")]

@@ -12,7 +12,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,8 @@ class Lane:
                  stats: WorkerStats, *, poll_ms: int,
                  submit: Callable[[Subscription, Callable[[], Any]], None] | None,
                  pool: Executor | None, partition: str | None = None,
-                 priority_latency_ms: float = 2.0, overlap: bool = True) -> None:
+                 priority_latency_ms: float = 2.0, overlap: bool = True,
+                 submit_batch: Callable[[Callable[[], Any]], None] | None = None) -> None:
         self.mq = mq
         self.subs = subs
         self.queue = subs[0].queue
@@ -88,6 +89,17 @@ class Lane:
         self.poll_ms = poll_ms
         self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
         self._submit_async = submit
+        #: runs one coroutine for a whole fetched batch of async handlers (their plain
+        #: acks settled together, as ``_run_inline`` does for sync ones)
+        self._submit_batch = submit_batch if all(s.is_async for s in subs) else None
+        #: per-subscription concurrency of the batched async path (made on the loop)
+        self._async_limits: dict[int, asyncio.Semaphore] = {}
+        #: batched async handlers with a timeout: stream id -> (monotonic deadline, the task
+        #: running it, the limit); one watchdog timer per lane cancels the late ones (a timer
+        #: per message, asyncio.timeout's, costs more than the handler call itself)
+        self._async_deadlines: dict[str, tuple[float, asyncio.Task[Any], float]] = {}
+        self._async_timed_out: set[str] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._pool = pool
         self._last_reclaim = -1e9
         self._vt_ms = int(self.settings.visibility_timeout_s * 1000)
@@ -157,7 +169,11 @@ class Lane:
         # one batch ahead (see run): inline lanes that read directly, in half-prefetch
         # batches, when the worker has a core to spare for it (tuning.overlap_fits)
         ahead = overlap and self.inline and self._reader is not None and self.prefetch >= 2
-        self._chunk = self.prefetch // 2 if ahead else self.prefetch
+        # a lane of async handlers works one batch ahead too: the loop runs batch k while
+        # this thread dispatches, and the helper settles k-1 and fetches k+1
+        batched = self._submit_batch is not None and self.prefetch >= 2
+        ahead = ahead or (overlap and batched and self._reader is not None)
+        self._chunk = self.prefetch // 2 if ahead or batched else self.prefetch
         self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pn-ahead-{self.queue}") \
             if ahead else None
         self.priority_latency_ms = priority_latency_ms
@@ -545,6 +561,10 @@ class Lane:
         if self.inline:
             self._run_inline(runnable, stop)
             return
+        if self._submit_batch is not None:
+            if runnable:
+                self._submit_batch(functools.partial(self._run_async_batch, runnable))
+            return
         for sub, env, ctx in runnable:
             if sub.is_async:
                 assert self._submit_async is not None
@@ -773,6 +793,91 @@ class Lane:
             except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
                 error = exc
         return error, value
+
+    async def _run_async_batch(self, runnable: list[tuple[Subscription, Envelope,
+                                                          MessageContext]]) -> None:
+        """Run a fetched batch of async handlers on the loop, each subscription within its
+        ``max_concurrency`` (one at a time: in order, no task per message); plain acks are
+        settled once for the batch (``Settler.acks``), every other outcome per message."""
+        if not (self._fast_acks and not otel.enabled()):
+            await asyncio.gather(*(self._limited(sub, self._execute_async(sub, env, ctx))
+                                   for sub, env, ctx in runnable))
+            return
+        acks: list[tuple[Envelope, MessageContext, int, int]] = []
+        if all(sub.max_concurrency == 1 for sub in self.subs):
+            for sub, env, ctx in runnable:
+                await self._fast_async(sub, env, ctx, acks)
+        elif all(sub.max_concurrency >= self.prefetch for sub in self.subs):
+            # the prefetch bounds what runs at once below every limit: no semaphore needed
+            await asyncio.gather(*(self._fast_async(sub, env, ctx, acks)
+                                   for sub, env, ctx in runnable))
+        else:
+            await asyncio.gather(*(self._limited(sub, self._fast_async(sub, env, ctx, acks))
+                                   for sub, env, ctx in runnable))
+        if acks:
+            self.settler.acks(acks)
+
+    async def _limited(self, sub: Subscription, job: Coroutine[Any, Any, None]) -> None:
+        sem = self._async_limits.get(id(sub))
+        if sem is None:
+            sem = self._async_limits[id(sub)] = asyncio.Semaphore(sub.max_concurrency)
+        async with sem:
+            await job
+
+    async def _fast_async(self, sub: Subscription, env: Envelope, ctx: MessageContext,
+                          acks: list[tuple[Envelope, MessageContext, int, int]]) -> None:
+        """One async handler of a batch; a plain ack joins ``acks``."""
+        started = now_ms()
+        sid = ctx.delivery.stream_id
+        self._async_running[sid] = ctx  # cancels reach it (watch_cancels)
+        limit = sub.handler_timeout_s
+        task = asyncio.current_task()
+        if limit is not None and task is not None:
+            self._async_deadlines[sid] = (time.monotonic() + limit, task, limit)
+            if self._watchdog is None:
+                self._arm_watchdog(limit)
+        try:
+            value = await sub.call(env, ctx)
+        except asyncio.CancelledError:
+            self._async_running.pop(sid, None)
+            self._async_deadlines.pop(sid, None)
+            if sid not in self._async_timed_out or task is None:
+                raise
+            self._async_timed_out.discard(sid)
+            task.uncancel()  # cancelled by the watchdog: this message times out, not the batch
+            self.stats.timed_out += 1
+            self._complete(sub, env, ctx, HandlerTimeoutError(
+                f"handler of {env.type!r} ran past handler_timeout_s={limit or 0:g} and was "
+                "cancelled"), started)
+            return
+        except Exception as exc:  # noqa: BLE001 - any handler failure is an outcome
+            self._async_running.pop(sid, None)
+            self._async_deadlines.pop(sid, None)
+            self._complete(sub, env, ctx, exc, started)
+            return
+        self._async_running.pop(sid, None)
+        self._async_deadlines.pop(sid, None)
+        if ctx._outcome is None and sub.auto_ack and not (
+                env.headers and wants_result(env.headers)):
+            acks.append((env, ctx, started, now_ms()))
+        else:
+            self._complete(sub, env, ctx, None, started, value)
+
+    def _arm_watchdog(self, limit: float) -> None:
+        """Check the batched async handlers' deadlines within a quarter of ``limit``."""
+        self._watchdog = asyncio.get_running_loop().call_later(
+            max(min(limit / 4, 5.0), 0.005), self._watch_async)
+
+    def _watch_async(self) -> None:
+        """Cancel every batched async handler past its deadline (on the loop)."""
+        self._watchdog = None
+        now = time.monotonic()
+        for sid, (deadline, task, _) in list(self._async_deadlines.items()):
+            if now >= deadline and sid not in self._async_timed_out and not task.done():
+                self._async_timed_out.add(sid)
+                task.cancel()
+        if self._async_deadlines:
+            self._arm_watchdog(min(limit for _, _, limit in self._async_deadlines.values()))
 
     async def _execute_async(self, sub: Subscription, env: Envelope, ctx: MessageContext) -> None:
         started = now_ms()

@@ -56,6 +56,10 @@ class _AsyncRunner:
 
         asyncio.run_coroutine_threadsafe(limited(), self.loop)
 
+    def submit_batch(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run one coroutine for a lane's whole fetched batch (it limits concurrency)."""
+        asyncio.run_coroutine_threadsafe(job(), self.loop)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
@@ -118,11 +122,11 @@ class Worker:
                 pool = ThreadPoolExecutor(max(s.max_concurrency for s in subs),
                                           thread_name_prefix=f"pn-{subs[0].queue}")
                 self._pools.append(pool)
-            submit = None
+            submit = batch = None
             if any(s.is_async for s in subs):
                 if self._async is None:
                     self._async = self._async_runner()
-                submit = self._async.submit
+                submit, batch = self._async.submit, self._async.submit_batch
             if subs[0].settings.kind == "pubsub":
                 lanes.append(PubSubLane(self.mq, subs, self.consumer, self.stats))
                 continue
@@ -132,7 +136,7 @@ class Worker:
                 lanes.append(Lane(self.mq, subs, self.consumer, self.stats, poll_ms=poll_ms,
                                   submit=submit, pool=pool, partition=part,
                                   priority_latency_ms=self.priority_latency_ms,
-                                  overlap=self.overlap))
+                                  overlap=self.overlap, submit_batch=batch))
         self._poll_ms = poll_ms
         return lanes
 
@@ -150,7 +154,8 @@ class Worker:
                 self.mq.ensure_group(queue, group)
                 new = Lane(self.mq, proto.subs, self.consumer, self.stats, poll_ms=self._poll_ms,
                            submit=proto._submit_async, pool=proto._pool, partition=part,
-                           priority_latency_ms=self.priority_latency_ms, overlap=self.overlap)
+                           priority_latency_ms=self.priority_latency_ms, overlap=self.overlap,
+                           submit_batch=proto._submit_batch)
                 self.lanes.append(new)
                 t = threading.Thread(target=new.run, args=(self._stop,), daemon=True,
                                      name=f"pn-lane-{part}-{group}")
