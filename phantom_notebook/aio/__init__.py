@@ -1,8 +1,11 @@
 """phantom_notebook for asyncio services (FastAPI, aiohttp, SOAR steps).
 
->>> import phantom_notebook as pn
->>> mq = await pn.aio.connect("redis://localhost:6379/0")          # doctest: +SKIP
->>> await mq.publish("alerts", "alert.threat.notification", {...})  # doctest: +SKIP
+```python
+import phantom_notebook as pn
+
+mq = await pn.aio.connect("redis://localhost:6379/0")
+await mq.publish("alerts", "alert.threat.notification", {...})
+```
 
 ``connect`` returns an ``AsyncMessageQueue``: ``publish``, ``publish_batch``,
 ``publish_stream`` (an async iterable in), ``request`` (``await`` the handle for the
