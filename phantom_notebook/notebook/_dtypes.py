@@ -18,6 +18,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 UTC = pd.DatetimeTZDtype("ns", "UTC")
 STRING = pd.StringDtype()
+#: the epoch milliseconds a nanosecond time can hold (1677-09-21 to 2262-04-11), whole ms
+MS_RANGE = (-(-pd.Timestamp.min.value // 1_000_000), pd.Timestamp.max.value // 1_000_000)
 #: a duration: "15min", "1h", a timedelta or seconds
 Window = str | timedelta | float | int
 
@@ -29,7 +31,11 @@ def frame(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> pd.DataFrame
 
 
 def column(values: list[Any], dtype: Any) -> pd.Series:
-    """``values`` as a Series of ``dtype`` (``("cat", known, ordered)``: keeps unknowns)."""
+    """``values`` as a Series of ``dtype`` (``("cat", known, ordered)``: keeps unknowns).
+
+    Times are epoch milliseconds; those that are no number or lie past ``MS_RANGE`` are
+    missing (NaT).
+    """
     if isinstance(dtype, tuple):
         _, known, ordered = dtype
         extra = sorted({str(v) for v in values if v is not None} - set(known))
@@ -37,6 +43,7 @@ def column(values: list[Any], dtype: Any) -> pd.Series:
         return pd.Series([None if v is None else str(v) for v in values], dtype=cats)
     if dtype is UTC:
         ms = pd.Series([number(v) for v in values], dtype="float64")
+        ms = ms.where(ms.between(*MS_RANGE))  # a time past the range is missing, not an error
         return pd.to_datetime(ms, unit="ms", utc=True).astype(UTC)
     if dtype == "bool":
         return pd.Series([bool(v) for v in values], dtype="bool")

@@ -476,7 +476,7 @@ def _audit_ms(value: str | None, entry_id: str) -> float:
             stamp = pd.Timestamp(value)
             stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
             return float(stamp.value) / 1e6
-        except ValueError:
+        except (ValueError, OverflowError):  # unreadable, or past the nanosecond range
             pass
     return float(entry_id.partition("-")[0])
 

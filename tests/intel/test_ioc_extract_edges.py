@@ -5,7 +5,7 @@ and email parts defang leaves alone.
 
 from __future__ import annotations
 
-from phantom_notebook.intel.defang import defang
+from phantom_notebook.intel.defang import defang, defang_as
 from phantom_notebook.intel.ioc_extract import AMBIGUOUS_HASH_TAG, extract_iocs
 from phantom_notebook.intel.normalize import IOCType
 
@@ -20,6 +20,8 @@ def test_scanning_goes_on_after_a_skipped_candidate() -> None:
     assert _found(f"{odd_hash} then 198.51.100.7") == [("ipv4", "198.51.100.7")]
     assert _found("version 4.2.19.7 then 198.51.100.7") == [("ipv4", "198.51.100.7")]
     assert _found("evil.com 198.51.100.7", types=["ipv4"]) == [("ipv4", "198.51.100.7")]
+    assert _found("999.1.1.1 then 198.51.100.7") == [("ipv4", "198.51.100.7")]  # invalid octet
+    assert _found("setup.py then 198.51.100.7") == [("ipv4", "198.51.100.7")]  # a file name
 
 
 def test_a_version_word_at_the_very_start_of_the_text_still_counts() -> None:
@@ -65,6 +67,18 @@ def test_only_a_40_hex_word_after_a_commit_word_is_tagged_ambiguous() -> None:
     assert found[sha256].tags == () and found[sha256].type is IOCType.SHA256
     [plain] = extract_iocs(f"file {sha1}", warninglists="off")
     assert plain.tags == ()
+
+
+def test_a_context_word_split_by_a_line_break_still_tags_the_hash() -> None:
+    md5 = "a" * 32
+    [split] = extract_iocs(f"the NT\nhash {md5}", warninglists="off")
+    assert split.type is IOCType.MD5 and split.tags == (AMBIGUOUS_HASH_TAG,)
+    [apart] = extract_iocs(f"the NT. Then hash {md5}", warninglists="off")  # a new sentence
+    assert apart.tags == ()
+
+
+def test_defanging_an_address_cuts_it_at_its_last_at_sign() -> None:
+    assert defang_as('"a@b"@evil.com', IOCType.EMAIL) == '"a@b"[@]evil[.]com'
 
 
 def test_defang_leaves_a_bracketed_host_and_the_user_part_of_a_url_alone() -> None:

@@ -13,6 +13,7 @@ import pytest
 import phantom_notebook as pn
 from phantom_notebook.notebook import _dtypes
 from phantom_notebook.notebook._dtypes import (
+    MS_RANGE,
     STRING,
     UTC,
     column,
@@ -52,6 +53,17 @@ def test_times_in_ms_become_utc_nanosecond_timestamps_and_non_numbers_missing() 
     assert s.iloc[0] == pd.Timestamp(1_700_000_000_123, unit="ms", tz="UTC")
     assert pd.isna(s.iloc[1]) and pd.isna(s.iloc[2])
     assert s.iloc[3] == pd.Timestamp(0, unit="ms", tz="UTC")
+
+
+def test_times_past_the_nanosecond_range_are_missing_not_an_error() -> None:
+    low, high = MS_RANGE
+    assert (low, high) == (-9_223_372_036_854, 9_223_372_036_854)  # 1677-09-21 to 2262-04-11
+    s = column([high, high + 1, low, low - 1, 1e17, -math.inf, math.inf], UTC)
+    assert s.dtype == UTC
+    assert s.iloc[0] == pd.Timestamp("2262-04-11 23:47:16.854", tz="UTC")
+    assert s.iloc[2] == pd.Timestamp("1677-09-21 00:12:43.146", tz="UTC")
+    assert [pd.isna(v) for v in s] == [False, True, False, True, True, True, True]
+    assert column([high + 1], UTC).isna().all() and column([low - 1], UTC).isna().all()
 
 
 def test_bools_floats_ints_and_text_each_get_their_dtype() -> None:

@@ -7,7 +7,9 @@ checks each argument, each fallback and each computed value of the builders.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -568,3 +570,126 @@ def test_consumer_rows_are_sorted_and_stale_when_old_or_never_seen(mq: pn.Messag
     assert frame["started"].iloc[1] == _ts((now - 100) * 1000)
     assert pd.isna(frame["started"].iloc[0]) and pd.isna(frame["last_seen"].iloc[2])
     assert frame["handled"].iloc[1] == 3
+
+
+# -- edges of the message rows ---------------------------------------------------------------
+
+def test_a_ready_entry_without_a_message_field_is_an_empty_undecodable_one(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("q")
+    mq.client.xadd(mq.queue_keys("q").stream(2), {"x": "1"})
+    [row] = messages_df(mq, "q", columns="all").to_dict("records")
+    assert row["error"] == "decode_failed: envelope truncated (0 bytes)"
+    assert pd.notna(row["stream_id"]) and pd.isna(row["id"])
+
+
+def test_the_compact_frame_keeps_the_id_and_state_columns_when_no_row_has_an_id(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("q")
+    mq.client.xadd(mq.queue_keys("q").stream(2), {"m": b"\x01garbage"})
+    compact = messages_df(mq, "q")
+    assert list(compact.columns)[:2] == ["id", "state"] and "indicator" not in compact.columns
+    assert pd.isna(compact["id"].iloc[0]) and compact["state"].tolist() == ["ready"]
+
+
+def test_a_long_id_without_a_dash_is_shown_whole_in_the_compact_frame(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("q")
+    mq.client.xadd(mq.queue_keys("q").stream(2),
+                   {"m": _raw({"id": "feedfacecafebeef", "t": "t", "p": 2})})
+    assert messages_df(mq, "q")["id"].tolist() == ["feedfacecafebeef"]  # 16 characters
+
+
+def test_the_age_of_a_message_is_in_seconds_rounded_to_a_tenth(
+        mq: pn.MessageQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    import phantom_notebook.notebook.frames as frames
+
+    now_s = 1_800_000_000.0
+    monkeypatch.setattr(frames, "time", SimpleNamespace(time=lambda: now_s))
+    mq.declare("q")
+    stream = mq.queue_keys("q").stream(2)
+    for made_ms in (now_s * 1000 - 100_449, now_s * 1000 + 5_000):  # 100.449 s ago, in 5 s
+        mq.client.xadd(stream, {"m": _raw({"id": "m", "t": "t", "p": 2, "c": made_ms})})
+    assert messages_df(mq, "q", columns="all")["age_s"].tolist() == [100.4, 0.0]
+
+
+def test_the_messages_frame_reads_a_thousand_rows_by_default(mq: pn.MessageQueue) -> None:
+    mq.declare("later")
+    mq.client.zadd(mq.queue_keys("later").delayed, {f"x{n}": n for n in range(1001)})
+    assert len(messages_df(mq, "later", state="delayed", columns="all")) == 1000
+
+
+def test_an_empty_indicator_value_is_no_indicator(mq: pn.MessageQueue) -> None:
+    mq.publish("q", "t", {"ioc": {"type": "domain", "value": ""}})
+    [row] = messages_df(mq, "q", columns="all").to_dict("records")
+    assert pd.isna(row["indicator"]) and row["ioc_type"] == "domain"
+
+
+def test_a_payload_with_keys_that_are_not_text_is_previewed_with_text_keys(
+        mq: pn.MessageQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    mq.publish("q", "t", {"a": 1})
+    plain = mq.codec
+
+    class IntKeys:  # a custom codec (MessageQueue(codec=...)) may decode other formats
+        def open(self, raw: bytes) -> pn.Envelope:
+            return dataclasses.replace(plain.open(raw), payload={1: "one", "b": {2: 3}})
+
+    monkeypatch.setattr(mq, "codec", IntKeys())
+    [row] = messages_df(mq, "q", columns="all").to_dict("records")
+    assert row["payload"] == '{"1":"one","b":{"2":3}}' and pd.isna(row["error"])
+
+
+def test_an_undecodable_message_made_past_the_time_range_still_gets_its_row(
+        mq: pn.MessageQueue) -> None:
+    mq.declare("q")
+    mq.client.xadd(mq.queue_keys("q").stream(2),
+                   {"m": _raw({"id": "m1", "t": "t", "p": 2, "c": 1e17}, b"x")})
+    [row] = messages_df(mq, "q", columns="all").to_dict("records")
+    assert row["id"] == "m1" and pd.isna(row["created_at"]) and pd.notna(row["error"])
+
+
+# -- edges of the trace and audit rows -------------------------------------------------------
+
+def test_a_queue_s_trace_shows_its_newest_200_entries_by_default(mq: pn.MessageQueue) -> None:
+    mid = mq.publish("q", "t", 1)
+    trace = mq.queue_keys("q").trace
+    [(_, fields)] = mq.client.xrange(trace)
+    pipe = mq.client.pipeline(transaction=False)
+    for _ in range(200):
+        pipe.xadd(trace, fields)
+    pipe.execute()
+    assert len(trace_df(mq, queue="q")) == 200
+    assert len(trace_df(mq, queue="q", count=201)) == 201
+    assert set(trace_df(mq, queue="q")["message_id"]) == {mid}
+
+
+def test_a_message_s_trace_is_its_own_even_when_a_queue_is_named(mq: pn.MessageQueue) -> None:
+    first, second = mq.publish("q", "t", 1), mq.publish("q", "t", 2)
+    assert trace_df(mq, first, queue="q")["message_id"].tolist() == [first]
+    assert trace_df(mq, trace_id=str(trace_df(mq, second)["trace_id"].iloc[0]),
+                    queue="q")["message_id"].tolist() == [second]
+
+
+def test_a_message_s_trace_is_searched_only_in_the_queues_given(mq: pn.MessageQueue) -> None:
+    mid = mq.publish("a", "t", 1)
+    mq.declare("b")
+    assert trace_df(mq, mid, queues=["b"]).empty
+    assert trace_df(mq, mid, queues=["a"])["message_id"].tolist() == [mid]
+    assert trace_df(mq, mid)["message_id"].tolist() == [mid]
+
+
+@pytest.mark.parametrize(("t", "expected"), [
+    ("100000000000", pd.NaT),  # exactly 1e11 is seconds: year 5138, past the time range
+    ("9223372036", _ts(9_223_372_036_000)),  # seconds up to 2262-04-11 still fit
+    ("9223372037", pd.NaT)])
+def test_an_audit_time_of_at_most_1e11_is_seconds_and_past_the_range_missing(
+        mq: pn.MessageQueue, t: str, expected: Any) -> None:
+    mq.client.xadd(mq.keys.audit(mq.user), {"actor": "a", "t": t})
+    [got] = audit_df(mq, window=None)["time"].tolist()
+    assert got is pd.NaT if expected is pd.NaT else got == expected
+
+
+def test_an_audit_time_past_the_range_in_iso_form_falls_back_to_the_entry_id(
+        mq: pn.MessageQueue) -> None:
+    mq.client.xadd(mq.keys.audit(mq.user), {"actor": "a", "time": "3000-01-01"}, id="5000-0")
+    assert audit_df(mq, window=None)["time"].tolist() == [_ts(5000)]
