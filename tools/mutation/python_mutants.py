@@ -84,7 +84,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/observe/test_health_rules.py")),
     "routing": ("phantom_notebook/core/model/routing.py", (
         "tests/core/admin/test_partitions.py", "tests/core/admin/test_partition_routing.py",
-        "tests/core/admin/test_routing_edges.py")),
+        "tests/core/admin/test_routing_edges.py",
+        "tests/core/security/test_access.py")),  # restricted roles read layouts too
     "ioc_extract": ("phantom_notebook/intel/ioc_extract.py", (
         "tests/intel/test_ioc_extract.py", "tests/intel/test_ioc_extract_report.py",
         "tests/intel/test_ioc_extract_edges.py")),

@@ -25,15 +25,16 @@ def set_paused(mq: Deployment, queue: str, paused: bool, group: str | None = Non
     """Pause (``paused=True``) or resume ``queue`` (or only consumer ``group`` of it)."""
     mq.authorize("manage", queue)
     mq.declare(queue)
-    metas = [mq.queue_keys(queue).meta] + [mq.queue_keys(p).meta
-                                          for p in mq.layout(queue, fresh=True).all
-                                          if p != queue]
+    parts = [mq.queue_keys(queue)] + [mq.queue_keys(p) for p in mq.layout(queue, fresh=True).all
+                                      if p != queue]
     pipe = mq.client.pipeline(transaction=False)
-    for meta in metas:
+    for keys in parts:
         if paused:
-            pipe.hset(meta, _field(group), now_ms())
+            pipe.hset(keys.meta, _field(group), now_ms())
+            # a consumer blocked on an idle queue looks again now, and sees the pause
+            pipe.xadd(keys.wake, {"p": "1"}, maxlen=64, approximate=True)
         else:
-            pipe.hdel(meta, _field(group))
+            pipe.hdel(keys.meta, _field(group))
     pipe.execute()
     record_safely(mq.audit, AuditItem("pause" if paused else "resume", queue, "ok",
                                       detail={"group": group} if group else {}))

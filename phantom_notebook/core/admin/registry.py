@@ -191,7 +191,10 @@ def ensure_group(mq: Deployment, queue: str, group: str, *, may_create: bool = T
     mq.authorize("consume", queue)
     qs = mq.declare(queue)
     start = "$" if qs.kind == "broadcast" else "0"
-    streams = [s for part in mq.layout(queue).all for s in mq.queue_keys(part).streams]
+    parts = [mq.queue_keys(part) for part in mq.layout(queue).all]
+    streams = [s for keys in parts for s in keys.streams]
+    wakes = {keys.wake for keys in parts}
+    streams += sorted(wakes)
     pipe = mq.client.pipeline(transaction=False)
     for stream in streams:
         pipe.xinfo_groups(stream)
@@ -203,6 +206,9 @@ def ensure_group(mq: Deployment, queue: str, group: str, *, may_create: bool = T
             reply = []
         if not any(_text(g.get("name")) == group for g in reply):
             missing.append(stream)
+    if not may_create:
+        # a deployment older than the wake-up streams: its consumers block without one
+        missing = [m for m in missing if m not in wakes]
     if not missing:
         return
     if not may_create:

@@ -109,7 +109,8 @@ class Functions:
         bucket = now_ms // window
         streams = keys.streams
         key_list = [streams[0], streams[1], streams[2], streams[3], keys.delayed, metrics_key,
-                    keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1)]
+                    keys.trace, keys.dedup_bucket(bucket), keys.dedup_bucket(bucket - 1),
+                    keys.wake]
         tags = batch.tags
         if n == 1:  # the one-message publish: the same arguments, built directly (~1 us less)
             level, due = batch.levels[0], batch.dues[0]
@@ -210,7 +211,7 @@ class Functions:
             argv += dead
         result_keys: list[str] = []
         argv.append(len(batch.results))
-        first = 12  # KEYS index of the first result hash (after the 11 fixed keys)
+        first = 13  # KEYS index of the first result hash (after the 12 fixed keys)
         for r in batch.results:
             index = first + len(result_keys)
             result_keys += [keys.result(r.message_id), keys.result_wake(r.message_id)]
@@ -225,7 +226,8 @@ class Functions:
         argv += batch.unclaims
         seen = seen or seen_keys(keys, group, now_ms, 0)
         return self.call("settle", [*_lane_keys(keys, metrics_key), *seen,
-                                    keys.running(group), *result_keys], argv, audit=audit)
+                                    keys.running(group), keys.wake, *result_keys], argv,
+                         audit=audit)
 
     def join(self, keys: QueueKeys, metrics_key: str, mode: str, joins: Sequence[str],
              args: Sequence[Any], *, now_ms: int, metrics_ttl_s: int, trace_cap: int,

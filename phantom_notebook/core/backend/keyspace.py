@@ -74,6 +74,13 @@ class QueueKeys:
         return self.streams[level]
 
     @cached_property
+    def wake(self) -> str:
+        """The wake-up stream (capped, no messages): idle consumers block on it with the level
+        streams; a publish of delayed messages and a pause append to it so a blocked
+        consumer looks again (its due times, the pause) at once."""
+        return f"{self.base}:s:w"
+
+    @cached_property
     def delayed(self) -> str:
         """The sorted set of delayed messages and retry backoffs."""
         return f"{self.base}:delayed"
@@ -145,6 +152,11 @@ class QueueKeys:
     def reservations(self) -> str:
         """The hash of rate-limit slots given to deferred messages ("<id>:<attempt>" -> us)."""
         return f"{self.base}:reserved"
+
+    def reclaim(self, group: str) -> str:
+        """The window key of ``group``'s reclaims (SET NX PX visibility timeout / 4): one
+        lane per queue and group reclaims stale deliveries per window, not every lane."""
+        return f"{self.base}:reclaim:{group}"
 
     def running(self, group: str) -> str:
         """The zset of ``group``'s deliveries in flight ("<level>:<stream id>" -> lease

@@ -87,6 +87,20 @@ class Lane:
         self.broadcast = self.settings.kind == "broadcast"
         self.levels = "2" if self.settings.kind == "fifo" else "0123"
         self.poll_ms = poll_ms
+        # idle: one blocking read on the level streams and the wake-up stream, up to
+        # block_ms on its own connection (stop() closes it), instead of a fetch per poll;
+        # the embedded Redis blocks poll_ms at a time (its reads cannot be interrupted)
+        self._blocker, self._blocker_pool = _blocking_client(mq.client)
+        self.idle_block_ms = mq.settings.redis.block_ms if self._blocker is not None \
+            else poll_ms
+        #: the next due time learned by the last fetch that found nothing (_UNKNOWN: none;
+        #: the next turn then fetches again instead of going straight to the blocking read)
+        self._idle_due: int | None | object = _UNKNOWN
+        self._idle_generation = 0
+        self._reclaim_won = False  # this lane took the current reclaim window (idle path)
+        self._fetched_generation = 0  # the settler's retried_generation at the last fetch
+        self._interrupted = False
+        self._wake = True  # read the wake-up stream (off when its group is missing)
         self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
         self._submit_async = submit
         #: runs one coroutine for a whole fetched batch of async handlers (their plain
@@ -230,6 +244,8 @@ class Lane:
             if self._ahead_pool is not None:
                 # background settles finish before the worker's drain writes the rest
                 self._ahead_pool.shutdown(wait=True)
+            if self._blocker_pool is not None:
+                self._blocker_pool.disconnect()
 
     def _turn(self, ahead: Future[tuple[list[Delivery], Ahead]] | None,
               stop: threading.Event) -> Future[tuple[list[Delivery], Ahead]] | None:
@@ -378,6 +394,13 @@ class Lane:
                 budget = min(budget, limit)
         return budget
 
+    def interrupt(self) -> None:
+        """End a blocking read in progress now (the worker is stopping): its connection is
+        closed, the lane's next turn sees the stop."""
+        self._interrupted = True
+        if self._blocker_pool is not None:
+            self._blocker_pool.disconnect(inuse_connections=True)
+
     def drain(self, deadline: float) -> None:
         """Wait for in-flight handlers until ``deadline`` (monotonic), then settle them."""
         while self.inflight and time.monotonic() < deadline:
@@ -412,14 +435,29 @@ class Lane:
         return out
 
     def _reclaim_due(self) -> int:
-        """The reclaim idle time to pass to this fetch: every visibility timeout / 4, else 0."""
+        """The reclaim idle time to pass to this fetch: every visibility timeout / 4 for the
+        first lane of the queue and group to claim that window, else 0."""
         if time.monotonic() - self._last_reclaim < self.settings.visibility_timeout_s / 4:
             return 0
         self._last_reclaim = time.monotonic()
-        return self._vt_ms
+        return self._vt_ms if self._claim_reclaim() else 0
+
+    def _claim_reclaim(self) -> bool:
+        """Take this window's reclaim for the queue and group (SET NX PX), or learn that
+        another lane took it; True when this lane reclaims now."""
+        if self._reclaim_won:
+            self._reclaim_won = False
+            return True
+        window = max(self._vt_ms // 4, 1)
+        try:
+            return bool(self.mq.client.set(self.keys.reclaim(self.group), self.consumer,
+                                           nx=True, px=window))
+        except redis.ResponseError:  # a full Redis, a role without the grant: reclaim
+            return True
 
     def _fetch_ready(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], FetchResult]:
         """Promote, reclaim and read what is ready now (never blocks)."""
+        self._fetched_generation = self.settler.retried_generation
         now = now_ms()
         qs = self.settings
         charge, self._charge = self._charge, 0
@@ -464,6 +502,9 @@ class Lane:
         retries = self.settler.local_retries
         if retries and retries[0].due_ms <= now:
             return self._due_local_retries(now)
+        if next_due is _UNKNOWN and self._idle_due is not _UNKNOWN and self._still_idle(now):
+            next_due = self._idle_due  # nothing became due: straight back to the blocking read
+        self._idle_due = _UNKNOWN
         if next_due is _UNKNOWN:
             deliveries, result = self._fetch_ready(budget, self._reclaim_due())
             if deliveries:
@@ -479,14 +520,53 @@ class Lane:
             # a blocking read would hand out entries the running set does not lease
             self._wait_for_completion(min(self.poll_ms, 50) / 1000)
             return []
-        block = self.poll_ms
-        if isinstance(next_due, int):
-            block = min(block, max(next_due - now_ms(), 0))
-        if retries:
-            block = min(block, max(retries[0].due_ms - now_ms(), 0))
+        if self.settler.pending():
+            # outcomes not written yet (a retry among them?): write them, then look again,
+            # rather than block on what the settle may schedule
+            self.settler.flush()
+            return []
+        if self.settler.retried_generation != self._fetched_generation:
+            return []  # retries were scheduled after the last fetch: its next_due is stale
+        block = self._idle_block(next_due)
         if block <= 0:
             return []
-        return self._block_read(budget, block)
+        generation = self.settler.retried_generation
+        got, woken = self._block_read(budget, block)
+        if not got and not woken:
+            self._idle_due = next_due  # timed out: nothing new, nothing due before next_due
+            self._idle_generation = generation
+        return got
+
+    def _idle_block(self, next_due: int | None | object) -> int:
+        """How long the blocking read may last: ``idle_block_ms``, bounded by the next due
+        delayed message or local retry and this lane's next reclaim window."""
+        block = self.idle_block_ms
+        now = now_ms()
+        if isinstance(next_due, int):
+            block = min(block, max(next_due - now, 0))
+        retries = self.settler.local_retries
+        if retries:
+            block = min(block, max(retries[0].due_ms - now, 0))
+        reclaim_in = self._last_reclaim + self.settings.visibility_timeout_s / 4 \
+            - time.monotonic()
+        return min(block, max(int(reclaim_in * 1000) + 1, 1))
+
+    def _still_idle(self, now: int) -> bool:
+        """Nothing can be ready that the blocking read would not see: no delayed message
+        due yet and no reclaim due."""
+        due = self._idle_due
+        if isinstance(due, int) and due <= now:
+            return False
+        if self.settler.retried_generation != self._idle_generation or self.settler.pending():
+            return False  # a settle since scheduled retries (or is about to): fetch again
+        if time.monotonic() - self._last_reclaim < self.settings.visibility_timeout_s / 4:
+            return True
+        # this lane's reclaim time: fetch only if it wins the queue's window (one SET NX)
+        self._last_reclaim = time.monotonic()
+        self._reclaim_won = self._claim_reclaim()
+        if self._reclaim_won:
+            self._last_reclaim = -1e9  # the fetch that follows reclaims
+        return not self._reclaim_won
 
     def _wait_throttled(self, result: FetchResult) -> None:
         """Nothing was granted: paused (look again in a poll), rate limited (until the
@@ -494,15 +574,43 @@ class Lane:
         wait_ms = {1: self.poll_ms, 2: result.wait_ms}.get(result.throttle, 50)
         self._wait_for_completion(min(max(wait_ms, 1), self.poll_ms) / 1000)
 
-    def _block_read(self, budget: int, block: int) -> list[Delivery]:
-        """Block up to ``block`` ms for new entries (XREADGROUP BLOCK)."""
+    def _block_read(self, budget: int, block: int) -> tuple[list[Delivery], bool]:
+        """Block up to ``block`` ms for new entries (XREADGROUP BLOCK) on the level streams
+        and the wake-up stream; returns the deliveries and whether a wake-up came."""
         streams = {self.keys.stream(int(lv)): ">" for lv in self.levels}
-        # rate limited: wait for one entry; the next fetch charges it to the limiter
-        reply = self.mq.client.xreadgroup(self.group, self.consumer, streams,
-                                          count=1 if self.flow else budget, block=block)
+        wake = self.keys.wake
+        if self._wake:
+            streams[wake] = ">"
+        client: Any = self._blocker if self._blocker is not None else self.mq.client
+        try:
+            # rate limited: wait for one entry; the next fetch charges it to the limiter
+            reply = client.xreadgroup(self.group, self.consumer, streams,
+                                      count=1 if self.flow else budget, block=block)
+        except redis.ConnectionError:
+            if self._interrupted:
+                return [], False  # stop() closed the connection
+            raise
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) or not self._wake:
+                raise
+            self._wake = False  # no group on the wake-up stream here: block without it
+            log.info("%s/%s: no consumer group on the wake-up stream; idle reads use "
+                     "poll_ms", self.partition, self.group)
+            self.idle_block_ms = self.poll_ms
+            return [], True
         out = []
+        woken = False
         for stream, entries in reply or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
+            if name == wake:
+                woken = True
+                ids = [sid for sid, _ in entries]
+                if ids:
+                    pipe = self.mq.client.pipeline(transaction=False)
+                    pipe.xack(wake, self.group, *ids)
+                    pipe.xdel(wake, *ids)
+                    pipe.execute()
+                continue
             level = self.keys.streams.index(name)
             for sid, fields in entries:
                 out.append(delivery(level, sid, fields, 1))
@@ -510,7 +618,7 @@ class Lane:
         self.settler.count_delivered(len(out))
         if self.flow:
             self._charge += len(out)
-        return out
+        return out, woken
 
     def _read_levels(self, probed: list[tuple[int, int]], budget: int) -> list[Delivery]:
         """Read the probed levels' new entries with plain XREADGROUPs (one round trip).
@@ -996,6 +1104,22 @@ class Lane:
         if old:
             self.extend_leases(old)
         return len(old)
+
+
+def _blocking_client(client: Any) -> tuple[redis.Redis | None, Any]:
+    """A client of its own for a lane's blocking reads, on a one-connection copy of
+    ``client``'s pool (same server, user, TLS), and that pool; (None, None) where the pool
+    cannot be copied (Cluster, Sentinel, the embedded Redis)."""
+    if not isinstance(client, redis.Redis):
+        return None, None
+    pool = client.connection_pool
+    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool) or \
+            not pool.connection_class.__module__.startswith("redis."):
+        return None, None
+    kwargs = dict(pool.connection_kwargs)
+    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=2,
+                               **kwargs)
+    return redis.Redis(connection_pool=own), own
 
 
 def _raw_reader(client: Any) -> redis.Redis | None:

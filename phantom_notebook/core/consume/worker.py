@@ -200,6 +200,9 @@ class Worker:
         if self._stopped.is_set():
             return
         self._stop.set()
+        for lane in self.lanes:
+            if isinstance(lane, Lane):
+                lane.interrupt()  # idle lanes blocked in a read see the stop now
         deadline = time.monotonic() + (self.grace_s if grace_s is None else grace_s)
         for t in self._threads:
             t.join(timeout=max(deadline - time.monotonic(), 0.1))

@@ -6,7 +6,9 @@ KEYS[6]     metrics   (hash of the current time bucket)
 KEYS[7]     trace     (capped stream of lifecycle events)
 KEYS[8]     dedup hash of the current window bucket (field = dedup key, value = first id)
 KEYS[9]     dedup hash of the previous window bucket
-KEYS[10]    the caller's audit stream, when audited (includes/audit.lua)
+KEYS[10]    the wake-up stream: a call that adds delayed messages appends one entry (capped
+            at ~64), so an idle consumer blocked until its last known due time looks again
+KEYS[11]    the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  max queue size (0 = unbounded); depth = sum XLEN(streams) + ZCARD(delayed)
 ARGV[2]  dedup window in ms (the current bucket's hash expires after two windows)
@@ -91,6 +93,7 @@ if n == 1 then
   end
   if level >= 4 then
     call('ZADD', keys[5], argv[12], (level - 4) .. envelope)
+    call('XADD', keys[10], 'MAXLEN', '~', 64, '*', 'd', argv[12])
   else
     call('XADD', keys[level + 1], '*', 'm', envelope)
   end
@@ -181,6 +184,9 @@ for i = 1, n do
   end
 end
 
+if due_at > 9 + 3 * n then  -- delayed messages were added: wake an idle consumer
+  call('XADD', keys[10], 'MAXLEN', '~', 64, '*', 'd', argv[9 + 3 * n])
+end
 count(keys[6], metrics_ttl, 'published', np)
 count(keys[6], metrics_ttl, 'deduplicated', #duplicates)
 trace(keys[7], trace_cap, 'published', actor, table.concat(published, ';'))

@@ -8,7 +8,9 @@ KEYS[8]     trace stream
 KEYS[9]     the group's seen hash of the current replay-window bucket (lua/claim.lua)
 KEYS[10]    the group's seen hash of the previous bucket
 KEYS[11]    the group's running set (global concurrency, see fetch.lua)
-KEYS[12..]  per stored result: the request's result hash, then its wake-up list
+KEYS[12]    the wake-up stream: a call that schedules retries for later appends one entry
+            (capped at ~64), so an idle consumer blocked past their due time looks again
+KEYS[13..]  per stored result: the request's result hash, then its wake-up list
 last        the caller's audit stream, when audited (includes/audit.lua)
 
 ARGV[1]  group
@@ -106,6 +108,7 @@ end
 
 local retries = tonumber(ARGV[p]); p = p + 1
 local retried = 0
+local later = nil
 for _ = 1, retries do
   local level, sid, due, env = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]), ARGV[p + 3]
   p = p + 4
@@ -113,12 +116,14 @@ for _ = 1, retries do
   if finish(level, sid) == 1 then
     if due > now then
       call('ZADD', KEYS[5], due, level .. env)
+      if not later or due < later then later = due end
     else
       call('XADD', KEYS[tonumber(level) + 1], '*', 'm', env)
     end
     retried = retried + 1
   end
 end
+if later then call('XADD', KEYS[12], 'MAXLEN', '~', 64, '*', 'd', later) end
 
 local deads = tonumber(ARGV[p]); p = p + 1
 local dead = 0

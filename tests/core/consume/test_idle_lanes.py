@@ -1,0 +1,108 @@
+"""An idle lane costs (almost) nothing: it blocks on its streams and the wake-up stream
+instead of probing in a loop, yet wakes at once for a new message, a delayed one that
+becomes due, a pause, or a stop. Measured on a redis-server only these tests use."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import phantom_notebook as pn
+from phantom_notebook.core.testing import wait_until
+from tests.support.redis_server import RedisServer
+
+QUEUES = ("idle-a", "idle-b", "idle-c", "idle-d")
+
+
+@pytest.fixture
+def quiet(own_server: RedisServer, prefix: str) -> Any:
+    mq = pn.connect(own_server.url, key_prefix=prefix, settings=pn.Settings())
+    yield mq
+    mq.close()
+
+
+def _calls(mq: pn.MessageQueue) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): int(v["calls"])
+            for k, v in mq.client.info("commandstats").items()}
+
+
+def test_four_idle_lanes_make_a_handful_of_redis_calls_in_three_seconds(
+        quiet: pn.MessageQueue) -> None:
+    seen: list[Any] = []
+    for q in QUEUES:
+        quiet.subscribe(q, "*", seen.append)
+    with quiet.worker() as worker:
+        lanes = worker.lanes
+        assert wait_until(lambda: all(x.fetch_cycles >= 1 for x in lanes), timeout_s=5)
+        time.sleep(0.5)  # past the first fetch of each lane, into its idle rhythm
+        quiet.client.config_resetstat()
+        time.sleep(3.0)  # the measurement window
+        calls = _calls(quiet)
+    per_lane_s = {c: n / len(QUEUES) / 3.0 for c, n in calls.items()}
+    # a blocking read per block_ms (1 s) per lane, no fetch function call at all while
+    # nothing is due and no reclaim is (every visibility timeout / 4 = 7.5 s)
+    assert per_lane_s.get("fcall", 0) == 0, calls
+    assert per_lane_s.get("xreadgroup", 0) <= 1.5, calls
+    assert sum(calls.values()) <= 4 * 3 * 3, calls  # was ~40 fetches/s per lane
+
+
+def test_a_critical_message_to_an_idle_queue_wakes_its_blocked_lane_at_once(
+        quiet: pn.MessageQueue) -> None:
+    got: list[float] = []
+    quiet.subscribe("idle-a", "*", lambda env: got.append(time.monotonic()))
+    with quiet.worker() as worker:
+        [lane] = worker.lanes
+        assert wait_until(lambda: lane.fetch_cycles >= 1, timeout_s=5)
+        time.sleep(0.2)  # the lane is in its blocking read now
+        sent = time.monotonic()
+        quiet.publish("idle-a", "alert.threat.notification", {}, priority="CRITICAL")
+        assert wait_until(lambda: bool(got), timeout_s=5)
+    assert got[0] - sent < 0.25  # long before the 1 s blocking read would have ended
+
+
+def test_a_delayed_message_published_to_an_idle_queue_is_delivered_when_due(
+        quiet: pn.MessageQueue) -> None:
+    got: list[float] = []
+    quiet.subscribe("idle-a", "*", lambda env: got.append(time.time()))
+    with quiet.worker() as worker:
+        [lane] = worker.lanes
+        assert wait_until(lambda: lane.fetch_cycles >= 1, timeout_s=5)
+        time.sleep(0.2)
+        due = time.time() + 0.3
+        quiet.publish("idle-a", "ioc.enrichment.request", {}, delay=0.3)
+        assert wait_until(lambda: bool(got), timeout_s=5)
+    # never early; late by at most Redis' timer granularity (hz 10: 100 ms), not by the
+    # lane's 1 s blocking read: the publish woke it to learn the due time
+    assert due <= got[0] < due + 0.25
+
+
+def test_pausing_an_idle_queue_reaches_its_blocked_lane_before_the_next_message(
+        quiet: pn.MessageQueue) -> None:
+    got: list[Any] = []
+    quiet.subscribe("idle-a", "*", got.append)
+    with quiet.worker() as worker:
+        [lane] = worker.lanes
+        assert wait_until(lambda: lane.fetch_cycles >= 1, timeout_s=5)
+        time.sleep(0.2)
+        quiet.pause("idle-a")
+        assert wait_until(lambda: lane.throttled == 1, timeout_s=0.5)  # woken, not after 1 s
+        quiet.publish("idle-a", "ioc.enrichment.request", {})
+        cycles = lane.fetch_cycles
+        assert wait_until(lambda: lane.fetch_cycles >= cycles + 2, timeout_s=5)
+        assert got == []
+        quiet.resume("idle-a")
+        assert wait_until(lambda: len(got) == 1, timeout_s=5)
+
+
+def test_stopping_an_idle_worker_does_not_wait_for_its_blocking_reads(
+        quiet: pn.MessageQueue) -> None:
+    for q in QUEUES:
+        quiet.subscribe(q, "*", lambda env: None)
+    worker = quiet.worker().start()
+    assert wait_until(lambda: all(x.fetch_cycles >= 1 for x in worker.lanes), timeout_s=5)
+    time.sleep(0.2)  # every lane is in a 1 s blocking read
+    started = time.monotonic()
+    worker.stop()
+    assert time.monotonic() - started < 0.5
