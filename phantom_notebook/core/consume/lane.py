@@ -61,6 +61,10 @@ log = logging.getLogger("phantom_notebook.worker")
 Ahead = int | None | object
 _UNKNOWN: object = object()  # "no fetch just ran": _fetch runs the fetch function first
 _BACKOFF, _MAX_BACKOFF = 0.05, 5.0
+#: the longest blocking read of an idle lane (ms): it wakes earlier for any new message, a
+#: wake-up (delayed messages or retries added, a pause), a due time, its reclaim window or
+#: stop(); each read costs Redis ~50 us, so 5 s makes 1,000 idle lanes ~1 % of a core
+IDLE_BLOCK_MS = 5000
 
 
 class Lane:
@@ -88,11 +92,11 @@ class Lane:
         self.levels = "2" if self.settings.kind == "fifo" else "0123"
         self.poll_ms = poll_ms
         # idle: one blocking read on the level streams and the wake-up stream, up to
-        # block_ms on its own connection (stop() closes it), instead of a fetch per poll;
+        # IDLE_BLOCK_MS on its own connection (stop() closes it), instead of a fetch per poll;
         # the embedded Redis blocks poll_ms at a time (its reads cannot be interrupted)
-        self._blocker, self._blocker_pool = _blocking_client(mq.client)
-        self.idle_block_ms = mq.settings.redis.block_ms if self._blocker is not None \
-            else poll_ms
+        self._blocker, self._blocker_pool = _blocking_client(
+            mq.client, IDLE_BLOCK_MS / 1000 + mq.settings.redis.command_timeout_s)
+        self.idle_block_ms = IDLE_BLOCK_MS if self._blocker is not None else poll_ms
         #: the next due time learned by the last fetch that found nothing (_UNKNOWN: none;
         #: the next turn then fetches again instead of going straight to the blocking read)
         self._idle_due: int | None | object = _UNKNOWN
@@ -1106,7 +1110,7 @@ class Lane:
         return len(old)
 
 
-def _blocking_client(client: Any) -> tuple[redis.Redis | None, Any]:
+def _blocking_client(client: Any, socket_timeout_s: float) -> tuple[redis.Redis | None, Any]:
     """A client of its own for a lane's blocking reads, on a one-connection copy of
     ``client``'s pool (same server, user, TLS), and that pool; (None, None) where the pool
     cannot be copied (Cluster, Sentinel, the embedded Redis)."""
@@ -1116,7 +1120,7 @@ def _blocking_client(client: Any) -> tuple[redis.Redis | None, Any]:
     if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool) or \
             not pool.connection_class.__module__.startswith("redis."):
         return None, None
-    kwargs = dict(pool.connection_kwargs)
+    kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout_s}
     own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=2,
                                **kwargs)
     return redis.Redis(connection_pool=own), own
