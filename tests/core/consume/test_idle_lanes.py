@@ -107,3 +107,33 @@ def test_stopping_an_idle_worker_does_not_wait_for_its_blocking_reads(
     started = time.monotonic()
     worker.stop()
     assert time.monotonic() - started < 0.5
+
+
+def test_an_idle_worker_takes_over_a_sigkilled_workers_message_within_a_reclaim_window(
+        own_server: RedisServer, prefix: str) -> None:
+    from tests.support.worker_process import WorkerProcess, recorded
+
+    mq = pn.connect(own_server.url, key_prefix=prefix, settings=pn.Settings())
+    mq.declare("takeover", visibility_timeout_s=1.0)
+    mid = mq.publish("takeover", "ioc.enrichment.request", {"work_ms": 60_000})
+    holder = WorkerProcess(own_server.url, prefix, "takeover", concurrency=1, prefetch=1,
+                           visibility_timeout_s=1.0)
+    try:
+        assert wait_until(lambda: recorded(mq, prefix, "started") == [f"{mid}:1"],
+                          timeout_s=30), holder.output()
+        got: list[tuple[str, int, float]] = []
+        mq.subscribe("takeover", "*",
+                     lambda env, ctx: got.append((env.id, ctx.delivery_count, time.monotonic())))
+        with mq.worker():  # idle: the only message is held by the other worker
+            time.sleep(0.3)
+            holder.kill()
+            killed = time.monotonic()
+            assert wait_until(lambda: bool(got), timeout_s=10)
+        (taken, count, at) = got[0]
+        # reclaimable once idle for the visibility timeout (1 s since the first delivery),
+        # then at the next reclaim window (1 s / 4) of the idle lanes
+        assert (taken, count) == (mid, 2)
+        assert at - killed < 1.0 + 0.25 + 1.0
+    finally:
+        holder.close()
+        mq.close()
