@@ -51,7 +51,30 @@ def open_async_client(settings: RedisSettings) -> Any:
         pool = aredis.ConnectionPool.from_url(settings.url, **kwargs)
     except ValueError as exc:
         raise ConfigError("redis.url", str(exc), "redis://, rediss://, unix://") from None
+    pool.connection_class = _with_hiredis_packing(pool.connection_class)
     return aredis.Redis(connection_pool=pool)
+
+
+def _with_hiredis_packing(cls: type[Any]) -> type[Any]:
+    """``cls`` packing commands with hiredis (C) when it is installed, as the synchronous
+    client does: redis.asyncio packs in Python, ~1.5 us per argument, which was most of an
+    async single publish's own cost (an FCALL publish has ~20 arguments)."""
+    try:
+        import hiredis
+    except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis]
+        return cls
+    pack = hiredis.pack_command
+
+    def pack_command(self: Any, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [pack(args)]
+        except TypeError:  # an argument hiredis does not take: redis-py's own packing
+            return list(cls.pack_command(self, *args))
+
+    packed = type(f"Hiredis{cls.__name__}", (cls,), {"pack_command": pack_command})
+    return packed
 
 
 __all__ = ["native", "open_async_client"]
