@@ -1,6 +1,6 @@
 """What the Python mutation report needs besides mutmut's results.
 
-``EQUIVALENT``: survivors that no test can kill (here: routing, access, health; the other
+``EQUIVALENT``: survivors that no test can kill (here: routing and access; the other
 modules keep theirs in ``equivalents_<module>.py``), each with the mutated line (so a note goes
 stale, and the survivor is reported as needing a test again, when mutmut renumbers the
 mutants of a changed function) and a one-line reason. ``EXCLUDED``: what is not mutated and
@@ -64,19 +64,6 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "phantom_notebook.core.security.access.xǁGrantǁcovers__mutmut_26": (
         'queue.split("#", 2)[0]',
         "a stored name holds at most one '#': maxsplit 1 or 2 give the same head"),
-    # health.py
-    "phantom_notebook.core.observe.health.x__paused__mutmut_3": (
-        "None)",
-        "the merged bucket's queue name is never read, only its counts"),
-    "phantom_notebook.core.observe.health.x__paused__mutmut_5": (
-        ")",
-        "the merged bucket's queue name is never read, only its counts"),
-    "phantom_notebook.core.observe.health.x__queue_checks__mutmut_3": (
-        "mq.layout(queue).all), None)",
-        "the merged bucket's queue name is never read, only its counts"),
-    "phantom_notebook.core.observe.health.x__queue_checks__mutmut_5": (
-        "mq.layout(queue).all), )",
-        "the merged bucket's queue name is never read, only its counts"),
 }
 
 def _more() -> None:
