@@ -96,9 +96,12 @@ def voila_command(args: argparse.Namespace, config_dir: Path) -> list[str]:
             f"--port={args.port}", f"--Voila.ip={args.host}", "--preheat_kernel=True",
             "--pool_size=1", "--show_tracebacks=False", "--theme=light",
             # the page draws its charts as SVG: plotly's 4.8 MB renderer would cost >1 s of
-            # first paint; pygments' only styles code cells, which the page strips
+            # first paint; pygments' only styles code cells, which the page strips;
+            # jupytext's (installed with mkdocs-jupyter, and by many analysts) is built for
+            # another JupyterLab and stops the page ("the getter for the shared module is
+            # not a function")
             '--VoilaConfiguration.extension_denylist=["jupyterlab-plotly",'
-            '"jupyterlab_pygments"]',
+            '"jupyterlab_pygments","jupyterlab-jupytext"]',
             # a tab that died without its beforeunload shutdown: its kernel goes idle (the
             # page's clock no longer ticks) and is shut down; pooled kernels are never culled
             "--MappingKernelManager.cull_idle_timeout=120",
