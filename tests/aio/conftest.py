@@ -1,5 +1,6 @@
 """Fixtures of the asyncio API tests: a backend (real redis-server, then the embedded one)
-and a unique key prefix; each test runs its coroutine with ``asyncio.run``."""
+and a unique key prefix; each test runs its coroutine with ``run_async`` (``asyncio.run``
+in a thread of its own: the browser suite keeps a loop running in the main thread)."""
 
 from __future__ import annotations
 

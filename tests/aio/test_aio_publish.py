@@ -13,6 +13,7 @@ import pytest
 import phantom_notebook as pn
 from phantom_notebook.core.model.envelope import decode
 from phantom_notebook.core.testing import wait_until
+from tests.support.aio import run_async
 
 
 def _count(mq: pn.MessageQueue, queue: str) -> int:
@@ -30,7 +31,7 @@ def test_publish_stream_takes_an_async_iterable_and_keeps_its_order_on_a_fifo_qu
             await mq.declare("feed", "fifo")
             return await mq.publish_stream("feed", feed(), batch_size=100)
 
-    ids = asyncio.run(scenario())
+    ids = run_async(scenario())
     assert len(ids) == len(set(ids)) == 1234
     seen: list[int] = []
     sync_mq.subscribe("feed", "*", lambda env: seen.append(env.payload["i"]))
@@ -52,7 +53,7 @@ def test_a_stream_that_meets_a_bad_message_reports_exactly_what_was_written(
                 await mq.publish_stream("feed", feed(), batch_size=50)
             return caught.value
 
-    error = asyncio.run(scenario())
+    error = run_async(scenario())
     assert len(error.published) == 150  # batches 0-2; batch 3 held the bad message
     assert isinstance(error.__cause__, pn.PayloadError)
     assert _count(sync_mq, "feed") == 150
@@ -71,7 +72,7 @@ def test_a_full_queue_refuses_the_whole_batch_and_writes_nothing(
             with pytest.raises(pn.PayloadError):
                 await mq.publish("bounded", "t.x", {"bad": object()})
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert _count(sync_mq, "bounded") == 8
 
 
@@ -84,7 +85,7 @@ def test_a_duplicate_within_the_window_returns_the_first_messages_id(
             again = await mq.publish("dedup", "t.x", {"ioc": "a"}, dedup_key="ioc:a")
             return first, again
 
-    first, again = asyncio.run(scenario())
+    first, again = run_async(scenario())
     assert again == first
 
 
@@ -98,7 +99,7 @@ def test_async_and_sync_producers_route_one_key_to_the_same_partition(
                                                                partition_key=f"k{i % 5}")
                                                     for i in range(40)])
 
-    ids = asyncio.run(scenario())
+    ids = run_async(scenario())
     sync_ids = sync_mq.publish_batch("parts", [pn.Message("t.x", {"i": i},
                                                           partition_key=f"k{i % 5}")
                                                for i in range(40)])
@@ -140,7 +141,7 @@ def test_a_cancelled_publish_to_four_partitions_is_written_whole_or_not_at_all(
                 outcomes.append((written, cancelled))
         return outcomes
 
-    outcomes = asyncio.run(scenario())
+    outcomes = run_async(scenario())
     assert all(written in (0, 40) for written, _ in outcomes), outcomes
     # some cancellations landed while partitions were being written: those completed
     assert any(written == 40 and cancelled for written, cancelled in outcomes), outcomes

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import phantom_notebook as pn
+from tests.support.aio import run_async
 
 
 def test_a_cancelled_run_finishes_the_running_handler_and_acks_it_before_raising(
@@ -34,7 +35,7 @@ def test_a_cancelled_run_finishes_the_running_handler_and_acks_it_before_raising
                 await run
         return finished
 
-    assert asyncio.run(scenario()) == [mid]
+    assert run_async(scenario()) == [mid]
     stats = sync_mq.stats("drain")[0]
     assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
     pending = sync_mq.client.xpending(sync_mq.queue_keys("drain").streams[2], "workers")
@@ -58,7 +59,7 @@ def test_a_draining_run_returns_zero_once_the_queue_is_empty(
             code = await asyncio.wait_for(mq.worker(drain=True).run(), 30)
         return code, handled
 
-    assert asyncio.run(scenario()) == (0, 50)
+    assert run_async(scenario()) == (0, 50)
 
 
 def test_an_async_handler_past_its_timeout_is_cancelled_and_the_rest_of_its_batch_still_runs(
@@ -87,6 +88,6 @@ def test_an_async_handler_past_its_timeout_is_cancelled_and_the_rest_of_its_batc
                 letters = await dlq.list()
         return handled, letters
 
-    handled, letters = asyncio.run(scenario())
+    handled, letters = run_async(scenario())
     assert handled == fine  # in order, after the hung one was cancelled
     assert [(d.message_id, d.reason) for d in letters] == [(hung, "handler_timeout")]

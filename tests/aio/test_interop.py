@@ -9,6 +9,7 @@ from typing import Any
 
 import phantom_notebook as pn
 from phantom_notebook.core.testing import wait_until
+from tests.support.aio import run_async
 
 
 def test_an_async_publish_is_consumed_by_a_sync_worker_with_its_tlp_priority_and_headers(
@@ -21,7 +22,7 @@ def test_an_async_publish_is_consumed_by_a_sync_worker_with_its_tlp_priority_and
             rest = await mq.publish_batch("interop", [("ioc.seen", {"i": i}) for i in range(5)])
             return [first, *rest]
 
-    ids = asyncio.run(produce())
+    ids = run_async(produce())
     seen: list[pn.Envelope] = []
     sync_mq.subscribe("interop", "*", seen.append)
     with sync_mq.worker():
@@ -39,7 +40,7 @@ def test_a_sync_publish_is_consumed_by_an_async_worker_on_the_callers_event_loop
     sync_mq.declare("interop")
     ids = sync_mq.publish_batch("interop", [("ioc.seen", {"i": i}) for i in range(20)])
 
-    async def consume() -> tuple[list[str], set[int], asyncio.AbstractEventLoop]:
+    async def consume() -> tuple[list[str], set[int], int]:
         got: list[str] = []
         threads: set[int] = set()
         loops: set[asyncio.AbstractEventLoop] = set()
@@ -59,11 +60,11 @@ def test_a_sync_publish_is_consumed_by_an_async_worker_on_the_callers_event_loop
             stats = (await mq.stats("interop"))[0]
         assert (stats.ready, stats.in_flight) == (0, 0)
         assert loops == {asyncio.get_running_loop()}
-        return got, threads, asyncio.get_running_loop()
+        return got, threads, threading.get_ident()
 
-    got, threads, _ = asyncio.run(consume())
+    got, threads, loop_thread = run_async(consume())
     assert got == ids  # one queue, one priority: in publish order
-    assert threads == {threading.get_ident()}  # the test's own thread runs its loop
+    assert threads == {loop_thread}  # the thread running the caller's loop, not a lane's
 
 
 def test_an_async_request_is_answered_by_a_sync_worker_and_a_sync_request_by_an_async_one(
@@ -77,7 +78,7 @@ def test_an_async_request_is_answered_by_a_sync_worker_and_a_sync_request_by_an_
             return await asyncio.wait_for(handle.result(timeout=10), 15)
 
     with sync_mq.worker():
-        assert asyncio.run(ask_async()) == 42
+        assert run_async(ask_async()) == 42
 
     async def answer_async() -> Any:
         async with await connect_async() as mq:
@@ -89,7 +90,7 @@ def test_an_async_request_is_answered_by_a_sync_worker_and_a_sync_request_by_an_
                                                   {"n": 5})
                 return await asyncio.to_thread(pending.result, 10)
 
-    assert asyncio.run(answer_async()) == 15
+    assert run_async(answer_async()) == 15
 
 
 def test_a_failed_async_handler_is_retried_then_dead_lettered_like_a_sync_one(
@@ -116,6 +117,6 @@ def test_a_failed_async_handler_is_retried_then_dead_lettered_like_a_sync_one(
                 letters = await dlq.list()
         return attempts, letters
 
-    attempts, letters = asyncio.run(scenario())
+    attempts, letters = run_async(scenario())
     assert attempts == 3  # the first delivery and two retries
     assert [d.reason for d in letters] == ["retries_exhausted"]

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import phantom_notebook as pn
+from tests.support.aio import in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = {"python"}
@@ -131,6 +132,11 @@ def page_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_python_blocks_run(page: str, page_env: str, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a block writing files writes them here
+    # in a thread of its own: the browser suite keeps an event loop running in this one
+    in_thread(lambda: _run_page(page))
+
+
+def _run_page(page: str) -> None:
     namespace: dict[str, object] = {"__name__": "__docs__"}
     loop = asyncio.new_event_loop()  # for blocks that await at top level, one per page
     ran = 0

@@ -4,13 +4,13 @@ failing feed does not stop the others."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
 import phantom_notebook as pn
 from examples.feed_poller import poll
+from tests.support.aio import run_async
 
 FEED = """# daily blocklist
 hxxp://login-verify[.]top/owa/ 203.0.113.77
@@ -47,7 +47,7 @@ def test_two_rounds_of_one_feed_queue_each_indicator_once_and_a_404_feed_is_repo
             await runner.cleanup()
         return reports, depth
 
-    reports, depth = asyncio.run(scenario())
+    reports, depth = run_async(scenario())
     first, second = reports
     assert first.fetched[next(iter(first.fetched))] == 4  # domain, IP, domain, MD5 hash
     assert len(first.message_ids) == 4 and depth == 4

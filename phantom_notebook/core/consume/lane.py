@@ -490,8 +490,10 @@ class Lane:
         if reclaim_ms and len(deliveries) >= budget and \
                 sum(d.delivery_count > 1 for d in deliveries) >= budget:
             # the reclaim filled the batch: more stale deliveries wait (a crashed worker's
-            # prefetch, a restored backup's in-flight entries): reclaim again next fetch
+            # prefetch, a restored backup's in-flight entries): reclaim again next fetch,
+            # in this lane's window
             self._last_reclaim = -1e9
+            self._reclaim_won = True
         if result.probed:
             deliveries += self._read_levels(result.probed, budget - len(deliveries))
         return deliveries, result

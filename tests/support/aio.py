@@ -1,0 +1,38 @@
+"""Running asyncio code from a test in a thread of its own.
+
+Playwright's sync API (the browser suite's session fixture) keeps an event loop running in
+the main thread for the whole session, so a plain ``asyncio.run`` there fails with "cannot
+be called from a running event loop" in every test after the first browser test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def in_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a new thread; its result, or its exception raised here."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, name="test-asyncio")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]  # type: ignore[no-any-return]
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` in a thread with no event loop of its own yet."""
+    return in_thread(lambda: asyncio.run(coro))
