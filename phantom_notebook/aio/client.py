@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from ..core.backend.connection import embedded_server
+from ..core.backend.connection import connection_options, embedded_server, for_url
 from ..core.config.settings import RedisSettings
 from ..core.errors import ConfigError
 
@@ -36,17 +36,7 @@ def open_async_client(settings: RedisSettings) -> Any:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=embedded_server())
-    kwargs: dict[str, Any] = {
-        "socket_timeout": settings.command_timeout_s + settings.block_ms / 1000,
-        "socket_connect_timeout": settings.connect_timeout_s,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-    }
-    if settings.url.startswith("unix://"):
-        kwargs.pop("socket_keepalive")
-    if settings.url.startswith("rediss://"):
-        kwargs.update(ssl_ca_certs=settings.ssl_ca_certs, ssl_certfile=settings.ssl_certfile,
-                      ssl_keyfile=settings.ssl_keyfile)
+    kwargs = for_url(settings, connection_options(settings))
     try:
         pool = aredis.ConnectionPool.from_url(settings.url, **kwargs)
     except ValueError as exc:

@@ -194,9 +194,9 @@ class AsyncMessageQueue:
                         **options: Any) -> Subscription:
         """Register ``handler`` (async handlers run on this loop) for messages of ``queue``
         whose type matches ``type_pattern``; options of ``MessageQueue.subscribe``."""
-        await _publish.settings_of(self, queue)  # declared off the loop the first time
-        sub = self.sync.subscribe(queue, type_pattern, handler, **options)
-        self.sync._subscriptions.remove(sub)  # noqa: SLF001 - this connection's own list
+        self.sync.authorize("consume", queue)
+        qs = await _publish.settings_of(self, queue)  # declared off the loop the first time
+        sub = Subscription.create(queue, type_pattern, handler, qs, **options)
         self._subscriptions.append(sub)
         return sub
 

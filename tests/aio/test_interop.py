@@ -9,7 +9,7 @@ from typing import Any
 
 import phantom_notebook as pn
 from phantom_notebook.core.testing import wait_until
-from tests.support.aio import run_async
+from tests.support.aio import run_async, wait_until_async
 
 
 def test_an_async_publish_is_consumed_by_a_sync_worker_with_its_tlp_priority_and_headers(
@@ -110,10 +110,11 @@ def test_a_failed_async_handler_is_retried_then_dead_lettered_like_a_sync_one(
             await mq.subscribe("fragile", "*", broken)
             async with mq.worker():
                 dlq = await mq.dlq("fragile")
-                deadline = asyncio.get_running_loop().time() + 10
-                while await dlq.count() == 0:
-                    assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
-                    await asyncio.sleep(0.02)  # polling a condition with a deadline
+
+                async def dead_lettered() -> bool:
+                    return await dlq.count() == 1
+
+                assert await wait_until_async(dead_lettered, timeout_s=10), "never dead-lettered"
                 letters = await dlq.list()
         return attempts, letters
 

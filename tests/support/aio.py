@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,3 +36,16 @@ def in_thread(fn: Callable[[], T]) -> T:
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coro)`` in a thread with no event loop of its own yet."""
     return in_thread(lambda: asyncio.run(coro))
+
+
+async def wait_until_async(predicate: Callable[[], Awaitable[bool]], timeout_s: float,
+                           interval_s: float = 0.01) -> bool:
+    """``wait_until`` for a condition that must be awaited (e.g. a DLQ count): poll it until
+    true or ``timeout_s`` passes; returns its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        if await predicate():
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(interval_s)

@@ -49,27 +49,16 @@ def open_client(settings: RedisSettings) -> redis.Redis:
         import fakeredis
 
         return fakeredis.FakeRedis(server=embedded_server())  # type: ignore[no-any-return,unused-ignore]
-    kwargs: dict[str, Any] = {
-        "max_connections": settings.max_connections,
-        "timeout": settings.command_timeout_s,
-        "socket_timeout": settings.command_timeout_s + settings.block_ms / 1000,
-        "socket_connect_timeout": settings.connect_timeout_s,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-    }
+    kwargs: dict[str, Any] = {"max_connections": settings.max_connections,
+                              "timeout": settings.command_timeout_s,
+                              **connection_options(settings)}
     scheme = settings.url.split("://", 1)[0]
     if scheme.endswith(("+cluster", "+sentinel")):
         from .cluster import open_distributed
 
         client: redis.Redis = open_distributed(settings, kwargs)
         return client
-    if scheme == "unix":
-        # a unix socket has no TCP keepalive (redis-py's UnixDomainSocketConnection
-        # refuses the argument on every connect)
-        kwargs.pop("socket_keepalive")
-    if settings.url.startswith("rediss://"):
-        kwargs.update(ssl_ca_certs=settings.ssl_ca_certs, ssl_certfile=settings.ssl_certfile,
-                      ssl_keyfile=settings.ssl_keyfile)
+    kwargs = for_url(settings, kwargs)
     try:
         pool = redis.BlockingConnectionPool.from_url(settings.url, **kwargs)
     except ValueError as exc:
@@ -78,6 +67,28 @@ def open_client(settings: RedisSettings) -> redis.Redis:
     if settings.url.startswith("rediss://"):
         check_tls(client, settings)
     return client
+
+
+def connection_options(settings: RedisSettings) -> dict[str, Any]:
+    """What every connection to ``settings``' server gets (sync and asyncio clients alike):
+    a socket timeout covering the longest blocking read, keepalive, health checks."""
+    return {"socket_timeout": settings.command_timeout_s + settings.block_ms / 1000,
+            "socket_connect_timeout": settings.connect_timeout_s,
+            "socket_keepalive": True, "health_check_interval": 30}
+
+
+def for_url(settings: RedisSettings, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for a plain URL: no TCP keepalive on a unix socket (redis-py's
+    UnixDomainSocketConnection refuses the argument on every connect), the certificates of
+    a ``rediss://`` URL."""
+    url = settings.url or ""
+    out = dict(kwargs)
+    if url.startswith("unix://"):
+        out.pop("socket_keepalive", None)
+    if url.startswith("rediss://"):
+        out.update(ssl_ca_certs=settings.ssl_ca_certs, ssl_certfile=settings.ssl_certfile,
+                   ssl_keyfile=settings.ssl_keyfile)
+    return out
 
 
 def check_tls(client: redis.Redis, settings: RedisSettings) -> None:

@@ -100,9 +100,7 @@ class Lane:
         #: the next due time learned by the last fetch that found nothing (_UNKNOWN: none;
         #: the next turn then fetches again instead of going straight to the blocking read)
         self._idle_due: int | None | object = _UNKNOWN
-        self._idle_generation = 0
         self._reclaim_won = False  # this lane took the current reclaim window (idle path)
-        self._fetched_generation = 0  # the settler's retried_generation at the last fetch
         self._interrupted = False
         self._wake = True  # read the wake-up stream (off when its group is missing)
         self.inline = all(not s.is_async and s.max_concurrency == 1 for s in subs)
@@ -461,7 +459,6 @@ class Lane:
 
     def _fetch_ready(self, budget: int, reclaim_ms: int) -> tuple[list[Delivery], FetchResult]:
         """Promote, reclaim and read what is ready now (never blocks)."""
-        self._fetched_generation = self.settler.retried_generation
         now = now_ms()
         qs = self.settings
         charge, self._charge = self._charge, 0
@@ -527,20 +524,16 @@ class Lane:
             self._wait_for_completion(min(self.poll_ms, 50) / 1000)
             return []
         if self.settler.pending():
-            # outcomes not written yet (a retry among them?): write them, then look again,
-            # rather than block on what the settle may schedule
+            # outcomes not written yet: write them before a read that may last 5 s (a retry
+            # they schedule for later appends a wake-up, see settle.lua), then look again
             self.settler.flush()
             return []
-        if self.settler.retried_generation != self._fetched_generation:
-            return []  # retries were scheduled after the last fetch: its next_due is stale
         block = self._idle_block(next_due)
         if block <= 0:
             return []
-        generation = self.settler.retried_generation
         got, woken = self._block_read(budget, block)
         if not got and not woken:
             self._idle_due = next_due  # timed out: nothing new, nothing due before next_due
-            self._idle_generation = generation
         return got
 
     def _idle_block(self, next_due: int | None | object) -> int:
@@ -563,8 +556,6 @@ class Lane:
         due = self._idle_due
         if isinstance(due, int) and due <= now:
             return False
-        if self.settler.retried_generation != self._idle_generation or self.settler.pending():
-            return False  # a settle since scheduled retries (or is about to): fetch again
         if time.monotonic() - self._last_reclaim < self.settings.visibility_timeout_s / 4:
             return True
         # this lane's reclaim time: fetch only if it wins the queue's window (one SET NX)

@@ -83,8 +83,6 @@ class Settler:
         self.replay_window_ms = replay_window_ms(settings, mq.codec)
         #: stream id -> (delivery, monotonic time its handler started)
         self.inflight: dict[str, tuple[Delivery, float]] = {}
-        #: settle calls so far that scheduled retries (idle lanes look again after one)
-        self.retried_generation = 0
         self.local_retries: list[LocalRetry] = []
         #: stream id -> what a timed-out handler that is still running was handling; its
         #: late outcome is ignored (the delivery was settled at the timeout)
@@ -438,8 +436,6 @@ class Settler:
                 self._settlement.absorb(batch)
             raise
         self.stats.settled(int(acked), int(retried), int(dead))
-        if batch.retries:
-            self.retried_generation += 1  # retries are due later: an idle lane fetches again
 
     def _audit(self, stream: str, batch: Settlement) -> AuditSection | None:
         """The audit section recording this settle batch (None without an audit key)."""
