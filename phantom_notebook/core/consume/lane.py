@@ -451,9 +451,20 @@ class Lane:
             self._reclaim_won = False
             return True
         window = max(self._vt_ms // 4, 1)
+        key = self.keys.reclaim(self.group)
         try:
-            return bool(self.mq.client.set(self.keys.reclaim(self.group), self.consumer,
-                                           nx=True, px=window))
+            if self.mq.client.set(key, self.consumer, nx=True, px=window):
+                return True
+            # someone holds the window; one that never ends (a SET without PX by any user
+            # with the grant) or outlasts it must not stop reclaims: take it over
+            left = self.mq.client.pttl(key)
+            if left == -1 or left > window:
+                log.warning("%s/%s: the reclaim window key had %s; reclaiming anyway",
+                            self.partition, self.group,
+                            "no expiry" if left == -1 else f"{left} ms left")
+                self.mq.client.set(key, self.consumer, px=window)
+                return True
+            return False
         except redis.ResponseError:  # a full Redis, a role without the grant: reclaim
             return True
 

@@ -265,7 +265,7 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("consume", "+zadd +zrem +zremrangebyscore +zcard", ("~{q}:running:*",),
      "pn1_fetch, pn1_settle, lease renewal: global concurrency"),
     ("consume", "+exists +set", ("~{q}:done:*",), "idempotent() handlers"),
-    ("consume", "+set", ("~{q}:reclaim:*",),
+    ("consume", "+set +pttl", ("~{q}:reclaim:*",),
      "one reclaim of stale deliveries per queue and group per visibility timeout / 4"),
     ("consume", "+hset +pexpire +del +rpush", ("%W~{q}:res:*",),
      "pn1_settle: requests' results (and their wake-up lists); handlers' progress"),

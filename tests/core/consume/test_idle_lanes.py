@@ -137,3 +137,22 @@ def test_an_idle_worker_takes_over_a_sigkilled_workers_message_within_a_reclaim_
     finally:
         holder.close()
         mq.close()
+
+
+def test_a_reclaim_window_key_pinned_without_expiry_does_not_stop_reclaims(
+        own_server: RedisServer, prefix: str) -> None:
+    """Any user with the consume grant may SET the window key; one set without PX (by a
+    tampering consumer) would have stopped every reclaim of the group for good."""
+    mq = pn.connect(own_server.url, key_prefix=prefix, settings=pn.Settings())
+    mq.declare("pinned", visibility_timeout_s=1.0)
+    mq.ensure_group("pinned")
+    mid = mq.publish("pinned", "ioc.enrichment.request", {})
+    keys = mq.queue_keys("pinned")
+    mq.client.xreadgroup("workers", "crashed", {keys.stream(2): ">"}, count=1)  # then dies
+    mq.client.set(keys.reclaim("workers"), "attacker")  # no expiry
+    got: list[str] = []
+    mq.subscribe("pinned", "*", lambda env: got.append(env.id))
+    with mq.worker():
+        assert wait_until(lambda: got == [mid], timeout_s=5)
+    assert mq.client.pttl(keys.reclaim("workers")) != -1  # expires (or has): no longer pinned
+    mq.close()
